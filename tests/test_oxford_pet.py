@@ -1,0 +1,289 @@
+"""The data pipeline: splits, trimap rule, augmentation alignment, bad files, download."""
+
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from petseg_lib import oxford_pet
+from petseg_lib.oxford_pet import (
+    OxfordPetDataset,
+    SimpleOxfordPetDataset,
+    collate,
+    load_dataset,
+    split_names,
+    trimap_to_mask,
+)
+
+from .conftest import write_dataset, write_pair
+
+
+def test_trimap_rule_pet_and_boundary_are_foreground():
+    trimap = np.array([[1, 2, 3], [2, 2, 1]], np.uint8)
+    mask = trimap_to_mask(trimap)
+    assert mask.dtype == np.float32
+    np.testing.assert_array_equal(mask, [[1, 0, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(oxford_pet.boundary_mask(trimap), [[0, 0, 1], [0, 0, 0]])
+
+
+def test_splits_are_disjoint_deterministic_and_skip_comments(tiny_root):
+    train, valid, test = (split_names(tiny_root, m) for m in ("train", "valid", "test"))
+    assert (len(train), len(valid), len(test)) == (27, 3, 6)
+    assert valid == ["Cat_9", "Cat_19", "Cat_29"]  # every 10th name
+    assert not set(train) & set(valid) and not (set(train) | set(valid)) & set(test)
+    assert all(not n.startswith("#") for n in train + valid + test)
+    assert split_names(tiny_root, "train") == train
+    with pytest.raises(ValueError, match="mode"):
+        split_names(tiny_root, "training")
+
+
+def test_items_have_the_documented_types(tiny_root):
+    sample = OxfordPetDataset(tiny_root, "train")[0]
+    assert sample["image"].shape == (40, 48, 3) and sample["image"].dtype == np.uint8
+    assert sample["mask"].shape == (40, 48) and sample["mask"].dtype == np.float32
+    assert sample["trimap"].dtype == np.uint8 and set(np.unique(sample["trimap"])) == {1, 2, 3}
+    np.testing.assert_array_equal(sample["mask"], trimap_to_mask(sample["trimap"]))
+
+
+def test_real_mini_dataset_loads(mini_root):
+    sizes = {m: len(OxfordPetDataset(mini_root, m)) for m in ("train", "valid", "test")}
+    assert sizes == {"train": 17, "valid": 1, "test": 8}
+    ds = OxfordPetDataset(mini_root, "test")
+    for i in range(len(ds)):
+        s = ds[i]
+        h, w = s["image"].shape[:2]
+        with Image.open(mini_root / "images" / f"{s['name']}.jpg") as im:
+            assert im.size == (w, h)
+        assert s["trimap"].shape == (h, w)
+        assert set(np.unique(s["trimap"])) <= {1, 2, 3}
+        assert 0.05 < s["mask"].mean() < 0.95
+    resized = load_dataset(mini_root, "train", image_size=64)[0]
+    assert resized["image"].shape == (3, 64, 64) and resized["mask"].shape == (1, 64, 64)
+
+
+def test_simple_dataset_resizes_and_doubles_with_augmentation(tiny_root):
+    plain = SimpleOxfordPetDataset(tiny_root, "train", image_size=32)
+    aug = SimpleOxfordPetDataset(tiny_root, "train", image_size=32, augment=True)
+    assert len(aug) == 2 * len(plain)
+    s = plain[3]
+    assert s["image"].shape == (3, 32, 32) and s["image"].dtype == torch.float32
+    assert 0.0 <= s["image"].min() and s["image"].max() <= 1.0
+    assert s["mask"].shape == (1, 32, 32) and set(s["mask"].unique().tolist()) <= {0.0, 1.0}
+    # Even indices are the original samples, odd ones augmented versions of the same image.
+    torch.testing.assert_close(aug[6]["image"], s["image"])
+    assert aug[7]["name"] == s["name"]
+    # Validation is never augmented or doubled.
+    assert len(SimpleOxfordPetDataset(tiny_root, "valid", 32, augment=True)) == 3
+
+
+def _painted_dataset(root: Path, n=4) -> Path:
+    """Images whose pet area is painted white on black, so alignment can be checked."""
+    write_dataset(root, n_trainval=n, n_test=1)
+    for name in split_names(root, "train"):
+        tm = np.array(Image.open(root / "annotations" / "trimaps" / f"{name}.png"))
+        tm[tm == 3] = 1  # make the mask sharp: pet or background only
+        Image.fromarray(tm).save(root / "annotations" / "trimaps" / f"{name}.png")
+        picture = np.where((tm == 1)[..., None], 255, 0).astype(np.uint8).repeat(3, axis=2)
+        Image.fromarray(picture).save(root / "images" / f"{name}.png")
+        (root / "images" / f"{name}.png").rename(root / "images" / f"{name}.jpg")  # PNG as .jpg
+    return root
+
+
+def test_augmentation_keeps_image_and_mask_aligned_and_binary(tmp_path):
+    ds = SimpleOxfordPetDataset(_painted_dataset(tmp_path / "p"), "train", 64, augment=True)
+    torch.manual_seed(0)
+    for trial in range(12):
+        s = ds[2 * (trial % 3) + 1]
+        assert set(s["mask"].unique().tolist()) <= {0.0, 1.0}
+        painted = s["image"].mean(0) > 0.3  # white pet, even after brightness x0.7 or greyscale
+        agree = (painted == s["mask"][0].bool()).float().mean().item()
+        assert agree > 0.97, f"image and mask disagree on {1 - agree:.1%} of the pixels"
+
+
+def test_augmentation_changes_the_image(tiny_root):
+    ds = SimpleOxfordPetDataset(tiny_root, "train", 32, augment=True)
+    torch.manual_seed(1)
+    assert not torch.equal(ds[1]["image"], ds[0]["image"])
+
+
+def test_odd_images_are_converted_to_rgb(tmp_path):
+    root = write_dataset(tmp_path / "odd", n_trainval=4, n_test=1)
+    names = split_names(root, "train")
+    grey = Image.fromarray(np.full((40, 48), 128, np.uint8))
+    rgba = Image.new("RGBA", (48, 40), (255, 0, 0, 128))
+    cmyk = Image.new("CMYK", (48, 40), (0, 255, 255, 0))
+    gif = Image.new("P", (48, 40), 3)
+    for name, (im, fmt) in zip(names, [(grey, "JPEG"), (rgba, "PNG"), (cmyk, "JPEG"),
+                                       (gif, "GIF")], strict=True):
+        im.save(root / "images" / f"{name}.jpg", format=fmt)
+    ds = OxfordPetDataset(root, "train")
+    assert len(ds) == 4
+    for i in range(4):
+        image = ds[i]["image"]
+        assert image.shape == (40, 48, 3) and image.dtype == np.uint8
+
+
+def test_bad_files_are_skipped_with_one_warning_listing_them(tmp_path):
+    root = write_dataset(tmp_path / "bad", n_trainval=8, n_test=1)
+    names = split_names(root, "train")
+    (root / "images" / f"{names[0]}.jpg").write_bytes(b"not an image at all")
+    jpeg = (root / "images" / f"{names[1]}.jpg").read_bytes()
+    (root / "images" / f"{names[1]}.jpg").write_bytes(jpeg[: len(jpeg) // 2])  # truncated
+    (root / "annotations" / "trimaps" / f"{names[2]}.png").unlink()
+    write_pair(root, names[3], size=(30, 30))  # image and trimap 30x30 ...
+    Image.fromarray(np.full((10, 10), 2, np.uint8)).save(
+        root / "annotations" / "trimaps" / f"{names[3]}.png")  # ... but now trimap 10x10
+    (root / "images" / f"{names[4]}.jpg").unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = OxfordPetDataset(root, "train")
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    for name in names[:5]:
+        assert name in message
+    assert "trimap missing" in message and "10x10" in message
+    assert ds.names == names[5:]
+    for sample in DataLoader(load_dataset(root, "train", 16), batch_size=2, collate_fn=collate):
+        assert sample["image"].shape[1:] == (3, 16, 16)
+
+
+def test_missing_data_path_gives_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset(tmp_path / "nowhere", "train")
+    assert "--download" in str(err.value) and "petseg_lib.sample" in str(err.value)
+
+
+def test_test_split_without_trimaps_has_no_masks(tmp_path):
+    root = write_dataset(tmp_path / "nogt", n_trainval=4, n_test=5, test_trimaps=False)
+    ds = load_dataset(root, "test", image_size=24)
+    assert len(ds) == 5 and ds[0]["mask"] is None and ds[0]["image"].shape == (3, 24, 24)
+    batch = next(iter(DataLoader(ds, batch_size=3, collate_fn=collate)))
+    assert batch["mask"] is None and batch["trimap"] is None
+    assert batch["image"].shape == (3, 3, 24, 24) and len(batch["name"]) == 3
+
+
+def test_limit_picks_evenly_spread_names(tiny_root):
+    ds = OxfordPetDataset(tiny_root, "train", limit=5)
+    all_names = split_names(tiny_root, "train")
+    assert ds.names[0] == all_names[0] and ds.names[-1] == all_names[-1] and len(ds) == 5
+
+
+def test_find_dataset_falls_back_to_the_sample(monkeypatch, tmp_path, sample_root):
+    monkeypatch.delenv("PETSEG_DATA", raising=False)
+    monkeypatch.setattr(oxford_pet, "default_data_path", lambda: tmp_path / "absent")
+    monkeypatch.setattr(oxford_pet, "ensure_sample_dataset", lambda: sample_root)
+    assert oxford_pet.find_dataset() == sample_root
+    monkeypatch.setenv("PETSEG_DATA", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError):
+        oxford_pet.find_dataset()
+
+
+# --- download against a local HTTP server -------------------------------------------------
+
+def _archive(folder: str, files: dict) -> bytes:
+    """A tar.gz holding FOLDER/<name> for each name -> bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def server():
+    """A 127.0.0.1 HTTP server; set `routes[path] = [bytes, ...]` (one per request, last repeats)."""
+    routes, hits = {}, []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _body(self):
+            bodies = routes[self.path]
+            return bodies.pop(0) if len(bodies) > 1 else bodies[0]
+
+        def do_HEAD(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            body = self._body()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}", routes, hits
+    httpd.shutdown()
+
+
+def _resources(tmp_path, url):
+    """Two archives laid out like the official ones, and their (url, md5) pairs."""
+    src = write_dataset(tmp_path / "src", n_trainval=3, n_test=1)
+    images = _archive("images", {p.name: p.read_bytes() for p in (src / "images").iterdir()})
+    trimaps = {f"trimaps/{p.name}": p.read_bytes()
+               for p in (src / "annotations" / "trimaps").iterdir()}
+    splits = {n: (src / "annotations" / n).read_bytes() for n in ("trainval.txt", "test.txt")}
+    annotations = _archive("annotations", {**trimaps, **splits})
+    md5 = [hashlib.md5(b).hexdigest() for b in (images, annotations)]
+    resources = ((f"{url}/images.tar.gz", md5[0]), (f"{url}/annotations.tar.gz", md5[1]))
+    return resources, images, annotations
+
+
+def test_download_verifies_extracts_and_skips_work_done(tmp_path, server):
+    url, routes, hits = server
+    resources, images, annotations = _resources(tmp_path, url)
+    routes["/images.tar.gz"] = [images]
+    routes["/annotations.tar.gz"] = [annotations]
+    root = oxford_pet.download(tmp_path / "pets", resources)
+    assert len(OxfordPetDataset(root, "train")) == 3
+    assert sorted(p.name for p in root.iterdir()) == ["annotations", "archives", "images"]
+    hits.clear()
+    oxford_pet.download(root, resources)
+    assert hits == []
+
+
+def test_truncated_or_corrupted_archives_are_downloaded_again(tmp_path, server):
+    url, routes, hits = server
+    resources, images, annotations = _resources(tmp_path, url)
+    root = tmp_path / "pets"
+    (root / "archives").mkdir(parents=True)
+    (root / "archives" / "images.tar.gz").write_bytes(images[:100])  # left by a crash
+    routes["/images.tar.gz"] = [images]
+    routes["/annotations.tar.gz"] = [annotations[:-50], annotations]  # corrupt first, then fine
+    oxford_pet.download(root, resources)
+    assert hits.count("/images.tar.gz") == 1 and hits.count("/annotations.tar.gz") == 2
+    assert oxford_pet.is_downloaded(root)
+
+
+def test_a_download_that_stays_wrong_leaves_no_dataset_behind(tmp_path, server):
+    url, routes, _ = server
+    resources, images, annotations = _resources(tmp_path, url)
+    routes["/images.tar.gz"] = [images]
+    routes["/annotations.tar.gz"] = [b"garbage"]
+    root = tmp_path / "pets"
+    with pytest.raises(RuntimeError, match="MD5"):
+        oxford_pet.download(root, resources)
+    assert not (root / "annotations").exists()
+    assert not any(p.name.endswith(".part") for p in (root / "archives").iterdir())
+    assert not list(root.glob(".extracting-*"))
+
+
+def test_unreachable_server_gives_a_connection_error(tmp_path):
+    resources = (("http://127.0.0.1:9/images.tar.gz", "0" * 32),)
+    with pytest.raises(ConnectionError, match="Could not download"):
+        oxford_pet.download(tmp_path / "pets", resources)
