@@ -1,0 +1,203 @@
+"""Segmentation metrics (Dice, IoU) and the `evaluate()` loop run on the validation set.
+
+A batch is a dict with "image" (N, 3, H, W) float in [0, 1] (or uint8 0-255), "mask"
+(N, 1, H, W) float in {0, 1} (or None), "trimap" (N, 1, H, W) uint8 with 1 = pet,
+2 = background, 3 = boundary (or None) and "name" (list of str). Models return logits (N, 1, H, W).
+
+Per-image functions accept masks shaped (N, 1, H, W) or (N, H, W).
+"""
+
+import torch
+from torch import nn
+
+BOUNDARY = 3  # trimap value of the uncertain pet/background boundary
+
+
+def binarize(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Turn logits into a bool mask: sigmoid(logits) > threshold."""
+    return torch.sigmoid(logits) > threshold
+
+
+def _as_bool(x: torch.Tensor) -> torch.Tensor:
+    """Return a bool mask from a bool or 0/1 tensor, with a channel dim added to (N, H, W)."""
+    if x.dim() == 3:
+        x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
+    return x if x.dtype == torch.bool else x > 0.5
+
+
+def confusion_counts(
+    pred: torch.Tensor, target: torch.Tensor, ignore: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Count per image |P∩T|, |P| and |T| (int64, shape (N,)), skipping ignored pixels."""
+    pred, target = _as_bool(pred), _as_bool(target)
+    if ignore is not None:
+        keep = ~_as_bool(ignore)
+        pred, target = pred & keep, target & keep
+    intersection = (pred & target).flatten(1).sum(1)  # (N,)
+    pred_sum = pred.flatten(1).sum(1)  # (N,)
+    target_sum = target.flatten(1).sum(1)  # (N,)
+    return intersection, pred_sum, target_sum
+
+
+def dice_from_counts(
+    intersection: torch.Tensor, pred_sum: torch.Tensor, target_sum: torch.Tensor
+) -> torch.Tensor:
+    """Dice = 2|P∩T| / (|P| + |T|); 1 when prediction and target are both empty."""
+    denom = pred_sum + target_sum
+    return torch.where(denom > 0, 2 * intersection / denom, 1.0)
+
+
+def iou_from_counts(
+    intersection: torch.Tensor, pred_sum: torch.Tensor, target_sum: torch.Tensor
+) -> torch.Tensor:
+    """IoU = |P∩T| / |P∪T|; 1 when prediction and target are both empty."""
+    union = pred_sum + target_sum - intersection
+    return torch.where(union > 0, intersection / union, 1.0)
+
+
+def dice_score(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    threshold: float = 0.5,
+    ignore: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean over the batch of the per-image Dice score (a 0-dim tensor)."""
+    counts = confusion_counts(binarize(logits, threshold), targets, ignore)
+    return dice_from_counts(*counts).mean()
+
+
+def iou_score(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    threshold: float = 0.5,
+    ignore: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean over the batch of the per-image IoU (a 0-dim tensor)."""
+    counts = confusion_counts(binarize(logits, threshold), targets, ignore)
+    return iou_from_counts(*counts).mean()
+
+
+def pooled_dice(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    threshold: float = 0.5,
+    ignore: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Dice of all pixels of the batch pooled together: 2ΣI / (ΣP + ΣT)."""
+    intersection, pred_sum, target_sum = confusion_counts(
+        binarize(logits, threshold), targets, ignore
+    )
+    return dice_from_counts(intersection.sum(), pred_sum.sum(), target_sum.sum())
+
+
+def pooled_iou(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    threshold: float = 0.5,
+    ignore: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """IoU of all pixels of the batch pooled together: ΣI / (ΣP + ΣT - ΣI)."""
+    intersection, pred_sum, target_sum = confusion_counts(
+        binarize(logits, threshold), targets, ignore
+    )
+    return iou_from_counts(intersection.sum(), pred_sum.sum(), target_sum.sum())
+
+
+class SegmentationMeter:
+    """Accumulate Dice and IoU over batches, both per image and pooled over the whole set.
+
+    Per-image mean: every image counts equally, so small pets weigh as much as large ones.
+    Pooled: pixel counts are summed over the set first, so large pets dominate the score.
+    """
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen so far."""
+        self.intersection = 0
+        self.pred_sum = 0
+        self.target_sum = 0
+        self.per_image_dice: list[float] = []
+        self.per_image_iou: list[float] = []
+        self.names: list[str] = []
+
+    def update(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        ignore: torch.Tensor | None = None,
+        names: list[str] | None = None,
+    ) -> None:
+        """Add one batch; `names` (optional) are kept alongside the per-image scores."""
+        counts = confusion_counts(binarize(logits, self.threshold), targets, ignore)
+        intersection, pred_sum, target_sum = counts
+        self.intersection += int(intersection.sum())
+        self.pred_sum += int(pred_sum.sum())
+        self.target_sum += int(target_sum.sum())
+        self.per_image_dice += dice_from_counts(*counts).tolist()
+        self.per_image_iou += iou_from_counts(*counts).tolist()
+        if names is not None:
+            self.names += list(names)
+
+    def compute(self) -> dict[str, float]:
+        """Return per-image mean and pooled Dice and IoU."""
+        if not self.per_image_dice:
+            raise ValueError("SegmentationMeter.compute() called before any update()")
+        counts = [
+            torch.tensor(c, dtype=torch.float64)
+            for c in (self.intersection, self.pred_sum, self.target_sum)
+        ]
+        n = len(self.per_image_dice)
+        return {
+            "dice": sum(self.per_image_dice) / n,
+            "dice_pooled": dice_from_counts(*counts).item(),
+            "iou": sum(self.per_image_iou) / n,
+            "iou_pooled": iou_from_counts(*counts).item(),
+        }
+
+
+def to_float_images(images: torch.Tensor) -> torch.Tensor:
+    """Convert uint8 images in 0-255 to float in [0, 1]; leave float images as they are."""
+    if images.dtype == torch.uint8:
+        return images.float() / 255
+    return images.float()
+
+
+def evaluate(
+    model: nn.Module,
+    loader,
+    device: torch.device | str,
+    criterion: nn.Module | None = None,
+    threshold: float = 0.5,
+    ignore_boundary: bool = False,
+) -> dict:
+    """Return loss (or None), per-image and pooled Dice and IoU of `model` over `loader`."""
+    was_training = model.training
+    model.eval()
+    meter = SegmentationMeter(threshold)
+    total_loss, n_images = 0.0, 0
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                if batch.get("mask") is None:
+                    raise ValueError("evaluate(): this loader has no ground-truth masks to score")
+                images = to_float_images(batch["image"]).to(device)  # (N, 3, H, W)
+                masks = batch["mask"].float().to(device)  # (N, 1, H, W)
+                ignore = None
+                if ignore_boundary:
+                    if batch.get("trimap") is None:
+                        raise ValueError("ignore_boundary=True needs batches with a 'trimap'")
+                    ignore = batch["trimap"].to(device) == BOUNDARY  # (N, 1, H, W)
+                logits = model(images)  # (N, 1, H, W)
+                if criterion is not None:
+                    # the loss uses every pixel, boundary included
+                    total_loss += criterion(logits, masks).item() * images.shape[0]
+                n_images += images.shape[0]
+                meter.update(logits, masks, ignore, names=batch.get("name"))
+    finally:
+        model.train(was_training)
+    results = meter.compute()
+    loss = total_loss / n_images if criterion is not None else None
+    return {"loss": loss, **results}

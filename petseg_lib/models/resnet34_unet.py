@@ -1,0 +1,207 @@
+"""ResNet34-UNet: a ResNet34 encoder with a U-Net decoder, for binary pet segmentation.
+
+The encoder is ResNet34 written out by hand (stem, then layer1..layer4 of BasicBlocks with
+64, 128, 256 and 512 channels). Its parameter and buffer names equal those of torchvision's
+``resnet34()`` without ``fc``, so torchvision's ImageNet weights load into it directly.
+
+Changes compared to the ResNet34 classifier:
+
+1. The classification head is removed: no global average pooling, no fully connected layer,
+   no softmax. The encoder ends with the 512-channel feature map at H/32 x W/32, which keeps
+   the spatial information.
+2. Skip connections to a U-Net decoder: the stem (conv1 after ReLU), layer1, layer2 and
+   layer3 outputs are fused with the upsampled deeper features by the ``Up`` modules of the
+   U-Net (upsample, concatenate, DoubleConv).
+3. Channel reduction while upsampling: each ``Up`` halves the channels with a transposed
+   convolution (or bilinear upsampling and a 1x1 convolution); a last upsampling step returns
+   to full resolution, a 1x1 convolution gives ``out_channels`` logits, and bilinear
+   interpolation resizes them to the input size.
+
+Decoder widths: 256 (H/16), 128 (H/8), 64 (H/4), 64 (H/2), 32 (H).
+
+Input: float images in [0, 1] of shape (N, 3, H, W) with H, W >= 32 (odd or non-square
+sizes work). When the encoder uses ImageNet weights, the ImageNet mean/std normalisation is
+applied inside ``forward``, so callers always pass [0, 1] images. In training mode use inputs
+of at least 64x64 when the batch size is 1, so that layer4 has more than one value per channel
+for BatchNorm. Output: logits of shape (N, out_channels, H, W).
+
+Checkpoints: ``model.config`` holds the constructor arguments that rebuild the architecture
+without downloading anything: ``pretrained_encoder`` is left out (the checkpoint's state dict
+already holds the trained weights) while ``normalize_input`` is kept. So a model built with
+``pretrained_encoder=True`` rebuilds as ``ResNet34_UNet(pretrained_encoder=False,
+normalize_input=True)`` and then loads its state dict. ``model.pretrained_encoder`` records
+whether the encoder started from ImageNet weights.
+"""
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import ResNet34_Weights
+
+from .unet import DoubleConv, Up
+
+__all__ = ["BasicBlock", "ResNet34Encoder", "ResNet34_UNet", "load_imagenet_weights"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class BasicBlock(nn.Module):
+    """Residual block: (3x3 conv, BN, ReLU, 3x3 conv, BN) + shortcut, then ReLU."""
+
+    expansion = 1
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+    ):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1,
+                               bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)  # match the shape of out
+        out = out + identity
+        return self.relu(out)
+
+
+class ResNet34Encoder(nn.Module):
+    """ResNet34 without avgpool and fc; returns the features used as skip connections."""
+
+    def __init__(self, in_channels: int = 3):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(64, 3)
+        self.layer2 = self._make_layer(128, 4, stride=2)
+        self.layer3 = self._make_layer(256, 6, stride=2)
+        self.layer4 = self._make_layer(512, 3, stride=2)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        """Stack `blocks` BasicBlocks; the first one may change stride and channels."""
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes
+        for _ in range(1, blocks):
+            layers.append(BasicBlock(planes, planes))
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x0 = self.relu(self.bn1(self.conv1(x)))  # (N, 64, H/2, W/2)
+        x1 = self.layer1(self.maxpool(x0))  # (N, 64, H/4, W/4)
+        x2 = self.layer2(x1)  # (N, 128, H/8, W/8)
+        x3 = self.layer3(x2)  # (N, 256, H/16, W/16)
+        x4 = self.layer4(x3)  # (N, 512, H/32, W/32)
+        return [x0, x1, x2, x3, x4]
+
+
+def load_imagenet_weights(encoder: ResNet34Encoder) -> None:
+    """Load torchvision's ImageNet ResNet34 weights (without fc) into the encoder."""
+    weights = ResNet34_Weights.IMAGENET1K_V1
+    try:
+        state_dict = weights.get_state_dict(progress=True)
+    except Exception as err:
+        hub_dir = torch.hub.get_dir()
+        path = os.path.join(hub_dir, "checkpoints", os.path.basename(weights.url))
+        raise RuntimeError(
+            f"Could not download the ImageNet weights for the ResNet34 encoder ({err}). "
+            f"The torch hub cache is at {hub_dir}: download {weights.url} on a machine "
+            f"with network access and place the file at {path}, "
+            "or build the model with pretrained_encoder=False."
+        ) from err
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+    encoder.load_state_dict(state_dict, strict=True)
+
+
+class ResNet34_UNet(nn.Module):
+    """ResNet34 encoder + U-Net decoder; outputs logits of the input's size.
+
+    pretrained_encoder=True loads ImageNet weights into the encoder (needs network access or
+    the file in the torch hub cache). normalize_input (default: same as pretrained_encoder)
+    applies the ImageNet mean/std normalisation to the [0, 1] input inside forward.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        pretrained_encoder: bool = False,
+        normalize_input: bool | None = None,
+        bilinear: bool = False,
+    ):
+        super().__init__()
+        if normalize_input is None:
+            normalize_input = pretrained_encoder
+        if (pretrained_encoder or normalize_input) and in_channels != 3:
+            raise ValueError("ImageNet weights and normalisation need in_channels=3")
+        self.pretrained_encoder = pretrained_encoder
+        self.normalize_input = normalize_input
+        # Everything needed to rebuild the architecture without downloading (see module doc).
+        self.config = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "normalize_input": normalize_input,
+            "bilinear": bilinear,
+        }
+        # Not saved in the state dict, so its keys are the same with or without normalisation.
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+
+        self.encoder = ResNet34Encoder(in_channels)
+        if pretrained_encoder:
+            load_imagenet_weights(self.encoder)
+
+        self.up1 = Up(512, 256, bilinear)  # with layer3
+        self.up2 = Up(256, 128, bilinear)  # with layer2
+        self.up3 = Up(128, 64, bilinear)  # with layer1
+        self.up4 = Up(64, 64, bilinear, skip_channels=64)  # with the stem
+        # Last step back to full resolution, without a skip connection.
+        if bilinear:
+            self.final_up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(64, 32, kernel_size=1),
+            )
+        else:
+            self.final_up = nn.ConvTranspose2d(64, 32, kernel_size=2, stride=2)
+        self.final_conv = DoubleConv(32, 32)
+        self.outc = nn.Conv2d(32, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]  # (H, W)
+        if self.normalize_input:
+            x = (x - self.mean) / self.std
+        x0, x1, x2, x3, x4 = self.encoder(x)
+        x = self.up1(x4, x3)  # (N, 256, H/16, W/16)
+        x = self.up2(x, x2)  # (N, 128, H/8, W/8)
+        x = self.up3(x, x1)  # (N, 64, H/4, W/4)
+        x = self.up4(x, x0)  # (N, 64, H/2, W/2)
+        x = self.final_up(x)  # (N, 32, H, W)
+        x = self.final_conv(x)  # (N, 32, H, W)
+        logits = self.outc(x)  # (N, out_channels, H, W)
+        if logits.shape[-2:] != size:  # odd sizes: the stride-2 layers round up
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits

@@ -1,0 +1,308 @@
+"""Tests for petseg_lib.evaluate: Dice/IoU on hand-computed cases and the evaluate() loop."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from petseg_lib.evaluate import (
+    SegmentationMeter,
+    binarize,
+    confusion_counts,
+    dice_score,
+    evaluate,
+    iou_score,
+    pooled_dice,
+    pooled_iou,
+)
+
+BIG = 10.0  # a logit far from the threshold: sigmoid(10) ~ 1, sigmoid(-10) ~ 0
+
+
+def logits_from(mask: torch.Tensor) -> torch.Tensor:
+    """Logits that binarise exactly to `mask`."""
+    return torch.where(mask.bool(), BIG, -BIG)
+
+
+def overlap_case() -> tuple[torch.Tensor, torch.Tensor]:
+    """One 4x4 image: P has 6 px, T has 4 px, 3 px overlap (|P∪T| = 7)."""
+    pred = torch.zeros(1, 1, 4, 4)
+    pred[0, 0, 0, :] = 1  # (0,0) (0,1) (0,2) (0,3)
+    pred[0, 0, 1, :2] = 1  # (1,0) (1,1)                -> |P| = 6
+    target = torch.zeros(1, 1, 4, 4)
+    for r, c in [(0, 0), (0, 3), (1, 1), (1, 2)]:  # -> |T| = 4
+        target[0, 0, r, c] = 1
+    # P∩T = (0,0) (0,3) (1,1) -> 3 px
+    return pred, target
+
+
+def test_overlap_case_counts():
+    pred, target = overlap_case()
+    intersection, pred_sum, target_sum = confusion_counts(pred, target)
+    assert (intersection.item(), pred_sum.item(), target_sum.item()) == (3, 6, 4)
+
+
+def test_known_overlap_dice_and_iou():
+    pred, target = overlap_case()
+    logits = logits_from(pred)
+    assert dice_score(logits, target).item() == pytest.approx(2 * 3 / (6 + 4))
+    assert iou_score(logits, target).item() == pytest.approx(3 / (6 + 4 - 3))
+
+
+def test_returns_zero_dim_tensor():
+    pred, target = overlap_case()
+    assert dice_score(logits_from(pred), target).dim() == 0
+    assert iou_score(logits_from(pred), target).dim() == 0
+
+
+def test_empty_pred_and_empty_target_score_one():
+    target = torch.zeros(2, 1, 4, 4)
+    logits = torch.full((2, 1, 4, 4), -BIG)
+    assert dice_score(logits, target).item() == 1.0
+    assert iou_score(logits, target).item() == 1.0
+
+
+def test_full_masks_score_one():
+    target = torch.ones(2, 1, 4, 4)
+    logits = torch.full((2, 1, 4, 4), BIG)
+    assert dice_score(logits, target).item() == 1.0
+    assert iou_score(logits, target).item() == 1.0
+
+
+def test_disjoint_masks_score_zero():
+    pred = torch.zeros(1, 1, 4, 4)
+    pred[..., :2, :] = 1
+    target = 1 - pred
+    assert dice_score(logits_from(pred), target).item() == 0.0
+    assert iou_score(logits_from(pred), target).item() == 0.0
+
+
+def test_empty_pred_with_nonempty_target_scores_zero():
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., 0, 0] = 1
+    logits = torch.full((1, 1, 4, 4), -BIG)
+    assert dice_score(logits, target).item() == 0.0
+
+
+def test_batch_score_is_mean_of_images():
+    # image 0: empty/empty -> 1; image 1: disjoint -> 0
+    target = torch.zeros(2, 1, 4, 4)
+    target[1, 0, 0, 0] = 1
+    pred = torch.zeros(2, 1, 4, 4)
+    pred[1, 0, 3, 3] = 1
+    assert dice_score(logits_from(pred), target).item() == pytest.approx(0.5)
+    assert iou_score(logits_from(pred), target).item() == pytest.approx(0.5)
+
+
+def test_logit_zero_is_not_foreground_at_default_threshold():
+    # sigmoid(0) = 0.5 is not > 0.5, so the prediction is empty
+    logits = torch.zeros(1, 1, 4, 4)
+    target = torch.ones(1, 1, 4, 4)
+    assert not binarize(logits).any()
+    assert dice_score(logits, target).item() == 0.0
+    # with a lower threshold every pixel is foreground
+    assert binarize(logits, threshold=0.4).all()
+    assert dice_score(logits, target, threshold=0.4).item() == 1.0
+
+
+def test_threshold_moves_the_decision():
+    logits = torch.tensor([-1.0, 0.5, 1.0, 2.0]).reshape(1, 1, 2, 2)
+    # sigmoid: 0.27, 0.62, 0.73, 0.88
+    assert binarize(logits, 0.5).flatten().tolist() == [False, True, True, True]
+    assert binarize(logits, 0.8).flatten().tolist() == [False, False, False, True]
+
+
+def test_ignore_removes_pixels_from_pred_and_target():
+    pred, target = overlap_case()
+    logits = logits_from(pred)
+    # ignore the 3 pixels that are only in P: P = 3, T = 4, I = 3
+    ignore = (pred.bool() & ~target.bool())
+    assert dice_score(logits, target, ignore=ignore).item() == pytest.approx(2 * 3 / (3 + 4))
+    assert iou_score(logits, target, ignore=ignore).item() == pytest.approx(3 / 4)
+    # also ignore the one pixel only in T: a perfect match
+    ignore = pred.bool() ^ target.bool()
+    assert dice_score(logits, target, ignore=ignore).item() == pytest.approx(1.0)
+    # ignore the 3 overlap pixels instead: P = 3, T = 1, I = 0
+    ignore = pred.bool() & target.bool()
+    counts = confusion_counts(pred, target, ignore=ignore)
+    assert [c.item() for c in counts] == [0, 3, 1]
+    assert dice_score(logits, target, ignore=ignore).item() == 0.0
+
+
+def test_ignore_accepts_float_and_broadcasts():
+    pred, target = overlap_case()
+    ignore = (pred.bool() & ~target.bool()).float()[0, 0]  # (H, W) 0/1 float
+    assert dice_score(logits_from(pred), target, ignore=ignore).item() == pytest.approx(6 / 7)
+
+
+def two_image_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Image 0: P = T = 1 px (Dice 1). Image 1: P = 8, T = 8, overlap 4 (Dice 0.5)."""
+    pred = torch.zeros(2, 1, 4, 4)
+    target = torch.zeros(2, 1, 4, 4)
+    pred[0, 0, 0, 0] = 1
+    target[0, 0, 0, 0] = 1
+    pred[1, 0, 0:2, :] = 1  # rows 0-1
+    target[1, 0, 1:3, :] = 1  # rows 1-2, overlap is row 1
+    return pred, target
+
+
+def test_pooled_differs_from_per_image_mean():
+    pred, target = two_image_batch()
+    logits = logits_from(pred)
+    # per image: Dice (1 + 0.5) / 2, IoU (1 + 4/12) / 2
+    assert dice_score(logits, target).item() == pytest.approx(0.75)
+    assert iou_score(logits, target).item() == pytest.approx((1 + 4 / 12) / 2)
+    # pooled: I = 1 + 4, P = 1 + 8, T = 1 + 8
+    assert pooled_dice(logits, target).item() == pytest.approx(2 * 5 / 18)
+    assert pooled_iou(logits, target).item() == pytest.approx(5 / (18 - 5))
+
+
+def test_meter_over_batches_matches_whole_set():
+    pred, target = two_image_batch()
+    logits = logits_from(pred)
+    meter = SegmentationMeter()
+    meter.update(logits[:1], target[:1], names=["a"])
+    meter.update(logits[1:], target[1:], names=["b"])
+    results = meter.compute()
+    assert results["dice"] == pytest.approx(0.75)
+    assert results["dice_pooled"] == pytest.approx(10 / 18)
+    assert results["iou"] == pytest.approx((1 + 1 / 3) / 2)
+    assert results["iou_pooled"] == pytest.approx(5 / 13)
+    assert meter.per_image_dice == pytest.approx([1.0, 0.5])
+    assert meter.names == ["a", "b"]
+
+
+def test_meter_compute_without_update_raises():
+    with pytest.raises(ValueError):
+        SegmentationMeter().compute()
+
+
+def test_nhw_and_n1hw_give_the_same():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 1, 8, 8)
+    target = (torch.rand(3, 1, 8, 8) > 0.5).float()
+    ignore = torch.rand(3, 1, 8, 8) > 0.8
+    for fn in (dice_score, iou_score, pooled_dice, pooled_iou):
+        expected = fn(logits, target, ignore=ignore)
+        assert fn(logits[:, 0], target[:, 0], ignore=ignore[:, 0]) == pytest.approx(expected)
+        assert fn(logits, target[:, 0], ignore=ignore[:, 0]) == pytest.approx(expected)
+
+
+# ---- evaluate() ----
+
+
+class RecordingConv(nn.Module):
+    """A fixed 1x1 conv that records the mode and grad state it was called in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, kernel_size=1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, -1.0, 0.5]).reshape(1, 3, 1, 1))
+            self.conv.bias.fill_(-0.2)
+        self.calls: list[tuple[bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        return self.conv(x)  # (N, 1, H, W)
+
+
+def make_samples(n: int = 5, size: int = 8) -> list[dict]:
+    """Random image/mask/trimap samples, as a Dataset would return them."""
+    torch.manual_seed(0)
+    samples = []
+    for i in range(n):
+        mask = (torch.rand(1, size, size) > 0.5).float()
+        trimap = torch.where(mask.bool(), 1, 2).to(torch.uint8)
+        trimap[torch.rand(1, size, size) > 0.7] = 3
+        samples.append(
+            {"image": torch.rand(3, size, size), "mask": mask, "trimap": trimap, "name": f"s{i}"}
+        )
+    return samples
+
+
+def stack(samples: list[dict], key: str) -> torch.Tensor:
+    return torch.stack([s[key] for s in samples])
+
+
+def test_evaluate_matches_pure_functions_on_the_whole_set():
+    samples = make_samples()
+    model = RecordingConv()
+    loader = DataLoader(samples, batch_size=2)  # batches of 2, 2, 1
+    results = evaluate(model, loader, "cpu", criterion=nn.BCEWithLogitsLoss())
+
+    images, masks = stack(samples, "image"), stack(samples, "mask")
+    with torch.no_grad():
+        logits = model.conv(images)
+    preds = binarize(logits)
+    assert 0 < preds.sum() < preds.numel()  # the case is not trivial
+    assert results["dice"] == pytest.approx(dice_score(logits, masks).item())
+    assert results["iou"] == pytest.approx(iou_score(logits, masks).item())
+    assert results["dice_pooled"] == pytest.approx(pooled_dice(logits, masks).item())
+    assert results["iou_pooled"] == pytest.approx(pooled_iou(logits, masks).item())
+    expected_loss = nn.functional.binary_cross_entropy_with_logits(logits, masks).item()
+    assert results["loss"] == pytest.approx(expected_loss)
+
+
+def test_evaluate_loss_is_none_without_criterion():
+    results = evaluate(RecordingConv(), DataLoader(make_samples(), batch_size=2), "cpu")
+    assert results["loss"] is None
+
+
+def test_evaluate_converts_uint8_images():
+    samples = make_samples()
+    for s in samples:
+        s["image"] = (s["image"] * 255).round().to(torch.uint8)
+    model = RecordingConv()
+    results = evaluate(model, DataLoader(samples, batch_size=2), "cpu")
+
+    with torch.no_grad():
+        logits = model.conv(stack(samples, "image").float() / 255)
+    masks = stack(samples, "mask")
+    assert results["dice"] == pytest.approx(dice_score(logits, masks).item())
+    # scoring raw 0-255 values would give a different answer
+    with torch.no_grad():
+        raw_logits = model.conv(stack(samples, "image").float())
+    assert dice_score(raw_logits, masks).item() != pytest.approx(results["dice"])
+
+
+def test_evaluate_ignore_boundary_uses_trimap_3():
+    samples = make_samples()
+    model = RecordingConv()
+    results = evaluate(model, DataLoader(samples, batch_size=2), "cpu", ignore_boundary=True)
+
+    with torch.no_grad():
+        logits = model.conv(stack(samples, "image"))
+    masks, ignore = stack(samples, "mask"), stack(samples, "trimap") == 3
+    assert results["dice"] == pytest.approx(dice_score(logits, masks, ignore=ignore).item())
+    assert results["dice_pooled"] == pytest.approx(
+        pooled_dice(logits, masks, ignore=ignore).item()
+    )
+    assert results["dice"] != pytest.approx(dice_score(logits, masks).item())
+
+
+def test_evaluate_ignore_boundary_without_trimap_raises():
+    batch = {"image": torch.rand(1, 3, 8, 8), "mask": torch.zeros(1, 1, 8, 8), "trimap": None}
+    with pytest.raises(ValueError, match="trimap"):
+        evaluate(RecordingConv(), [batch], "cpu", ignore_boundary=True)
+
+
+def test_evaluate_runs_in_eval_mode_without_grad_and_restores_mode():
+    loader = DataLoader(make_samples(), batch_size=2)
+    model = RecordingConv()
+    model.train()
+    evaluate(model, loader, "cpu")
+    assert model.calls and all(call == (False, False) for call in model.calls)
+    assert model.training
+    model.eval()
+    evaluate(model, loader, "cpu")
+    assert not model.training
+
+
+def test_evaluate_without_masks_raises_and_restores_mode():
+    batch = {"image": torch.rand(2, 3, 8, 8), "mask": None, "trimap": None, "name": ["a", "b"]}
+    model = RecordingConv()
+    model.train()
+    with pytest.raises(ValueError, match="no ground-truth masks"):
+        evaluate(model, [batch], "cpu")
+    assert model.training

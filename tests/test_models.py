@@ -1,0 +1,301 @@
+"""Tests for the segmentation models: shapes, parameter counts, encoder weights, gradients."""
+
+import os
+import urllib.request
+
+import pytest
+import torch
+import torchvision
+
+from petseg_lib.models import (
+    MODELS,
+    ResNet34_UNet,
+    UNet,
+    build_model,
+    count_parameters,
+)
+from petseg_lib.models.resnet34_unet import IMAGENET_MEAN, IMAGENET_STD
+
+WEIGHTS_FILE = "resnet34-b627a593.pth"
+
+
+def tv_encoder_state_dict(tv_model: torch.nn.Module) -> dict:
+    """torchvision ResNet34 state dict without the fc layer."""
+    return {k: v for k, v in tv_model.state_dict().items() if not k.startswith("fc.")}
+
+
+# ---------------------------------------------------------------- output shapes
+
+
+@pytest.mark.parametrize("bilinear", [False, True])
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("size", [(64, 64), (65, 47), (32, 40)])
+def test_unet_output_shape(bilinear, batch, size):
+    torch.manual_seed(0)
+    model = UNet(base_channels=8, bilinear=bilinear).eval()
+    with torch.no_grad():
+        out = model(torch.rand(batch, 3, *size))
+    assert out.shape == (batch, 1, *size)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("bilinear", [False, True])
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("size", [(64, 64), (65, 47), (32, 40)])
+def test_resnet34_unet_output_shape(bilinear, batch, size):
+    torch.manual_seed(0)
+    model = ResNet34_UNet(bilinear=bilinear).eval()
+    with torch.no_grad():
+        out = model(torch.rand(batch, 3, *size))
+    assert out.shape == (batch, 1, *size)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet34_unet"])
+def test_large_odd_input_and_several_classes(name):
+    torch.manual_seed(0)
+    kwargs = {"base_channels": 8} if name == "unet" else {}
+    model = build_model(name, out_channels=2, **kwargs).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 333, 250))
+    assert out.shape == (1, 2, 333, 250)
+
+
+def test_resnet34_encoder_feature_shapes():
+    encoder = ResNet34_UNet().encoder.eval()
+    with torch.no_grad():
+        features = encoder(torch.rand(2, 3, 64, 96))
+    shapes = [tuple(f.shape) for f in features]
+    assert shapes == [
+        (2, 64, 32, 48),  # stem, H/2
+        (2, 64, 16, 24),  # layer1, H/4
+        (2, 128, 8, 12),  # layer2, H/8
+        (2, 256, 4, 6),  # layer3, H/16
+        (2, 512, 2, 3),  # layer4, H/32
+    ]
+
+
+# ---------------------------------------------------------------- parameter counts
+#
+# UNet with base c, 3 input channels, 1 output channel. A 3x3 conv without bias from a to b
+# channels has 9ab weights, a BatchNorm on b channels 2b, so DoubleConv(a, b) = 9ab + 9b^2 + 4b.
+#   inc   DoubleConv(3, c)         = 27c + 9c^2 + 4c
+#   down1 DoubleConv(c, 2c)        = 18c^2 + 36c^2 + 8c       = 54c^2 + 8c
+#   down2 DoubleConv(2c, 4c)       = 72c^2 + 144c^2 + 16c     = 216c^2 + 16c
+#   down3 DoubleConv(4c, 8c)       = 288c^2 + 576c^2 + 32c    = 864c^2 + 32c
+#   down4 DoubleConv(8c, 16c)      = 1152c^2 + 2304c^2 + 64c  = 3456c^2 + 64c
+# Each Up(a, b): a 2x2 transposed conv a -> a/2 (2a^2 weights + a/2 bias) and DoubleConv(a, b):
+#   up1 (16c -> 8c)                = 512c^2 + 8c + 1728c^2 + 32c
+#   up2 (8c -> 4c)                 = 128c^2 + 4c + 432c^2 + 16c
+#   up3 (4c -> 2c)                 = 32c^2 + 2c + 108c^2 + 8c
+#   up4 (2c -> c)                  = 8c^2 + c + 27c^2 + 4c
+#   outc 1x1 conv c -> 1 with bias = c + 1
+# Total: 7574c^2 + 227c + 1, i.e. 31,037,633 for c = 64.
+# In bilinear mode each transposed conv (2a^2 + a/2) becomes a 1x1 conv (a^2/2 + a/2), which
+# removes 1.5 * (256 + 64 + 16 + 4)c^2 = 510c^2: 7064c^2 + 227c + 1.
+
+
+def unet_params(c: int, bilinear: bool) -> int:
+    """Parameter count of UNet(base_channels=c) from the formula derived above."""
+    return (7064 if bilinear else 7574) * c * c + 227 * c + 1
+
+
+@pytest.mark.parametrize("c", [64, 32, 8])
+@pytest.mark.parametrize("bilinear", [False, True])
+def test_unet_parameter_count(c, bilinear):
+    model = UNet(base_channels=c, bilinear=bilinear)
+    assert count_parameters(model) == unet_params(c, bilinear)
+
+
+def test_unet_default_is_about_31m_and_base_32_a_quarter():
+    full = count_parameters(UNet())
+    small = count_parameters(UNet(base_channels=32))
+    assert 30.9e6 < full < 31.1e6
+    assert 0.24 < small / full < 0.26
+
+
+def test_count_parameters_skips_frozen():
+    model = UNet(base_channels=8)
+    total = count_parameters(model)
+    for p in model.inc.parameters():
+        p.requires_grad_(False)
+    frozen = sum(p.numel() for p in model.inc.parameters())
+    assert count_parameters(model) == total - frozen
+
+
+# ResNet34_UNet has 24,424,929 parameters: 21,284,672 in the encoder (torchvision's resnet34
+# without fc) and 3,140,257 in the decoder:
+#   up1 convT 512->256: 512*256*4 + 256 = 524,544;  DoubleConv(512, 256) = 1,770,496
+#   up2 convT 256->128: 131,200;                    DoubleConv(256, 128) = 442,880
+#   up3 convT 128->64:  32,832;                     DoubleConv(128, 64)  = 110,848
+#   up4 convT 64->32:   8,224;                      DoubleConv(32 + 64, 64) = 92,416
+#   final_up convT 64->32: 8,224;  final_conv DoubleConv(32, 32) = 18,560;  outc 32 + 1 = 33
+def test_resnet34_unet_parameter_count():
+    model = ResNet34_UNet()
+    tv = torchvision.models.resnet34(weights=None)
+    tv_no_fc = count_parameters(tv) - tv.fc.weight.numel() - tv.fc.bias.numel()
+    assert count_parameters(model.encoder) == tv_no_fc
+    decoder = 524_544 + 1_770_496 + 131_200 + 442_880 + 32_832 + 110_848 + 8_224 + 92_416
+    decoder += 8_224 + 18_560 + 33
+    assert count_parameters(model) - count_parameters(model.encoder) == decoder
+
+
+# ---------------------------------------------------------------- encoder equivalence
+
+
+def test_encoder_matches_torchvision_resnet34():
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet34(weights=None).eval()
+    model = ResNet34_UNet().eval()
+    model.encoder.load_state_dict(tv_encoder_state_dict(tv), strict=True)
+    # Same names, same shapes, no avgpool or fc.
+    ours = {k: v.shape for k, v in model.encoder.state_dict().items()}
+    theirs = {k: v.shape for k, v in tv_encoder_state_dict(tv).items()}
+    assert ours == theirs
+    x = torch.rand(2, 3, 64, 80)
+    with torch.no_grad():
+        expected = tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))
+        expected = tv.layer4(tv.layer3(tv.layer2(tv.layer1(expected))))
+        got = model.encoder(x)[-1]
+    torch.testing.assert_close(got, expected)
+
+
+def test_normalize_input_applies_imagenet_mean_std():
+    torch.manual_seed(0)
+    with_norm = ResNet34_UNet(normalize_input=True).eval()
+    without = ResNet34_UNet(normalize_input=False).eval()
+    # Same state dict keys with or without normalisation (mean/std are not saved).
+    without.load_state_dict(with_norm.state_dict(), strict=True)
+    x = torch.rand(1, 3, 64, 64)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(with_norm(x), without((x - mean) / std))
+        assert not torch.allclose(with_norm(x), without(x))
+
+
+def test_normalisation_needs_three_channels():
+    with pytest.raises(ValueError):
+        ResNet34_UNet(in_channels=1, normalize_input=True)
+    assert ResNet34_UNet(in_channels=1).encoder.conv1.in_channels == 1
+
+
+# ---------------------------------------------------------------- gradients, determinism
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("unet", {"base_channels": 8}),
+        ("unet", {"base_channels": 8, "bilinear": True}),
+        ("resnet34_unet", {}),
+    ],
+)
+def test_every_parameter_gets_a_finite_gradient(name, kwargs):
+    torch.manual_seed(0)
+    model = build_model(name, **kwargs).train()
+    x = torch.rand(2, 3, 64, 64)
+    target = (torch.rand(2, 1, 64, 64) > 0.5).float()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), target)
+    loss.backward()
+    for param_name, p in model.named_parameters():
+        assert p.grad is not None, param_name
+        assert torch.isfinite(p.grad).all(), param_name
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet34_unet"])
+def test_eval_mode_is_deterministic(name):
+    torch.manual_seed(0)
+    kwargs = {"base_channels": 8} if name == "unet" else {}
+    model = build_model(name, **kwargs).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        first = model(x)
+        second = model(x)
+    assert torch.equal(first, second)
+
+
+# ---------------------------------------------------------------- pretrained encoder
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """Point the torch hub cache at an empty directory and block every download."""
+
+    def no_network(*args, **kwargs):
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    old_dir = torch.hub.get_dir()
+    hub_dir = tmp_path / "hub"
+    torch.hub.set_dir(str(hub_dir))
+    yield hub_dir
+    torch.hub.set_dir(old_dir)
+
+
+def test_pretrained_encoder_without_network_raises_clear_error(empty_hub):
+    with pytest.raises(RuntimeError) as info:
+        ResNet34_UNet(pretrained_encoder=True)
+    message = str(info.value)
+    assert "Could not download" in message
+    assert f"cache is at {empty_hub}" in message
+    assert os.path.join(str(empty_hub), "checkpoints", WEIGHTS_FILE) in message
+    assert "pretrained_encoder=False" in message
+
+
+def test_pretrained_encoder_loads_weights_from_hub_cache(empty_hub):
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet34(weights=None)
+    (empty_hub / "checkpoints").mkdir(parents=True)
+    torch.save(tv.state_dict(), empty_hub / "checkpoints" / WEIGHTS_FILE)
+
+    model = ResNet34_UNet(pretrained_encoder=True)
+    assert model.pretrained_encoder and model.normalize_input
+    for key, value in tv_encoder_state_dict(tv).items():
+        assert torch.equal(model.encoder.state_dict()[key], value), key
+
+    # The config rebuilds the model without downloading, with the same normalisation.
+    assert "pretrained_encoder" not in model.config
+    rebuilt = build_model("resnet34_unet", **model.config)
+    assert rebuilt.normalize_input and not rebuilt.pretrained_encoder
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+
+
+# ---------------------------------------------------------------- build_model and config
+
+
+def test_build_model_names():
+    assert set(MODELS) == {"unet", "resnet34_unet"}
+    assert isinstance(build_model("unet", base_channels=8), UNet)
+    assert isinstance(build_model("resnet34_unet"), ResNet34_UNet)
+    with pytest.raises(ValueError, match="unet, resnet34_unet"):
+        build_model("segformer")
+
+
+def test_unet_config():
+    assert UNet().config == {
+        "in_channels": 3,
+        "out_channels": 1,
+        "base_channels": 64,
+        "bilinear": False,
+    }
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("unet", {"base_channels": 8, "bilinear": True, "out_channels": 2}),
+        ("resnet34_unet", {"normalize_input": True, "bilinear": True}),
+    ],
+)
+def test_config_round_trip(name, kwargs):
+    torch.manual_seed(0)
+    model = build_model(name, **kwargs)
+    rebuilt = build_model(name, **model.config)
+    assert rebuilt.config == model.config
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x), model.eval()(x))
