@@ -10,7 +10,7 @@ Per-image functions accept masks shaped (N, 1, H, W) or (N, H, W).
 import torch
 from torch import nn
 
-BOUNDARY = 3  # trimap value of the uncertain pet/background boundary
+from .oxford_pet import BOUNDARY  # trimap value of the uncertain pet/background boundary
 
 
 def binarize(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -158,6 +158,11 @@ class SegmentationMeter:
         }
 
 
+def boundary_ignore(trimap: torch.Tensor) -> torch.Tensor:
+    """True on the trimap's boundary band: the pixels left out when scoring without it."""
+    return trimap == BOUNDARY
+
+
 def to_float_images(images: torch.Tensor) -> torch.Tensor:
     """Convert uint8 images in 0-255 to float in [0, 1]; leave float images as they are."""
     if images.dtype == torch.uint8:
@@ -189,7 +194,7 @@ def evaluate(
                 if ignore_boundary:
                     if batch.get("trimap") is None:
                         raise ValueError("ignore_boundary=True needs batches with a 'trimap'")
-                    ignore = batch["trimap"].to(device) == BOUNDARY  # (N, 1, H, W)
+                    ignore = boundary_ignore(batch["trimap"].to(device))  # (N, 1, H, W)
                 logits = model(images)  # (N, 1, H, W)
                 if criterion is not None:
                     # the loss uses every pixel, boundary included

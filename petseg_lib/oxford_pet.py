@@ -204,11 +204,6 @@ def trimap_to_mask(trimap: np.ndarray) -> np.ndarray:
     return (trimap != BACKGROUND).astype(np.float32)
 
 
-def boundary_mask(trimap: np.ndarray | torch.Tensor):
-    """True on the boundary band (3): the pixels to ignore when scoring 'without boundary'."""
-    return trimap == BOUNDARY
-
-
 def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
     """Why this image/trimap pair cannot be used, or None when it can."""
     if not image_path.is_file():
@@ -282,10 +277,10 @@ class OxfordPetDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         name = self.names[index]
-        image = np.asarray(load_rgb(self._image_path(name)))  # (H, W, 3) uint8
+        image = np.array(load_rgb(self._image_path(name)))  # (H, W, 3) uint8
         sample = {"image": image, "mask": None, "trimap": None, "name": name}
         if self.has_masks:
-            trimap = np.asarray(Image.open(self._trimap_path(name)))  # (H, W) uint8
+            trimap = np.array(Image.open(self._trimap_path(name)))  # (H, W) uint8
             sample["trimap"] = trimap
             sample["mask"] = self._preprocess_mask(trimap)  # (H, W) float32 in {0, 1}
         return sample
@@ -325,7 +320,7 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
                     "name": sample["name"]}
         # The trimap travels with the image as a Mask, so both get the same geometry
         # and nearest-neighbour resizing keeps its values in {1, 2, 3}.
-        trimap = tv_tensors.Mask(torch.from_numpy(sample["trimap"].copy())[None])  # (1, H, W)
+        trimap = tv_tensors.Mask(torch.from_numpy(sample["trimap"])[None])  # (1, H, W)
         transform = self.augmentations if augmented else self.resize
         image, trimap = transform(image, trimap)
         return {

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.nn.functional import max_pool2d
 from torch.utils.data import DataLoader
 
 from petseg_lib import oxford_pet
+from petseg_lib.evaluate import boundary_ignore
 from petseg_lib.oxford_pet import (
     OxfordPetDataset,
     SimpleOxfordPetDataset,
@@ -32,7 +34,8 @@ def test_trimap_rule_pet_and_boundary_are_foreground():
     mask = trimap_to_mask(trimap)
     assert mask.dtype == np.float32
     np.testing.assert_array_equal(mask, [[1, 0, 1], [0, 0, 1]])
-    np.testing.assert_array_equal(oxford_pet.boundary_mask(trimap), [[0, 0, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(boundary_ignore(torch.from_numpy(trimap)),
+                                  [[0, 0, 1], [0, 0, 0]])
 
 
 def test_splits_are_disjoint_deterministic_and_skip_comments(tiny_root):
@@ -105,8 +108,12 @@ def test_augmentation_keeps_image_and_mask_aligned_and_binary(tmp_path):
         s = ds[2 * (trial % 3) + 1]
         assert set(s["mask"].unique().tolist()) <= {0.0, 1.0}
         painted = s["image"].mean(0) > 0.3  # white pet, even after brightness x0.7 or greyscale
-        agree = (painted == s["mask"][0].bool()).float().mean().item()
-        assert agree > 0.97, f"image and mask disagree on {1 - agree:.1%} of the pixels"
+        mask = s["mask"]
+        # Interpolation blurs the image edge by a pixel or two; everywhere else they must agree.
+        near_edge = (max_pool2d(mask, 5, 1, 2) != -max_pool2d(-mask, 5, 1, 2))[0]
+        disagree = painted != mask[0].bool()
+        assert not disagree[~near_edge].any(), "image and mask are misaligned"
+        assert mask.mean() > 0.05 and (1 - mask).mean() > 0.05
 
 
 def test_augmentation_changes_the_image(tiny_root):
@@ -152,7 +159,9 @@ def test_bad_files_are_skipped_with_one_warning_listing_them(tmp_path):
         assert name in message
     assert "trimap missing" in message and "10x10" in message
     assert ds.names == names[5:]
-    for sample in DataLoader(load_dataset(root, "train", 16), batch_size=2, collate_fn=collate):
+    with pytest.warns(UserWarning, match="Skipped 5 of 8"):
+        resized = load_dataset(root, "train", 16)
+    for sample in DataLoader(resized, batch_size=2, collate_fn=collate):
         assert sample["image"].shape[1:] == (3, 16, 16)
 
 
@@ -215,6 +224,8 @@ def server():
             self.end_headers()
 
         def do_GET(self):  # noqa: N802
+            if self.headers.get("Method") == "HEAD":  # a redirect probe, not a download
+                return self.do_HEAD()
             hits.append(self.path)
             body = self._body()
             self.send_response(200)

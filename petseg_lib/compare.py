@@ -1,0 +1,158 @@
+"""The experiment of the design report: UNet and ResNet34-UNet, each with and without augmentation.
+
+Trains (or reuses the checkpoints of) the four configurations with one shared setting, scores
+each on the test split and writes under `outputs/comparison/`: a Markdown table of Dice and
+IoU, a bar chart, and the four training curves side by side.
+
+    python -m petseg_lib.compare --quick        # minutes on a laptop CPU
+    python -m petseg_lib.compare --epochs 20    # the report's setting (hours without a GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from torch.utils.data import DataLoader
+
+from .evaluate import evaluate
+from .inference import load_model
+from .oxford_pet import collate, find_dataset, load_dataset
+from .train import TrainConfig, pick_device, quick_config, train
+
+CONFIGURATIONS = (("unet", False), ("resnet34_unet", False), ("unet", True),
+                  ("resnet34_unet", True))
+LABELS = {"unet": "UNet", "resnet34_unet": "ResNet34-UNet"}
+
+
+def label(model: str, augment: bool) -> str:
+    """A readable name of a configuration, e.g. 'UNet + augmentation'."""
+    return LABELS[model] + (" + augmentation" if augment else "")
+
+
+def make_config(model: str, augment: bool, quick: bool = False, **shared) -> TrainConfig:
+    """The configuration of one of the four runs; SHARED settings apply to all of them."""
+    if quick:
+        return quick_config(model=model, augment=augment, **shared)
+    return TrainConfig(model=model, augment=augment, **shared)
+
+
+def test_scores(checkpoint: Path, data_path: Path, image_size: int, device,
+                limit: int | None = None, batch_size: int = 8) -> dict:
+    """Dice and IoU on the test split, with the boundary as foreground and as ignored."""
+    model = load_model(checkpoint, device)
+    test_set = load_dataset(data_path, "test", image_size, limit=limit)
+    loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    with_boundary = evaluate(model, loader, device)
+    without = evaluate(model, loader, device, ignore_boundary=True)
+    return {**{k: v for k, v in with_boundary.items() if k != "loss"},
+            **{f"{k}_no_boundary": v for k, v in without.items() if k != "loss"}}
+
+
+def run_comparison(quick: bool = False, retrain: bool = False,
+                   output_dir: str | Path = "outputs/comparison", test_limit: int | None = None,
+                   **shared) -> list[dict]:
+    """Train or reuse the four configurations and score them; returns one row per run."""
+    rows = []
+    for model, augment in CONFIGURATIONS:
+        config = make_config(model, augment, quick, **shared)
+        best = Path(config.checkpoint_dir) / f"{config.run_name}_best.pth"
+        history_file = Path(config.output_dir) / f"{config.run_name}_history.json"
+        if retrain or not best.exists() or not history_file.exists():
+            train(config)
+        else:
+            print(f"{config.run_name}: reusing {best}")
+        data_path = find_dataset(config.data_path)
+        scores = test_scores(best, data_path, config.image_size, pick_device(config.device),
+                             test_limit, config.batch_size)
+        rows.append({"run_name": config.run_name, "label": label(model, augment),
+                     "history": json.loads(history_file.read_text()), **scores})
+    write_report(rows, output_dir)
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The test scores of each configuration as a Markdown table."""
+    lines = ["| configuration | Dice | Dice (pooled) | IoU | IoU (pooled) | Dice, boundary ignored |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['dice']:.4f} | {r['dice_pooled']:.4f} | "
+                     f"{r['iou']:.4f} | {r['iou_pooled']:.4f} | {r['dice_no_boundary']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Figure:
+    """Bar chart of per-image Dice and IoU on the test split for each configuration."""
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for offset, key, name in ((-0.2, "dice", "Dice"), (0.2, "iou", "IoU")):
+        bars = ax.bar(x + offset, [r[key] for r in rows], width=0.4, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_xticks(x, [r["label"].replace(" + ", "\n+ ") for r in rows])
+    ax.set(title="Test scores of the four configurations", ylabel="score (per-image mean)",
+           ylim=(0, 1.05))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    if save_path is not None:
+        fig.savefig(save_path, dpi=100)
+    return fig
+
+
+def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Figure:
+    """The validation loss and Dice of the four runs side by side."""
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in rows:
+        epochs = range(1, len(r["history"]["valid_loss"]) + 1)
+        ax_loss.plot(epochs, r["history"]["valid_loss"], "o-", label=r["label"])
+        ax_dice.plot(epochs, r["history"]["valid_dice"], "o-", label=r["label"])
+    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="BCE loss")
+    ax_dice.set(title="Validation Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
+    for ax in (ax_loss, ax_dice):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    if save_path is not None:
+        fig.savefig(save_path, dpi=100)
+    return fig
+
+
+def write_report(rows: list[dict], output_dir: str | Path) -> Path:
+    """Write the table, the bar chart and the curves into OUTPUT_DIR."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "results.md").write_text(markdown_table(rows))
+    plt.close(plot_scores(rows, output_dir / "test_scores.png"))
+    plt.close(plot_curves(rows, output_dir / "validation_curves.png"))
+    print(markdown_table(rows))
+    print(f"Table and figures in {output_dir}/")
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Entry point of `python -m petseg_lib.compare`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small CPU-sized runs")
+    parser.add_argument("--retrain", action="store_true", help="train even when a checkpoint "
+                        "of the configuration exists")
+    parser.add_argument("--data_path", default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--image_size", type=int, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="training images per run")
+    parser.add_argument("--test_limit", type=int, default=None, help="test images scored")
+    parser.add_argument("--checkpoint_dir", default="checkpoints")
+    parser.add_argument("--output_dir", default="outputs/comparison")
+    args = vars(parser.parse_args(argv))
+    shared = {k: args.pop(k) for k in ("data_path", "epochs", "image_size", "limit")
+              if args[k] is not None}
+    shared["checkpoint_dir"] = args.pop("checkpoint_dir")
+    shared["output_dir"] = args["output_dir"]
+    return run_comparison(args["quick"], args["retrain"], args["output_dir"],
+                          args["test_limit"], **shared)
+
+
+if __name__ == "__main__":
+    main()

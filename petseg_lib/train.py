@@ -1,0 +1,266 @@
+"""Training: the loop of the design report, written out step by step.
+
+Each epoch: forward -> BCEWithLogitsLoss -> backward -> Adam step over the shuffled training
+set, then `evaluate` on the validation set. The best model by validation Dice is saved to
+`checkpoints/<run_name>_best.pth`; `<run_name>_last.pth` also keeps the optimizer so a run
+can be resumed. At the end the curves go to `outputs/<run_name>_metrics.png`.
+
+    python -m petseg_lib.train --model unet --epochs 20 --batch_size 8 --learning_rate 1e-4
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .evaluate import dice_score, evaluate, to_float_images
+from .models import MODELS, build_model
+from .oxford_pet import collate, find_dataset, load_dataset
+from .utils import plot_training_metrics
+
+HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; the defaults are the design report's."""
+
+    data_path: str | None = None  # None: data/oxford-iiit-pet, else the offline sample
+    model: str = "unet"  # "unet" or "resnet34_unet"
+    augment: bool = False
+    epochs: int = 20
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    image_size: int = 256
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"  # "auto": cuda, then mps, then cpu
+    run_name: str | None = None  # None: "<model>" or "<model>_aug"
+    checkpoint_dir: str = "checkpoints"
+    output_dir: str = "outputs"
+    limit: int | None = None  # use only this many training images (quick runs)
+    model_kwargs: dict = field(default_factory=dict)  # e.g. {"base_channels": 32}
+    resume: bool = False  # continue from <run_name>_last.pth when it exists
+    progress: bool = True  # tqdm progress bars
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)}, not {self.model!r}")
+        if self.run_name is None:
+            self.run_name = self.model + ("_aug" if self.augment else "")
+
+
+def quick_config(**overrides) -> TrainConfig:
+    """A configuration small enough to train on a laptop CPU in about a minute."""
+    settings = dict(image_size=64, epochs=3, limit=48, batch_size=8, learning_rate=1e-3)
+    if overrides.get("model", "unet") == "unet":
+        settings["model_kwargs"] = {"base_channels": 16}
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The requested device, or the best available one for "auto"."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def save_checkpoint(payload: dict, path: str | Path) -> Path:
+    """Write PAYLOAD with torch.save atomically: a temporary file, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def make_loaders(config: TrainConfig, data_path: Path) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training loader and ordered validation loader."""
+    train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit)
+    valid_limit = None if config.limit is None else max(config.limit // 4, 1)
+    valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit)
+    generator = torch.Generator().manual_seed(config.seed)  # the shuffling order
+    common = dict(batch_size=config.batch_size, num_workers=config.num_workers,
+                  collate_fn=collate, persistent_workers=config.num_workers > 0)
+    train_loader = DataLoader(train_set, shuffle=True, generator=generator, **common)
+    valid_loader = DataLoader(valid_set, shuffle=False, **common)
+    return train_loader, valid_loader
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, criterion: nn.Module,
+                    optimizer: torch.optim.Optimizer, device: torch.device,
+                    epoch: int = 0, progress: bool = True) -> tuple[float, float]:
+    """One pass over LOADER; returns the mean loss and mean Dice of the training batches."""
+    model.train()
+    total_loss = total_dice = seen = 0.0
+    batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
+    for batch_index, batch in enumerate(batches):
+        images = to_float_images(batch["image"]).to(device)  # (N, 3, H, W)
+        masks = batch["mask"].to(device)  # (N, 1, H, W)
+        logits = model(images)  # (N, 1, H, W)
+        loss = criterion(logits, masks)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"The loss became {loss.item()} at epoch {epoch + 1}, "
+                                     f"batch {batch_index + 1}: training stopped. Try a smaller "
+                                     "learning rate; the best checkpoint is left as it was.")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = images.shape[0]
+        total_loss += loss.item() * n
+        total_dice += dice_score(logits.detach(), masks).item() * n
+        seen += n
+        batches.set_postfix(loss=f"{loss.item():.4f}")
+    return total_loss / seen, total_dice / seen
+
+
+def checkpoint_payload(model: nn.Module, config: TrainConfig, epoch: int, metrics: dict) -> dict:
+    """Everything needed to rebuild and use MODEL without the training code's arguments."""
+    return {
+        "format": "petseg-checkpoint",
+        "model_name": config.model,
+        "model_kwargs": dict(model.config),
+        "state_dict": model.state_dict(),
+        "image_size": config.image_size,
+        "epoch": epoch,
+        "metrics": metrics,
+        "config": dataclasses.asdict(config),
+    }
+
+
+def train(config: TrainConfig, on_epoch_end=None) -> dict:
+    """Train one model as CONFIG says; returns the history of the four curves per epoch."""
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    data_path = find_dataset(config.data_path)
+    train_loader, valid_loader = make_loaders(config, data_path)
+    model = build_model(config.model, **config.model_kwargs).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    criterion = nn.BCEWithLogitsLoss()
+    checkpoints, outputs = Path(config.checkpoint_dir), Path(config.output_dir)
+    best_path = checkpoints / f"{config.run_name}_best.pth"
+    last_path = checkpoints / f"{config.run_name}_last.pth"
+
+    history = {key: [] for key in HISTORY_KEYS}
+    best_dice, start_epoch = -1.0, 0
+    if config.resume and last_path.exists():
+        state = torch.load(last_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, best_dice, start_epoch = state["history"], state["best_dice"], state["epoch"]
+        torch.set_rng_state(state["rng"])
+        train_loader.generator.set_state(state["loader_rng"])
+        print(f"Resuming {config.run_name} after epoch {start_epoch}.")
+
+    print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "
+          f"and {len(valid_loader.dataset)} validation samples from {data_path}.")
+    epochs = tqdm(range(start_epoch, config.epochs), desc=config.run_name,
+                  disable=not config.progress)
+    for epoch in epochs:
+        train_loss, train_dice = train_one_epoch(model, train_loader, criterion, optimizer,
+                                                 device, epoch, config.progress)
+        valid = evaluate(model, valid_loader, device, criterion)
+        for key, value in zip(HISTORY_KEYS, (train_loss, valid["loss"], train_dice,
+                                             valid["dice"]), strict=True):
+            history[key].append(value)
+        epochs.set_postfix(valid_dice=f"{valid['dice']:.4f}")
+
+        if valid["dice"] > best_dice:
+            best_dice = valid["dice"]
+            save_checkpoint(checkpoint_payload(model, config, epoch + 1, valid), best_path)
+        last = checkpoint_payload(model, config, epoch + 1, valid)
+        last.update(optimizer=optimizer.state_dict(), history=history, best_dice=best_dice,
+                    rng=torch.get_rng_state(), loader_rng=train_loader.generator.get_state())
+        save_checkpoint(last, last_path)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+
+    outputs.mkdir(parents=True, exist_ok=True)
+    (outputs / f"{config.run_name}_history.json").write_text(json.dumps(history, indent=2))
+    fig = plot_training_metrics(history, outputs / f"{config.run_name}_metrics.png",
+                                title=f"{config.run_name}: training curves")
+    fig.clf()
+    print(f"Best validation Dice {best_dice:.4f}; weights in {best_path}")
+    return history
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """The command line of `python -m petseg_lib.train`, as a TrainConfig."""
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m petseg_lib.train",
+        description="Train a UNet or ResNet34-UNet on the Oxford-IIIT Pet dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data_path", default=None,
+                        help="dataset folder; by default data/oxford-iiit-pet when present, "
+                             "else the offline sample dataset")
+    parser.add_argument("--model", choices=sorted(MODELS), default=defaults.model,
+                        help="architecture")
+    parser.add_argument("--augment", action="store_true", help="double the training set "
+                        "with augmented copies (crop-and-zoom, flip, greyscale, brightness)")
+    for name, text in (("epochs", "passes over the training set"),
+                       ("batch_size", "images per Adam step"),
+                       ("image_size", "images are resized to this square size"),
+                       ("seed", "random seed (same seed on CPU: same history)"),
+                       ("num_workers", "DataLoader worker processes")):
+        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name), help=text)
+    parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate,
+                        help="Adam learning rate")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use only this many training images")
+    parser.add_argument("--base_channels", type=int, default=None,
+                        help="UNet width (64 in the report; 32 or 16 for CPU experiments)")
+    parser.add_argument("--device", default=defaults.device, help="auto: cuda, mps, then cpu")
+    parser.add_argument("--run_name", default=None, help="default: <model> or <model>_aug")
+    parser.add_argument("--checkpoint_dir", default=defaults.checkpoint_dir,
+                        help="where <run_name>_best.pth and _last.pth go")
+    parser.add_argument("--output_dir", default=defaults.output_dir,
+                        help="where the metrics plot and history go")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from <run_name>_last.pth")
+    parser.add_argument("--quick", action="store_true",
+                        help="a CPU smoke run: 64 px, 48 images, 3 epochs, unless set explicitly")
+    args = vars(parser.parse_args(argv))
+    quick = args.pop("quick")
+    base_channels = args.pop("base_channels")
+    if base_channels is not None:
+        args["model_kwargs"] = {"base_channels": base_channels}
+    if not quick:
+        return TrainConfig(**args)
+    explicit = {k: v for k, v in args.items()
+                if k in ("data_path", "model", "augment", "run_name", "checkpoint_dir",
+                         "output_dir", "resume", "device", "seed", "num_workers", "model_kwargs")
+                or v != getattr(defaults, k)}
+    return quick_config(**explicit)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Entry point of `python -m petseg_lib.train`."""
+    config = parse_args(argv)
+    history = train(config)
+    if not history["valid_dice"] or not math.isfinite(history["valid_dice"][-1]):
+        raise SystemExit("training produced no validation score")
+    return history
+
+
+if __name__ == "__main__":
+    main()
