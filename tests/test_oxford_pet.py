@@ -211,7 +211,7 @@ def _archive(folder: str, files: dict) -> bytes:
 
 @pytest.fixture
 def server():
-    """A 127.0.0.1 HTTP server; set `routes[path] = [bytes, ...]` (one per request, last repeats)."""
+    """A 127.0.0.1 HTTP server; `routes[path] = [bytes, ...]`: one per request, last repeats."""
     routes, hits = {}, []
 
     class Handler(http.server.BaseHTTPRequestHandler):
