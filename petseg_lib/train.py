@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 from .evaluate import dice_score, evaluate, to_float_images
 from .models import MODELS, build_model
 from .oxford_pet import collate, find_dataset, load_dataset
+from .sample import project_root
 from .utils import plot_training_metrics
 
 HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
@@ -62,11 +64,31 @@ class TrainConfig:
 
 def quick_config(**overrides) -> TrainConfig:
     """A configuration small enough to train on a laptop CPU in about a minute."""
-    settings = dict(image_size=64, epochs=3, limit=48, batch_size=8, learning_rate=1e-3)
-    if overrides.get("model", "unet") == "unet":
+    model, augment = overrides.get("model", "unet"), overrides.get("augment", False)
+    settings = dict(image_size=64, epochs=3, limit=48, batch_size=8, learning_rate=1e-3,
+                    run_name=model + ("_aug" if augment else "") + "_quick")
+    if model == "unet":
         settings["model_kwargs"] = {"base_channels": 16}
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+def quick_mode() -> bool:
+    """True when PETSEG_QUICK=1: notebooks and tests then use small, fast settings."""
+    return os.environ.get("PETSEG_QUICK", "0") == "1"
+
+
+def course_config(model: str = "unet", augment: bool = False, **overrides) -> TrainConfig:
+    """The notebooks' configuration: the report's settings, or quick ones when PETSEG_QUICK=1.
+
+    Checkpoints and outputs go to the repository's checkpoints/ and outputs/ folders,
+    whichever folder the notebook runs from.
+    """
+    base = project_root() or Path.cwd()
+    settings = dict(checkpoint_dir=str(base / "checkpoints"), output_dir=str(base / "outputs"))
+    settings.update(overrides)
+    make = quick_config if quick_mode() else TrainConfig
+    return make(model=model, augment=augment, **settings)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -198,7 +220,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     (outputs / f"{config.run_name}_history.json").write_text(json.dumps(history, indent=2))
     fig = plot_training_metrics(history, outputs / f"{config.run_name}_metrics.png",
                                 title=f"{config.run_name}: training curves")
-    fig.clf()
+    plt.close(fig)
     print(f"Best validation Dice {best_dice:.4f}; weights in {best_path}")
     return history
 

@@ -94,20 +94,21 @@ def plot_training_metrics(history: dict, save_path: str | Path | None = None,
 
 def show_samples(dataset, n: int = 8, cols: int = 4, save_path: str | Path | None = None,
                  alpha: float = 0.5, title: str | None = None) -> plt.Figure:
-    """A grid of the first N samples of DATASET with their masks tinted in red."""
+    """A grid of N samples spread over DATASET, with their masks tinted in red."""
     n = min(n, len(dataset))
+    picks = np.linspace(0, len(dataset) - 1, n).round().astype(int)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
             continue
-        sample = dataset[i]
+        sample = dataset[int(picks[i])]
         picture = to_image_array(sample["image"])
         if sample["mask"] is not None:
             picture = overlay_mask(picture, sample["mask"], alpha, color=(1.0, 0.0, 0.0))
         ax.imshow(picture)
-        ax.set_title(str(sample.get("name", i)), fontsize=8)
+        ax.set_title(str(sample.get("name", picks[i])), fontsize=8)
     fig.suptitle(title or f"{n} samples, pet mask tinted red")
     fig.tight_layout()
     if save_path is not None:
@@ -120,3 +121,217 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+
+
+# ---------------------------------------------------------------------------
+# Interactive exploration: plain callbacks, and thin ipywidgets around them
+# ---------------------------------------------------------------------------
+
+def _squeeze(array) -> np.ndarray:
+    """(1, H, W) or (H, W) tensor/array -> (H, W) numpy array."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
+    return array[0] if array.ndim == 3 else array
+
+
+def mask_dice(pred_mask, gt_mask) -> float:
+    """Dice of two (H, W) masks; 1.0 when both are empty."""
+    pred, gt = to_mask_array(pred_mask), to_mask_array(gt_mask)
+    total = pred.sum() + gt.sum()
+    return 1.0 if total == 0 else float(2 * (pred & gt).sum() / total)
+
+
+def draw_prediction(fig: plt.Figure, image, probabilities, gt_mask=None,
+                    threshold: float = 0.5, alpha: float = 1.0, name: str = "") -> float | None:
+    """Redraw FIG with the input, the probability map and the thresholded mask; return Dice."""
+    pred = _squeeze(probabilities) > threshold
+    dice = None if gt_mask is None else mask_dice(pred, gt_mask)
+    fig.clear()
+    axes = fig.subplots(1, 3 if gt_mask is None else 4)
+    axes[0].imshow(to_image_array(image))
+    axes[0].set_title(f"Input {name}".strip())
+    shown = axes[1].imshow(_squeeze(probabilities), cmap="magma", vmin=0, vmax=1)
+    axes[1].set_title("Predicted probability")
+    fig.colorbar(shown, ax=axes[1], fraction=0.046)
+    column = 2
+    if gt_mask is not None:
+        axes[column].imshow(overlay_mask(image, gt_mask, alpha))
+        axes[column].set_title("Ground truth")
+        column += 1
+    axes[column].imshow(overlay_mask(image, pred, alpha))
+    score = "" if dice is None else f", Dice {dice:.3f}"
+    axes[column].set_title(f"Prediction > {threshold:.2f}{score}")
+    for ax in axes:
+        ax.axis("off")
+    return dice
+
+
+def prediction_explorer(images, probabilities, gt_masks=None, names=None):
+    """Sliders for threshold and overlay alpha, and a sample picker, over precomputed predictions.
+
+    IMAGES, PROBABILITIES and GT_MASKS are sequences (or batched tensors) of equal length.
+    """
+    import ipywidgets as widgets
+
+    n = len(images)
+    names = names or [str(i) for i in range(n)]
+    sample = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)],
+                              description="sample")
+    threshold = widgets.FloatSlider(0.5, min=0.05, max=0.95, step=0.05,
+                                    description="threshold", continuous_update=False)
+    alpha = widgets.FloatSlider(1.0, min=0.0, max=1.0, step=0.1, description="overlay alpha",
+                                continuous_update=False)
+    output = widgets.Output()
+
+    def update(_change=None) -> None:
+        i = sample.value
+        gt = None if gt_masks is None else gt_masks[i]
+        with output:
+            output.clear_output(wait=True)
+            fig = plt.figure(figsize=(14, 3.8))
+            draw_prediction(fig, images[i], probabilities[i], gt, threshold.value,
+                            alpha.value, names[i])
+            plt.show()
+
+    for control in (sample, threshold, alpha):
+        control.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([sample, threshold, alpha]), output])
+
+
+# --- Notebook 01-03 helpers ---
+# Dataset statistics, trimap pictures, single augmentations and rows of pictures.
+
+TRIMAP_COLOURS = ("#d95f02", "#1b3b6f", "#f2e205")  # pet (orange), background (blue), boundary
+
+
+def trimap_statistics(dataset) -> dict[str, np.ndarray]:
+    """Width, height and pet/background/boundary/foreground fractions of each trimap of DATASET."""
+    from PIL import Image
+
+    from .oxford_pet import BACKGROUND, BOUNDARY, PET
+
+    rows = []
+    for name in dataset.names:
+        with Image.open(dataset.trimaps_dir / f"{name}.png") as im:
+            trimap = np.asarray(im)  # (H, W) values in {1, 2, 3}
+        height, width = trimap.shape
+        rows.append((width, height, (trimap == PET).mean(), (trimap == BACKGROUND).mean(),
+                     (trimap == BOUNDARY).mean()))
+    columns = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    stats = dict(zip(("width", "height", "pet", "background", "boundary"), columns.T,
+                     strict=True))
+    stats["foreground"] = stats["pet"] + stats["boundary"]  # the training mask's share
+    return stats
+
+
+def show_trimap(image, trimap, title: str | None = None) -> plt.Figure:
+    """An image, its trimap in three named colours, and the two binary readings of it."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    from .oxford_pet import BOUNDARY, trimap_to_mask
+
+    trimap = _squeeze(trimap)
+    mask = trimap_to_mask(trimap)  # boundary counted as pet
+    ignored = np.where(trimap == BOUNDARY, 0.5, mask)  # boundary left out (grey)
+    cmap = ListedColormap(TRIMAP_COLOURS)
+    norm = BoundaryNorm([0.5, 1.5, 2.5, 3.5], cmap.N)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.4))
+    axes[0].imshow(to_image_array(image))
+    axes[0].set_title("Image")
+    shown = axes[1].imshow(trimap, cmap=cmap, norm=norm, interpolation="nearest")
+    bar = fig.colorbar(shown, ax=axes[1], ticks=[1, 2, 3], fraction=0.046)
+    bar.ax.set_yticklabels(["1 pet", "2 background", "3 boundary"])
+    axes[1].set_title("Trimap: three classes")
+    axes[2].imshow(mask, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes[2].set_title("Training mask: boundary = pet\n(white pet, black background)")
+    axes[3].imshow(ignored, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes[3].set_title("Scoring variant: boundary ignored\n(grey pixels are not scored)")
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_steps(image_size: int) -> dict:
+    """Each training augmentation on its own, by name; the random flip and greyscale always act."""
+    from .oxford_pet import augmentations
+
+    crop, flip, greyscale, brightness = augmentations(image_size).transforms
+    flip.p = 1.0  # in training: p = 0.5
+    greyscale.p = 1.0  # in training: p = 0.2
+    return {"crop and zoom": crop, "horizontal flip": flip, "greyscale": greyscale,
+            "brightness": brightness}
+
+
+def augment_sample(sample: dict, transform=None, image_size: int = 256) -> dict:
+    """Apply TRANSFORM jointly to an original-size sample's image and trimap, then resize.
+
+    SAMPLE comes from OxfordPetDataset; the result is shaped like a SimpleOxfordPetDataset sample.
+    """
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    from .oxford_pet import BACKGROUND, _to_float
+
+    image = tv_tensors.Image(torch.from_numpy(sample["image"]).permute(2, 0, 1))  # (3, H, W)
+    trimap = tv_tensors.Mask(torch.from_numpy(sample["trimap"])[None])  # (1, H, W)
+    if transform is not None:
+        image, trimap = transform(image, trimap)  # same geometry for both
+    image, trimap = v2.Resize((image_size, image_size), antialias=True)(image, trimap)
+    return {
+        "image": _to_float(image),  # (3, S, S) float32 in [0, 1]
+        "mask": (trimap != BACKGROUND).float().as_subclass(torch.Tensor),  # (1, S, S)
+        "trimap": trimap.as_subclass(torch.Tensor),  # (1, S, S) uint8
+        "name": sample["name"],
+    }
+
+
+def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.4,
+                       title: str | None = None) -> plt.Figure:
+    """One row of samples per name in ROWS; each mask tinted red and outlined in yellow."""
+    n_cols = max(len(samples) for samples in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.8 * n_cols + 0.8, 2.9 * len(rows)),
+                             squeeze=False)
+    for ax_row, (label, samples) in zip(axes, rows.items(), strict=True):
+        for ax, sample in zip(ax_row, samples, strict=False):
+            mask = to_mask_array(sample["mask"])
+            ax.imshow(overlay_mask(sample["image"], mask, alpha, color=(1.0, 0.0, 0.0)))
+            if mask.any() and not mask.all():
+                ax.contour(mask, levels=[0.5], colors="yellow", linewidths=1.0)
+            ax.set_title(sample["name"], fontsize=8)
+        for ax in ax_row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in ax_row[len(samples):]:
+            ax.axis("off")
+        ax_row[0].set_ylabel(label, fontsize=11)
+    fig.suptitle(title or "Masks tinted red, outlined in yellow")
+    fig.tight_layout()
+    return fig
+
+
+def show_images(panels: dict, cmap: str = "viridis", title: str | None = None,
+                colorbar: bool = False, vmin: float | None = None,
+                vmax: float | None = None) -> plt.Figure:
+    """A row of pictures titled by the keys of PANELS; single-channel maps use CMAP."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.3), squeeze=False)
+    for ax, (name, picture) in zip(axes[0], panels.items(), strict=True):
+        if isinstance(picture, torch.Tensor):
+            picture = picture.detach().cpu().numpy()
+        picture = np.squeeze(np.asarray(picture))  # (1, 1, H, W) -> (H, W)
+        if picture.ndim == 2:
+            shown = ax.imshow(picture, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            if colorbar:
+                fig.colorbar(shown, ax=ax, fraction=0.046)
+        else:
+            ax.imshow(to_image_array(picture))
+        ax.set_title(name)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

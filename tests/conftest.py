@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
+
+matplotlib.use("Agg")
 
 MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oxford-iiit-pet-mini"
 
@@ -59,3 +62,12 @@ def mini_root() -> Path:
     if not (MINI / "annotations" / "trainval.txt").is_file():
         pytest.skip("../shared/data/oxford-iiit-pet-mini is not present")
     return MINI
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close every matplotlib figure a test opened."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

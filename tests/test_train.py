@@ -140,6 +140,16 @@ def test_train_cli_help_lists_defaults(capsys):
     assert "Adam learning rate (default: 0.0001)" in text
 
 
+def test_course_config_follows_petseg_quick(monkeypatch):
+    monkeypatch.setenv("PETSEG_QUICK", "1")
+    quick = train_module.course_config("resnet34_unet", augment=True)
+    assert quick.run_name == "resnet34_unet_aug_quick" and quick.image_size == 64
+    assert quick.checkpoint_dir.endswith("checkpoints") and quick.model_kwargs == {}
+    monkeypatch.setenv("PETSEG_QUICK", "0")
+    full = train_module.course_config("unet")
+    assert (full.run_name, full.image_size, full.epochs) == ("unet", 256, 20)
+
+
 def test_quick_flag_shrinks_unless_told_otherwise():
     quick = parse_args(["--quick"])
     assert quick.image_size < 256 and quick.epochs < 20 and quick.limit is not None

@@ -6,6 +6,8 @@ import torch
 from PIL import Image
 
 from petseg_lib.utils import (
+    draw_prediction,
+    mask_dice,
     overlay_mask,
     plot_training_metrics,
     show_samples,
@@ -79,3 +81,46 @@ def test_show_samples_grid(tmp_path, tiny_root):
                        save_path=tmp_path / "g.png")
     assert sum(1 for ax in fig.axes if ax.images) == 6
     assert (tmp_path / "g.png").is_file()
+
+
+def test_threshold_callback_rebinarises_and_scores():
+    import matplotlib.pyplot as plt
+
+    from petseg_lib.evaluate import dice_score
+
+    rng = np.random.default_rng(1)
+    probs = rng.random((1, 16, 16)).astype(np.float32)
+    gt = (rng.random((16, 16)) > 0.5).astype(np.float32)
+    image = rng.random((3, 16, 16)).astype(np.float32)
+    fig = plt.figure()
+    for threshold in (0.2, 0.5, 0.8):
+        dice = draw_prediction(fig, image, probs, gt, threshold=threshold, alpha=1.0)
+        logits = torch.logit(torch.from_numpy(probs))[None] - torch.logit(
+            torch.tensor(threshold)) + torch.logit(torch.tensor(0.5))
+        expected = dice_score(logits, torch.from_numpy(gt)[None, None]).item()
+        assert dice == pytest.approx(expected, abs=1e-6)
+        shown = fig.axes[3].images[0].get_array()  # the prediction panel
+        assert np.all(shown[probs[0] > threshold] == 0.0)
+        assert f"{threshold:.2f}" in fig.axes[3].get_title()
+    assert mask_dice(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0
+    assert draw_prediction(fig, image, probs, None) is None and len(fig.axes) == 4  # 3 + colorbar
+
+
+def test_prediction_explorer_updates_with_its_controls(monkeypatch):
+    import ipywidgets
+
+    from petseg_lib import utils
+
+    calls = []
+    monkeypatch.setattr(utils, "draw_prediction",
+                        lambda fig, image, prob, gt, threshold, alpha, name:
+                        calls.append((name, threshold, alpha)))
+    probs = torch.rand(3, 1, 8, 8)
+    box = utils.prediction_explorer(torch.rand(3, 3, 8, 8), probs, (probs > 0.5).float(),
+                                    ["a", "b", "c"])
+    sample, threshold, alpha = box.children[0].children
+    assert isinstance(threshold, ipywidgets.FloatSlider) and calls == [("a", 0.5, 1.0)]
+    threshold.value = 0.7
+    alpha.value = 0.3
+    sample.value = 2
+    assert calls[-1] == ("c", 0.7, 0.3)

@@ -1,0 +1,50 @@
+"""The project's own files: the package lists agree, the layout is as documented."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    """'torch==2.14.1' -> 'torch'; names compared case- and dash/underscore-insensitively."""
+    return re.split(r"[=<>!~\[ ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _environment_entries() -> list[str]:
+    """The package entries under `dependencies:` (conda and pip ones), without sections."""
+    text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    entries = re.findall(r"^\s*-\s+(\S+)\s*$", text, flags=re.MULTILINE)
+    return [e for e in entries if not e.endswith(":")]
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    project = _pyproject()
+    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    listed = {_name(e) for e in _environment_entries() if e != "pip" and e != "python=3.11"}
+    assert listed == wanted
+
+
+def test_torch_pins_agree():
+    pins = {_name(r): r for r in _pyproject()["dependencies"] if "==" in r}
+    assert pins == {"torch": "torch==2.14.1", "torchvision": "torchvision==0.29.1"}
+    entries = _environment_entries()
+    assert "torch==2.14.1" in entries and "torchvision==0.29.1" in entries
+
+
+def test_data_and_checkpoints_hold_only_their_readme_in_git():
+    ignore = (ROOT / ".gitignore").read_text()
+    for folder in ("data", "checkpoints"):
+        assert (ROOT / folder / "README.md").is_file()
+        assert f"{folder}/*" in ignore and f"!{folder}/README.md" in ignore
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make demo" in readme
