@@ -53,9 +53,12 @@ def test_scores(checkpoint: Path, data_path: Path, image_size: int, device,
 
 
 def run_comparison(quick: bool = False, retrain: bool = False,
-                   output_dir: str | Path = "outputs/comparison", test_limit: int | None = None,
+                   report_dir: str | Path = "outputs/comparison", test_limit: int | None = None,
                    **shared) -> list[dict]:
-    """Train or reuse the four configurations and score them; returns one row per run."""
+    """Train or reuse the four configurations and score them; returns one row per run.
+
+    SHARED settings (e.g. data_path, epochs, image_size) apply to all four TrainConfigs.
+    """
     rows = []
     for model, augment in CONFIGURATIONS:
         config = make_config(model, augment, quick, **shared)
@@ -70,7 +73,7 @@ def run_comparison(quick: bool = False, retrain: bool = False,
                              test_limit, config.batch_size)
         rows.append({"run_name": config.run_name, "label": label(model, augment),
                      "history": json.loads(history_file.read_text()), **scores})
-    write_report(rows, output_dir)
+    write_report(rows, report_dir)
     return rows
 
 
@@ -144,14 +147,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--limit", type=int, default=None, help="training images per run")
     parser.add_argument("--test_limit", type=int, default=None, help="test images scored")
     parser.add_argument("--checkpoint_dir", default="checkpoints")
-    parser.add_argument("--output_dir", default="outputs/comparison")
+    parser.add_argument("--output_dir", default="outputs/comparison",
+                        help="where the table and charts go")
     args = vars(parser.parse_args(argv))
-    shared = {k: args.pop(k) for k in ("data_path", "epochs", "image_size", "limit")
+    shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit")
               if args[k] is not None}
-    shared["checkpoint_dir"] = args.pop("checkpoint_dir")
-    shared["output_dir"] = args["output_dir"]
     return run_comparison(args["quick"], args["retrain"], args["output_dir"],
-                          args["test_limit"], **shared)
+                          args["test_limit"], checkpoint_dir=args["checkpoint_dir"], **shared)
 
 
 if __name__ == "__main__":
