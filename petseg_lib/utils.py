@@ -290,7 +290,7 @@ def augment_sample(sample: dict, transform=None, image_size: int = 256) -> dict:
     }
 
 
-def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.4,
+def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.3,
                        title: str | None = None) -> plt.Figure:
     """One row of samples per name in ROWS; each mask tinted red and outlined in yellow."""
     n_cols = max(len(samples) for samples in rows.values())
