@@ -237,7 +237,7 @@ def show_trimap(image, trimap, title: str | None = None) -> plt.Figure:
     ignored = np.where(trimap == BOUNDARY, 0.5, mask)  # boundary left out (grey)
     cmap = ListedColormap(TRIMAP_COLOURS)
     norm = BoundaryNorm([0.5, 1.5, 2.5, 3.5], cmap.N)
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.4))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.4), layout="constrained")
     axes[0].imshow(to_image_array(image))
     axes[0].set_title("Image")
     shown = axes[1].imshow(trimap, cmap=cmap, norm=norm, interpolation="nearest")
@@ -252,7 +252,6 @@ def show_trimap(image, trimap, title: str | None = None) -> plt.Figure:
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -295,7 +294,7 @@ def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.3,
     """One row of samples per name in ROWS; each mask tinted red and outlined in yellow."""
     n_cols = max(len(samples) for samples in rows.values())
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.8 * n_cols + 0.8, 2.9 * len(rows)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax_row, (label, samples) in zip(axes, rows.items(), strict=True):
         for ax, sample in zip(ax_row, samples, strict=False):
             mask = to_mask_array(sample["mask"])
@@ -310,7 +309,6 @@ def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.3,
             ax.axis("off")
         ax_row[0].set_ylabel(label, fontsize=11)
     fig.suptitle(title or "Masks tinted red, outlined in yellow")
-    fig.tight_layout()
     return fig
 
 
@@ -318,7 +316,8 @@ def show_images(panels: dict, cmap: str = "viridis", title: str | None = None,
                 colorbar: bool = False, vmin: float | None = None,
                 vmax: float | None = None) -> plt.Figure:
     """A row of pictures titled by the keys of PANELS; single-channel maps use CMAP."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.3), squeeze=False,
+                             layout="constrained")
     for ax, (name, picture) in zip(axes[0], panels.items(), strict=True):
         if isinstance(picture, torch.Tensor):
             picture = picture.detach().cpu().numpy()
@@ -333,5 +332,73 @@ def show_images(panels: dict, cmap: str = "viridis", title: str | None = None,
         ax.axis("off")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+# --- Notebook 04-06 helpers ---
+# Small tables, live training curves, and galleries of predictions for notebooks 04-06.
+
+def markdown_grid(header: list[str], rows: list[list]) -> str:
+    """A Markdown table with one HEADER line and one line per row of cells."""
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"row {row} has {len(row)} cells, the header {len(header)}")
+    lines = ["| " + " | ".join(str(cell) for cell in header) + " |",
+             "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def live_metrics_plot(epoch: int, history: dict, title: str | None = None) -> None:
+    """Replace the notebook cell's output with the curves so far (fits `on_epoch_end`)."""
+    from IPython.display import clear_output, display
+
+    fig = plot_training_metrics(history, title=title or f"Training curves after epoch {epoch + 1}")
+    clear_output(wait=True)  # the old figure goes when the new one arrives: no flicker
+    display(fig)
+    plt.close(fig)  # displayed once, not a second time at the end of the cell
+
+
+def models_side_by_side(samples: list[dict], probabilities: dict, threshold: float = 0.5,
+                        alpha: float = 1.0, title: str | None = None) -> plt.Figure:
+    """One row per sample: input, ground truth, then each model's prediction with its Dice.
+
+    PROBABILITIES maps a model's label to its (N, 1, H, W) probabilities for the N SAMPLES.
+    """
+    n_cols = 2 + len(probabilities)
+    fig, axes = plt.subplots(len(samples), n_cols, figsize=(2.7 * n_cols, 2.9 * len(samples)),
+                             squeeze=False)
+    for i, (ax_row, sample) in enumerate(zip(axes, samples, strict=True)):
+        ax_row[0].imshow(to_image_array(sample["image"]))
+        ax_row[0].set_title(f"Input {sample['name']}", fontsize=9)
+        ax_row[1].imshow(overlay_mask(sample["image"], sample["mask"], alpha))
+        ax_row[1].set_title("Ground truth", fontsize=9)
+        for ax, (name, probs) in zip(ax_row[2:], probabilities.items(), strict=True):
+            pred = _squeeze(probs[i]) > threshold
+            ax.imshow(overlay_mask(sample["image"], pred, alpha))
+            ax.set_title(f"{name}\nDice {mask_dice(pred, sample['mask']):.3f}", fontsize=9)
+        for ax in ax_row:
+            ax.axis("off")
+    fig.suptitle(title or f"Predicted masks (probability > {threshold:.2f}) filled black")
+    fig.tight_layout()
+    return fig
+
+
+def prediction_gallery(items: list[dict], alpha: float = 1.0,
+                       title: str | None = None) -> plt.Figure:
+    """A column per item of `worst_predictions`: input, ground truth, prediction, and its Dice."""
+    fig, axes = plt.subplots(3, len(items), figsize=(2.6 * len(items) + 0.8, 8.4),
+                             squeeze=False)
+    for col, item in enumerate(items):
+        pictures = (to_image_array(item["image"]), overlay_mask(item["image"], item["mask"], alpha),
+                    overlay_mask(item["image"], item["prediction"], alpha))
+        for row, picture in enumerate(pictures):
+            axes[row, col].imshow(picture, vmin=0.0, vmax=1.0)
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+        axes[0, col].set_title(f"{item['name']}\nDice {item['dice']:.3f}", fontsize=9)
+    for row, name in enumerate(("Input", "Ground truth", "Prediction")):
+        axes[row, 0].set_ylabel(name)
+    fig.suptitle(title or "Lowest Dice first (masks filled black)")
     fig.tight_layout()
     return fig
