@@ -15,7 +15,6 @@ install: $(STAMP)
 # torch and torchvision are pinned in pyproject.toml (2.14.1 / 0.29.1).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e ".[dev]"
 	touch $(STAMP)
 

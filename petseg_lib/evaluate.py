@@ -206,3 +206,34 @@ def evaluate(
     results = meter.compute()
     loss = total_loss / n_images if criterion is not None else None
     return {"loss": loss, **results}
+
+
+# --- Notebook 04-06 helpers ---
+
+def worst_predictions(model: nn.Module, dataset, device: torch.device | str = "cpu", n: int = 6,
+                      threshold: float = 0.5, batch_size: int = 8) -> list[dict]:
+    """The N samples of DATASET with the lowest per-image Dice, worst first, with predictions."""
+    from torch.utils.data import DataLoader
+
+    from .oxford_pet import collate
+
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    meter = SegmentationMeter(threshold)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(to_float_images(batch["image"]).to(device))  # (N, 1, H, W)
+            meter.update(logits.cpu(), batch["mask"], names=batch["name"])
+        # The loader keeps the dataset's order, so position i in the meter is dataset[i].
+        order = sorted(range(len(meter.names)), key=lambda i: meter.per_image_dice[i])[:n]
+        worst = []
+        for i in order:
+            sample = dataset[i]
+            logits = model(to_float_images(sample["image"][None]).to(device))  # (1, 1, H, W)
+            probability = torch.sigmoid(logits)[0].cpu()  # (1, H, W)
+            worst.append({"name": meter.names[i], "dice": meter.per_image_dice[i],
+                          "image": sample["image"], "mask": sample["mask"],
+                          "probability": probability, "prediction": probability > threshold})
+    model.train(was_training)
+    return worst
