@@ -48,5 +48,9 @@ lab: $(STAMP)
 sync: $(STAMP)
 	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.ipynb
 
+## Speed of the models against a reference, and of the data pipeline (benchmarks/README.md).
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -10,14 +10,27 @@ On disk (the official layout, also used by the offline sample dataset):
 Splits: `test` is test.txt. `train` and `valid` both come from trainval.txt: every 10th
 name (positions 9, 19, 29, ... counting from 0) goes to `valid`, the rest to `train`.
 The file is sorted by breed, so `valid` gets every breed in proportion.
+
+Resized-image cache (`SimpleOxfordPetDataset(..., cache=True)`; training turns it on with
+CUDA): the first use decodes every JPEG once and stores images and trimaps at the training
+size as uint8 .npy files in
+
+    ROOT/cache/<image_size>-v<CACHE_VERSION>/<mode>-<fingerprint>-{images,trimaps,sizes}.npy
+
+The fingerprint hashes the names, sizes and modification times of the image and trimap
+files, so a changed dataset gets a new cache. Later epochs read the files memory-mapped
+instead of decoding JPEGs. Delete ROOT/cache/ at any time to free the disk space.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
+import stat
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -30,6 +43,7 @@ from torch.utils.data import Dataset, default_collate
 from torchvision import tv_tensors
 from torchvision.datasets.utils import check_integrity, download_url
 from torchvision.transforms import v2
+from tqdm.auto import tqdm
 
 from .sample import ensure_sample_dataset, project_root
 
@@ -45,6 +59,9 @@ VALID_EVERY = 10  # every 10th trainval name is a validation image
 
 # Trimap values.
 PET, BACKGROUND, BOUNDARY = 1, 2, 3
+
+# Bump when what the resized-image cache stores changes: older caches are then ignored.
+CACHE_VERSION = 1
 
 
 # ---------------------------------------------------------------------------
@@ -296,16 +313,168 @@ def augmentations(image_size: int) -> v2.Compose:
     ])
 
 
+# ---------------------------------------------------------------------------
+# Resized-image cache
+# ---------------------------------------------------------------------------
+
+def files_fingerprint(paths: list[Path]) -> str:
+    """A short hash of the files' names, sizes and modification times, in order."""
+    digest = hashlib.sha1()
+    for path in paths:
+        info = path.stat()
+        digest.update(f"{path.name} {info.st_size} {info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def can_write(folder: Path) -> bool:
+    """True when FOLDER may be written: allowed, and not marked read-only (even for root)."""
+    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
+
+
+class ResizedCache:
+    """Resized images, trimaps and original sizes of a list of names, in .npy files.
+
+    images (N, 3, S, S) uint8, trimaps (N, 1, S, S) uint8 when there are masks, and the
+    original (h, w) of each image in sizes (N, 2) int32; read back memory-mapped.
+    """
+
+    def __init__(self, folder: Path, stem: str, count: int, image_size: int, has_masks: bool):
+        self.folder, self.count = folder, count
+        self.shapes = {"images": (count, 3, image_size, image_size), "sizes": (count, 2)}
+        if has_masks:
+            self.shapes["trimaps"] = (count, 1, image_size, image_size)
+        self.paths = {part: folder / f"{stem}-{part}.npy" for part in self.shapes}
+        self.arrays = None  # opened on first read, once per process
+
+    def is_valid(self) -> bool:
+        """True when every file exists and holds an array of the expected shape."""
+        try:
+            return all(np.load(self.paths[part], mmap_mode="r").shape == shape
+                       for part, shape in self.shapes.items())
+        except (OSError, ValueError):
+            return False
+
+    def build(self, decode, desc: str = "caching") -> None:
+        """Fill the files with DECODE(i) -> (image, trimap or None, (h, w)) for every index.
+
+        Each file is written under a temporary name, then renamed: another process sees the
+        old file or the finished one, never half of one, even when both build at once.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary, arrays = {}, {}
+        try:
+            for part, shape in self.shapes.items():
+                handle, name = tempfile.mkstemp(dir=self.folder, prefix=f".{part}-",
+                                                suffix=".tmp")
+                os.close(handle)
+                temporary[part] = Path(name)
+                dtype = np.int32 if part == "sizes" else np.uint8
+                arrays[part] = np.lib.format.open_memmap(name, "w+", dtype=dtype, shape=shape)
+            for i in tqdm(range(self.count), desc=desc, leave=False):
+                image, trimap, size = decode(i)
+                arrays["images"][i] = image
+                arrays["sizes"][i] = size
+                if trimap is not None:
+                    arrays["trimaps"][i] = trimap
+            for array in arrays.values():
+                array.flush()
+            arrays.clear()
+            for part in ("sizes", "trimaps", "images"):  # images last: is_valid checks all
+                if part in temporary:
+                    os.chmod(temporary[part], 0o644)  # mkstemp makes files only we can read
+                    os.replace(temporary.pop(part), self.paths[part])
+        finally:
+            for path in temporary.values():
+                path.unlink(missing_ok=True)
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+        """The resized image, resized trimap (or None) and original (h, w) of INDEX."""
+        if self.arrays is None:
+            self.arrays = {part: np.load(path, mmap_mode="r") for part, path in self.paths.items()}
+        trimaps = self.arrays.get("trimaps")
+        trimap = None if trimaps is None else np.array(trimaps[index])  # (1, S, S) copy
+        h, w = self.arrays["sizes"][index]
+        return np.array(self.arrays["images"][index]), trimap, (int(h), int(w))
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers reopen the files rather than receive copies of the arrays.
+        return {**self.__dict__, "arrays": None}
+
+
 class SimpleOxfordPetDataset(OxfordPetDataset):
-    """Square, resized, float samples ready for a model; doubled with augmentation when asked."""
+    """Square, resized, float samples ready for a model; doubled with augmentation when asked.
+
+    cache=True reads images and trimaps from the resized-image cache (see the module doc),
+    building it on first use. Plain samples are then bit for bit the ones decoded from JPEG.
+    Augmented samples are augmented after reading: the crop box is drawn in the original
+    image's pixels, as without the cache, and cut from the cached image, so the geometry is
+    the same and only the resampling differs (the crop is upsampled from the training size).
+    When ROOT cannot be written, the dataset warns and decodes JPEGs as without the cache.
+    """
 
     def __init__(self, root: str | Path, mode: str = "train", image_size: int = 256,
-                 augment: bool = False, limit: int | None = None):
+                 augment: bool = False, limit: int | None = None, cache: bool = False):
         super().__init__(root, mode, limit)
         self.image_size = image_size
         self.augment = augment and mode == "train"
         self.resize = v2.Resize((image_size, image_size), antialias=True)
         self.augmentations = augmentations(image_size)
+        self.cache = self._open_cache() if cache else None
+
+    def _open_cache(self) -> ResizedCache | None:
+        """The valid cache of these names and this size, built when missing or stale."""
+        files = [self._image_path(n) for n in self.names]
+        if self.has_masks:
+            files += [self._trimap_path(n) for n in self.names]
+        folder = self.root / "cache" / f"{self.image_size}-v{CACHE_VERSION}"
+        stem = f"{self.mode}-{files_fingerprint(files)}"
+        cache = ResizedCache(folder, stem, len(self.names), self.image_size, self.has_masks)
+        if cache.is_valid():
+            return cache
+        if not can_write(self.root) or (folder.exists() and not can_write(folder)):
+            warnings.warn(f"{self.root} is read-only: no resized-image cache, the JPEGs are "
+                          "decoded every epoch.", stacklevel=3)
+            return None
+        try:
+            cache.build(self._decode_resized, desc=f"caching {self.mode} at {self.image_size}px")
+        except OSError as err:
+            warnings.warn(f"Could not write the resized-image cache in {folder} ({err}); "
+                          "the JPEGs are decoded every epoch.", stacklevel=3)
+            return None
+        return cache
+
+    def _decode(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None, str]:
+        """Image (3, H, W) and trimap (1, H, W) of name INDEX at their original size."""
+        sample = OxfordPetDataset.__getitem__(self, index)
+        image = tv_tensors.Image(torch.from_numpy(sample["image"]).permute(2, 0, 1))
+        if sample["trimap"] is None:
+            return image, None, sample["name"]
+        # The trimap travels with the image as a Mask, so both get the same geometry
+        # and nearest-neighbour resizing keeps its values in {1, 2, 3}.
+        return image, tv_tensors.Mask(torch.from_numpy(sample["trimap"])[None]), sample["name"]
+
+    def _decode_resized(self, index: int) -> tuple[np.ndarray, np.ndarray | None, tuple]:
+        """What the cache stores for name INDEX: resized image, resized trimap, (h, w)."""
+        image, trimap, _ = self._decode(index)
+        size = tuple(image.shape[-2:])
+        if trimap is None:
+            return self.resize(image).numpy(), None, size
+        image, trimap = self.resize(image, trimap)
+        return image.numpy(), trimap.numpy(), size
+
+    def _augment_cached(self, image, trimap, size: tuple[int, int]) -> tuple:
+        """The training augmentations on a cached image, the crop drawn in original pixels."""
+        crop, *others = self.augmentations.transforms  # RandomResizedCrop comes first
+        h, w = size
+        box = crop.make_params([torch.empty(1, 1, 1).expand(1, h, w)])  # a box in (h, w)
+        sy, sx = self.image_size / h, self.image_size / w
+        top, left = round(box["top"] * sy), round(box["left"] * sx)
+        height = max(1, round(box["height"] * sy))
+        width = max(1, round(box["width"] * sx))
+        out = [self.image_size, self.image_size]
+        image = v2.functional.resized_crop(image, top, left, height, width, out, antialias=True)
+        trimap = v2.functional.resized_crop(trimap, top, left, height, width, out)  # nearest
+        return v2.Compose(others)(image, trimap)
 
     def __len__(self) -> int:
         # With augmentation each image appears twice: even index original, odd index augmented.
@@ -313,21 +482,28 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
 
     def __getitem__(self, index: int) -> dict:
         augmented = self.augment and index % 2 == 1
-        sample = super().__getitem__(index // 2 if self.augment else index)
-        image = tv_tensors.Image(torch.from_numpy(sample["image"]).permute(2, 0, 1))  # (3, H, W)
-        if sample["trimap"] is None:
-            return {"image": _to_float(self.resize(image)), "mask": None, "trimap": None,
-                    "name": sample["name"]}
-        # The trimap travels with the image as a Mask, so both get the same geometry
-        # and nearest-neighbour resizing keeps its values in {1, 2, 3}.
-        trimap = tv_tensors.Mask(torch.from_numpy(sample["trimap"])[None])  # (1, H, W)
-        transform = self.augmentations if augmented else self.resize
-        image, trimap = transform(image, trimap)
+        index = index // 2 if self.augment else index
+        if self.cache is not None:
+            image, trimap, size = self.cache.read(index)
+            image, name = tv_tensors.Image(torch.from_numpy(image)), self.names[index]
+            if trimap is not None:
+                trimap = tv_tensors.Mask(torch.from_numpy(trimap))
+                if augmented:
+                    image, trimap = self._augment_cached(image, trimap, size)
+        else:
+            image, trimap, name = self._decode(index)
+            if trimap is None:
+                image = self.resize(image)
+            else:
+                transform = self.augmentations if augmented else self.resize
+                image, trimap = transform(image, trimap)
+        if trimap is None:
+            return {"image": _to_float(image), "mask": None, "trimap": None, "name": name}
         return {
             "image": _to_float(image),  # (3, S, S) float32 in [0, 1]
             "mask": (trimap != BACKGROUND).float().as_subclass(torch.Tensor),  # (1, S, S)
             "trimap": trimap.as_subclass(torch.Tensor),  # (1, S, S) uint8
-            "name": sample["name"],
+            "name": name,
         }
 
 
@@ -346,10 +522,11 @@ def collate(samples: list[dict]) -> dict:
 
 
 def load_dataset(data_path: str | Path, mode: str, image_size: int = 256,
-                 augment: bool = False, limit: int | None = None) -> SimpleOxfordPetDataset:
+                 augment: bool = False, limit: int | None = None,
+                 cache: bool = False) -> SimpleOxfordPetDataset:
     """The dataset of MODE, resized to IMAGE_SIZE, augmented (train only) when asked."""
     return SimpleOxfordPetDataset(data_path, mode, image_size=image_size, augment=augment,
-                                  limit=limit)
+                                  limit=limit, cache=cache)
 
 
 def main(argv: list[str] | None = None) -> None:

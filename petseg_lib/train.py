@@ -6,6 +6,10 @@ set, then `evaluate` on the validation set. The best model by validation Dice is
 can be resumed. At the end the curves go to `outputs/<run_name>_metrics.png`.
 
     python -m petseg_lib.train --model unet --epochs 20 --batch_size 8 --learning_rate 1e-4
+
+Speed-ups are TrainConfig fields, each switchable (measurements in benchmarks/README.md):
+channels_last on CPU and CUDA; on CUDA also mixed precision, pinned memory, cudnn.benchmark
+and the resized-image cache; torch.compile only when asked (`compile=True`).
 """
 
 from __future__ import annotations
@@ -54,10 +58,22 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)  # e.g. {"base_channels": 32}
     resume: bool = False  # continue from <run_name>_last.pth when it exists
     progress: bool = True  # tqdm progress bars
+    lr_schedule: str = "constant"  # "constant" (the report) or "cosine": anneal to 0 by the end
+    # Speed-ups, each switchable; None picks what helps on the device (see `speedups`).
+    cache: bool | None = None  # resized-image cache in the data folder; None: on with CUDA
+    channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and CPU
+    amp: bool | None = None  # mixed precision (float16 + GradScaler on CUDA); None: on with CUDA
+    pin_memory: bool | None = None  # page-locked batches, faster copies; None: on with CUDA
+    persistent_workers: bool | None = None  # None: keep workers alive when num_workers > 0
+    cudnn_benchmark: bool | None = None  # cuDNN tries and keeps the fastest kernels; None: CUDA
+    compile: bool = False  # torch.compile the model: a slow first batch, then maybe faster
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, not {self.model!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
+                             f"{self.lr_schedule!r}")
         if self.run_name is None:
             self.run_name = self.model + ("_aug" if self.augment else "")
 
@@ -102,6 +118,21 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def speedups(config: TrainConfig, device: torch.device) -> dict[str, bool]:
+    """CONFIG's speed-up switches, each None replaced by the default for DEVICE."""
+    cuda = device.type == "cuda"
+    defaults = {
+        "cache": cuda,  # on a CPU the model, not JPEG decoding, is the bottleneck
+        "channels_last": device.type in ("cuda", "cpu"),  # faster convolutions on both
+        "amp": cuda,
+        "pin_memory": cuda,
+        "persistent_workers": config.num_workers > 0,
+        "cudnn_benchmark": cuda,
+    }
+    return {name: default if getattr(config, name) is None else bool(getattr(config, name))
+            for name, default in defaults.items()}
+
+
 def save_checkpoint(payload: dict, path: str | Path) -> Path:
     """Write PAYLOAD with torch.save atomically: a temporary file, then a rename."""
     path = Path(path)
@@ -117,12 +148,16 @@ def save_checkpoint(payload: dict, path: str | Path) -> Path:
 
 def make_loaders(config: TrainConfig, data_path: Path) -> tuple[DataLoader, DataLoader]:
     """Shuffled training loader and ordered validation loader."""
-    train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit)
+    fast = speedups(config, pick_device(config.device))
+    train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit,
+                             cache=fast["cache"])
     valid_limit = None if config.limit is None else max(config.limit // 4, 1)
-    valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit)
+    valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit,
+                             cache=fast["cache"])
     generator = torch.Generator().manual_seed(config.seed)  # the shuffling order
     common = dict(batch_size=config.batch_size, num_workers=config.num_workers,
-                  collate_fn=collate, persistent_workers=config.num_workers > 0)
+                  collate_fn=collate, pin_memory=fast["pin_memory"],
+                  persistent_workers=fast["persistent_workers"] and config.num_workers > 0)
     train_loader = DataLoader(train_set, shuffle=True, generator=generator, **common)
     valid_loader = DataLoader(valid_set, shuffle=False, **common)
     return train_loader, valid_loader
@@ -130,23 +165,39 @@ def make_loaders(config: TrainConfig, data_path: Path) -> tuple[DataLoader, Data
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, criterion: nn.Module,
                     optimizer: torch.optim.Optimizer, device: torch.device,
-                    epoch: int = 0, progress: bool = True) -> tuple[float, float]:
-    """One pass over LOADER; returns the mean loss and mean Dice of the training batches."""
+                    epoch: int = 0, progress: bool = True, amp: bool = False,
+                    scaler: torch.amp.GradScaler | None = None,
+                    channels_last: bool = False) -> tuple[float, float]:
+    """One pass over LOADER; returns the mean loss and mean Dice of the training batches.
+
+    amp runs the forward pass in float16 on CUDA (bfloat16 elsewhere); SCALER, when given,
+    scales the loss so that small float16 gradients do not round to zero.
+    """
+    device = torch.device(device)
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     model.train()
     total_loss = total_dice = seen = 0.0
     batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
     for batch_index, batch in enumerate(batches):
-        images = to_float_images(batch["image"]).to(device)  # (N, 3, H, W)
-        masks = batch["mask"].to(device)  # (N, 1, H, W)
-        logits = model(images)  # (N, 1, H, W)
-        loss = criterion(logits, masks)
+        images = to_float_images(batch["image"]).to(device, non_blocking=True)  # (N, 3, H, W)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        masks = batch["mask"].to(device, non_blocking=True)  # (N, 1, H, W)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            logits = model(images).float()  # (N, 1, H, W)
+            loss = criterion(logits, masks)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"The loss became {loss.item()} at epoch {epoch + 1}, "
                                      f"batch {batch_index + 1}: training stopped. Try a smaller "
                                      "learning rate; the best checkpoint is left as it was.")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)  # skips the step when a gradient is inf or NaN
+            scaler.update()
         n = images.shape[0]
         total_loss += loss.item() * n
         total_dice += dice_score(logits.detach(), masks).item() * n
@@ -173,10 +224,22 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     """Train one model as CONFIG says; returns the history of the four curves per epoch."""
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
+    fast = speedups(config, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = fast["cudnn_benchmark"]
     data_path = find_dataset(config.data_path)
     train_loader, valid_loader = make_loaders(config, data_path)
     model = build_model(config.model, **config.model_kwargs).to(device)
+    if fast["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    # The compiled model shares its weights with `model`, which is saved and evaluated.
+    step_model = torch.compile(model) if config.compile else model
+    use_scaler = fast["amp"] and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    scheduler = None
+    if config.lr_schedule == "cosine":  # the learning rate follows half a cosine down to 0
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     criterion = nn.BCEWithLogitsLoss()
     checkpoints, outputs = Path(config.checkpoint_dir), Path(config.output_dir)
     best_path = checkpoints / f"{config.run_name}_best.pth"
@@ -191,6 +254,10 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
         history, best_dice, start_epoch = state["history"], state["best_dice"], state["epoch"]
         torch.set_rng_state(state["rng"])
         train_loader.generator.set_state(state["loader_rng"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         print(f"Resuming {config.run_name} after epoch {start_epoch}.")
 
     print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "
@@ -198,8 +265,11 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     epochs = tqdm(range(start_epoch, config.epochs), desc=config.run_name,
                   disable=not config.progress)
     for epoch in epochs:
-        train_loss, train_dice = train_one_epoch(model, train_loader, criterion, optimizer,
-                                                 device, epoch, config.progress)
+        train_loss, train_dice = train_one_epoch(
+            step_model, train_loader, criterion, optimizer, device, epoch, config.progress,
+            amp=fast["amp"], scaler=scaler, channels_last=fast["channels_last"])
+        if scheduler is not None:
+            scheduler.step()
         valid = evaluate(model, valid_loader, device, criterion)
         for key, value in zip(HISTORY_KEYS, (train_loss, valid["loss"], train_dice,
                                              valid["dice"]), strict=True):
@@ -212,6 +282,10 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
         last = checkpoint_payload(model, config, epoch + 1, valid)
         last.update(optimizer=optimizer.state_dict(), history=history, best_dice=best_dice,
                     rng=torch.get_rng_state(), loader_rng=train_loader.generator.get_state())
+        if scaler is not None:
+            last["scaler"] = scaler.state_dict()
+        if scheduler is not None:
+            last["scheduler"] = scheduler.state_dict()
         save_checkpoint(last, last_path)
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
@@ -247,6 +321,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name), help=text)
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate,
                         help="Adam learning rate")
+    parser.add_argument("--lr_schedule", choices=("constant", "cosine"),
+                        default=defaults.lr_schedule,
+                        help="constant as in the report, or cosine annealing to 0")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only this many training images")
     parser.add_argument("--base_channels", type=int, default=None,
@@ -259,6 +336,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="where the metrics plot and history go")
     parser.add_argument("--resume", action="store_true",
                         help="continue from <run_name>_last.pth")
+    for name, text in (("cache", "resized-image cache in the data folder; None: on with CUDA"),
+                       ("channels_last", "NHWC memory layout; None: on with CUDA and CPU"),
+                       ("amp", "mixed precision; None: on with CUDA"),
+                       ("compile", "torch.compile the model")):
+        parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction,
+                            default=getattr(defaults, name), help=text)
     parser.add_argument("--quick", action="store_true",
                         help="a CPU smoke run: 64 px, 48 images, 3 epochs, unless set explicitly")
     args = vars(parser.parse_args(argv))
@@ -270,7 +353,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         return TrainConfig(**args)
     explicit = {k: v for k, v in args.items()
                 if k in ("data_path", "model", "augment", "run_name", "checkpoint_dir",
-                         "output_dir", "resume", "device", "seed", "num_workers", "model_kwargs")
+                         "output_dir", "resume", "device", "seed", "num_workers", "model_kwargs",
+                         "lr_schedule")
                 or v != getattr(defaults, k)}
     return quick_config(**explicit)
 

@@ -72,10 +72,18 @@ def test_same_seed_gives_the_same_history_bit_for_bit(sample_root, tmp_path):
 
 
 def test_resume_continues_to_the_same_history(sample_root, tmp_path):
-    whole = train(tiny_config(sample_root, tmp_path / "whole", augment=True, epochs=3))
-    train(tiny_config(sample_root, tmp_path / "split", augment=True, epochs=1))
-    resumed = train(tiny_config(sample_root, tmp_path / "split", augment=True, epochs=3,
-                                resume=True))
+    settings = dict(augment=True, epochs=3, lr_schedule="cosine")
+    whole = train(tiny_config(sample_root, tmp_path / "whole", **settings))
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first_epoch(epoch, history):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):  # as if the run had been stopped after epoch 1
+        train(tiny_config(sample_root, tmp_path / "split", **settings), stop_after_first_epoch)
+    resumed = train(tiny_config(sample_root, tmp_path / "split", resume=True, **settings))
     assert resumed == whole
 
 
