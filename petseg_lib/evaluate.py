@@ -208,7 +208,6 @@ def evaluate(
     return {"loss": loss, **results}
 
 
-# --- Notebook 04-06 helpers ---
 
 def worst_predictions(model: nn.Module, dataset, device: torch.device | str = "cpu", n: int = 6,
                       threshold: float = 0.5, batch_size: int = 8) -> list[dict]:

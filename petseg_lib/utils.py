@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
 
 def to_image_array(image) -> np.ndarray:
@@ -57,14 +58,13 @@ def visualize_comparison(image, gt_mask, pred_mask, save_path: str | Path | None
     if gt_mask is not None:
         panels.append(("Ground-truth mask", overlay_mask(image, gt_mask, alpha)))
     panels.append(("Predicted mask", overlay_mask(image, pred_mask, alpha)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.3))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.3), layout="constrained")
     for ax, (name, picture) in zip(axes, panels, strict=True):
         ax.imshow(picture, vmin=0.0, vmax=1.0)
         ax.set_title(name)
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     if save_path is not None:
         _save(fig, save_path)
     return fig
@@ -74,7 +74,7 @@ def plot_training_metrics(history: dict, save_path: str | Path | None = None,
                           title: str | None = None) -> plt.Figure:
     """Train/valid loss and train/valid Dice per epoch as two line charts."""
     epochs = range(1, len(history["train_loss"]) + 1)
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     ax_loss.plot(epochs, history["train_loss"], "o-", label="train")
     ax_loss.plot(epochs, history["valid_loss"], "o-", label="valid")
     ax_loss.set(title="BCE loss", xlabel="epoch", ylabel="loss")
@@ -84,9 +84,9 @@ def plot_training_metrics(history: dict, save_path: str | Path | None = None,
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)
         ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     if save_path is not None:
         _save(fig, save_path)
     return fig
@@ -98,7 +98,8 @@ def show_samples(dataset, n: int = 8, cols: int = 4, save_path: str | Path | Non
     n = min(n, len(dataset))
     picks = np.linspace(0, len(dataset) - 1, n).round().astype(int)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False,
+                             layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -110,7 +111,6 @@ def show_samples(dataset, n: int = 8, cols: int = 4, save_path: str | Path | Non
         ax.imshow(picture)
         ax.set_title(str(sample.get("name", picks[i])), fontsize=8)
     fig.suptitle(title or f"{n} samples, pet mask tinted red")
-    fig.tight_layout()
     if save_path is not None:
         _save(fig, save_path)
     return fig
@@ -200,8 +200,9 @@ def prediction_explorer(images, probabilities, gt_masks=None, names=None):
     return widgets.VBox([widgets.HBox([sample, threshold, alpha]), output])
 
 
-# --- Notebook 01-03 helpers ---
-# Dataset statistics, trimap pictures, single augmentations and rows of pictures.
+# ---------------------------------------------------------------------------
+# Data figures: dataset statistics, trimaps, single augmentations, rows of pictures
+# ---------------------------------------------------------------------------
 
 TRIMAP_COLOURS = ("#d95f02", "#1b3b6f", "#f2e205")  # pet (orange), background (blue), boundary
 
@@ -335,7 +336,9 @@ def show_images(panels: dict, cmap: str = "viridis", title: str | None = None,
     return fig
 
 
-# --- Notebook 04-06 helpers ---
+# ---------------------------------------------------------------------------
+# Training and evaluation figures: tables, live curves, galleries
+# ---------------------------------------------------------------------------
 # Small tables, live training curves, and galleries of predictions for notebooks 04-06.
 
 def markdown_grid(header: list[str], rows: list[list]) -> str:
