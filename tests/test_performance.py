@@ -216,6 +216,8 @@ def test_speedup_defaults_follow_the_device():
     cpu = speedups(TrainConfig(), torch.device("cpu"))
     assert cpu == {"cache": False, "channels_last": True, "amp": False, "pin_memory": False,
                    "persistent_workers": False, "cudnn_benchmark": False}
+    small = speedups(TrainConfig(image_size=64), torch.device("cpu"))
+    assert not small["channels_last"]  # NHWC is slower than NCHW for small CPU images
     cuda = speedups(TrainConfig(num_workers=2), torch.device("cuda"))
     assert all(cuda.values())
     chosen = speedups(TrainConfig(cache=True, channels_last=False, amp=True, num_workers=2,
