@@ -81,8 +81,8 @@ class TrainConfig:
 def quick_config(**overrides) -> TrainConfig:
     """A configuration small enough to train on a laptop CPU in about a minute."""
     model, augment = overrides.get("model", "unet"), overrides.get("augment", False)
-    settings = dict(image_size=64, epochs=3, limit=48, batch_size=8, learning_rate=1e-3,
-                    run_name=model + ("_aug" if augment else "") + "_quick")
+    settings = dict(image_size=64, epochs=4, limit=64, batch_size=8, learning_rate=3e-3,
+                    lr_schedule="cosine", run_name=model + ("_aug" if augment else "") + "_quick")
     if model == "unet":
         settings["model_kwargs"] = {"base_channels": 16}
     settings.update(overrides)
@@ -344,7 +344,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction,
                             default=getattr(defaults, name), help=text)
     parser.add_argument("--quick", action="store_true",
-                        help="a CPU smoke run: 64 px, 48 images, 3 epochs, unless set explicitly")
+                        help="a CPU smoke run: 64 px, 64 images, 4 epochs, unless set explicitly")
     args = vars(parser.parse_args(argv))
     quick = args.pop("quick")
     base_channels = args.pop("base_channels")
