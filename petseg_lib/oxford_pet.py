@@ -446,12 +446,7 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
     def _decode(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None, str]:
         """Image (3, H, W) and trimap (1, H, W) of name INDEX at their original size."""
         sample = OxfordPetDataset.__getitem__(self, index)
-        image = tv_tensors.Image(torch.from_numpy(sample["image"]).permute(2, 0, 1))
-        if sample["trimap"] is None:
-            return image, None, sample["name"]
-        # The trimap travels with the image as a Mask, so both get the same geometry
-        # and nearest-neighbour resizing keeps its values in {1, 2, 3}.
-        return image, tv_tensors.Mask(torch.from_numpy(sample["trimap"])[None]), sample["name"]
+        return (*to_tv_tensors(sample), sample["name"])
 
     def _decode_resized(self, index: int) -> tuple[np.ndarray, np.ndarray | None, tuple]:
         """What the cache stores for name INDEX: resized image, resized trimap, (h, w)."""
@@ -497,19 +492,32 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
             else:
                 transform = self.augmentations if augmented else self.resize
                 image, trimap = transform(image, trimap)
-        if trimap is None:
-            return {"image": _to_float(image), "mask": None, "trimap": None, "name": name}
-        return {
-            "image": _to_float(image),  # (3, S, S) float32 in [0, 1]
-            "mask": (trimap != BACKGROUND).float().as_subclass(torch.Tensor),  # (1, S, S)
-            "trimap": trimap.as_subclass(torch.Tensor),  # (1, S, S) uint8
-            "name": name,
-        }
+        return model_sample(image, trimap, name)
 
 
-def _to_float(image: tv_tensors.Image) -> torch.Tensor:
-    """uint8 image -> plain float32 tensor in [0, 1]."""
-    return v2.functional.to_dtype(image, torch.float32, scale=True).as_subclass(torch.Tensor)
+def to_tv_tensors(sample: dict) -> tuple[tv_tensors.Image, tv_tensors.Mask | None]:
+    """An OxfordPetDataset sample's image (3, H, W) and trimap (1, H, W) as tv_tensors.
+
+    The trimap travels with the image as a Mask, so transforms give both the same geometry
+    and nearest-neighbour resizing keeps its values in {1, 2, 3}.
+    """
+    image = tv_tensors.Image(torch.from_numpy(sample["image"]).permute(2, 0, 1))
+    if sample["trimap"] is None:
+        return image, None
+    return image, tv_tensors.Mask(torch.from_numpy(sample["trimap"])[None])
+
+
+def model_sample(image: tv_tensors.Image, trimap: tv_tensors.Mask | None, name: str) -> dict:
+    """The dict a model is fed: float image in [0, 1], binary mask and trimap (or None)."""
+    image = v2.functional.to_dtype(image, torch.float32, scale=True).as_subclass(torch.Tensor)
+    if trimap is None:
+        return {"image": image, "mask": None, "trimap": None, "name": name}
+    return {
+        "image": image,  # (3, S, S) float32 in [0, 1]
+        "mask": (trimap != BACKGROUND).float().as_subclass(torch.Tensor),  # (1, S, S)
+        "trimap": trimap.as_subclass(torch.Tensor),  # (1, S, S) uint8
+        "name": name,
+    }
 
 
 def collate(samples: list[dict]) -> dict:

@@ -272,22 +272,15 @@ def augment_sample(sample: dict, transform=None, image_size: int = 256) -> dict:
 
     SAMPLE comes from OxfordPetDataset; the result is shaped like a SimpleOxfordPetDataset sample.
     """
-    from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    from .oxford_pet import BACKGROUND, _to_float
+    from .oxford_pet import model_sample, to_tv_tensors
 
-    image = tv_tensors.Image(torch.from_numpy(sample["image"]).permute(2, 0, 1))  # (3, H, W)
-    trimap = tv_tensors.Mask(torch.from_numpy(sample["trimap"])[None])  # (1, H, W)
+    image, trimap = to_tv_tensors(sample)  # (3, H, W), (1, H, W)
     if transform is not None:
         image, trimap = transform(image, trimap)  # same geometry for both
     image, trimap = v2.Resize((image_size, image_size), antialias=True)(image, trimap)
-    return {
-        "image": _to_float(image),  # (3, S, S) float32 in [0, 1]
-        "mask": (trimap != BACKGROUND).float().as_subclass(torch.Tensor),  # (1, S, S)
-        "trimap": trimap.as_subclass(torch.Tensor),  # (1, S, S) uint8
-        "name": sample["name"],
-    }
+    return model_sample(image, trimap, sample["name"])
 
 
 def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.3,
