@@ -39,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from petseg_lib.models import ResNet34_UNet, UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
 from petseg_lib.sample import ensure_sample_dataset, make_sample_dataset
+from petseg_lib.train import glibc, keep_freed_memory
 
 try:
     import segmentation_models_pytorch as smp
@@ -113,6 +114,9 @@ def peak_memory_mb(fn, device: torch.device) -> float | None:
         before = torch.cuda.memory_allocated()
         fn()
         return (torch.cuda.max_memory_allocated() - before) / 1e6
+    libc = glibc()
+    if libc is not None:
+        libc.malloc_trim(0)  # give back freed memory kept by keep_freed_memory, so it counts
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
         before = _status_kib("VmRSS")
@@ -373,6 +377,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="time only the models whose label contains one of these words")
     parser.add_argument("--compile", action="store_true",
                         help="also time ResNet34_UNet under torch.compile (minutes to compile)")
+    parser.add_argument("--keep_memory", action=argparse.BooleanOptionalAction, default=None,
+                        help="glibc keeps freed memory between steps, as training does "
+                             "(default: on with a CPU)")
     parser.add_argument("--bf16", action="store_true",
                         help="also time bfloat16 autocast (not fp32: not counted in MFU)")
     args = parser.parse_args(argv)
@@ -395,13 +402,18 @@ def main(argv: list[str] | None = None) -> list[str]:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     lines = machine_lines(device)
+    if args.keep_memory is None:
+        args.keep_memory = device.type == "cpu"  # as TrainConfig's default
+    kept = args.keep_memory and glibc() is not None
     lines.append(f"image size {args.image_size}, batch {args.batch_size}, fp32, "
-                 f"{args.repeats} interleaved repeats, medians")
+                 f"{args.repeats} interleaved repeats, medians; freed memory kept between "
+                 f"steps as in training (keep_freed_memory): {'yes' if kept else 'no'}")
     print("\n".join(lines), flush=True)
     train_rate = None
     if not args.skip_models:
-        cases = model_cases(args, device)
-        peaks = time_models(cases, args, device)
+        with keep_freed_memory(args.keep_memory):
+            cases = model_cases(args, device)
+            peaks = time_models(cases, args, device)
         section = ["", *model_table(cases, peaks), "", *ratio_lines(cases)]
         print("\n".join(section), flush=True)
         lines += section

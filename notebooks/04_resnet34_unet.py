@@ -298,9 +298,9 @@ with torch.no_grad():
     d1 = model.up1(x4, x3)  # (1, 256, 16, 16)
     d2 = model.up2(d1, x2)  # (1, 128, 32, 32)
     d3 = model.up3(d2, x1)  # (1, 64, 64, 64)
-    d4 = model.up4(d3, x0)  # (1, 64, 128, 128)
-    d5 = model.final_up(d4)  # (1, 32, 256, 256)
-    d6 = model.final_conv(d5)  # (1, 32, 256, 256)
+    d4 = model.up4(d3, x0)  # (1, 32, 128, 128)
+    d5 = model.final_up(d4)  # (1, 16, 256, 256)
+    d6 = model.final_conv(d5)  # (1, 16, 256, 256)
     logits = model.outc(d6)  # (1, 1, 256, 256)
     torch.testing.assert_close(logits, model(image))  # the same as the whole forward pass
 steps = [("up1", "layer4", "layer3", d1), ("up2", "up1", "layer2", d2),
@@ -316,8 +316,10 @@ display(Markdown(markdown_grid(["step", "input from", "skip from", "output (N, C
 # The skip connections are what make this a *U-Net*: `layer4` alone knows that there is a
 # pet somewhere in each 32 × 32 patch, and the skips from `layer3` down to the stem give the
 # decoder the sharper maps it needs to draw the outline. Compared to the UNet's decoder
-# (512 → 64 channels, all at full width) this one is narrow: the encoder does the heavy
-# lifting.
+# (512 → 64 channels) this one is narrow: the encoder does the heavy lifting. Its channels
+# halve at every step, down to 16 at full resolution, because that is where pixels are
+# many: a 3×3 convolution with the same channels costs 4 times more at 256 × 256 than at
+# 128 × 128, and 1024 times more than at the encoder's 8 × 8.
 
 # %% [markdown]
 # ## 7. Parameter budgets: UNet vs ResNet34-UNet

@@ -9,6 +9,7 @@ prediction-vs-ground-truth comparisons.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -16,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from .inference import load_model, run_inference
 from .oxford_pet import collate, find_dataset, load_dataset
-from .train import TrainConfig, train
+from .train import TrainConfig, print_epoch, train
 from .utils import show_samples
 
 # Small enough for a laptop CPU: a narrow UNet (base 16) on 64 px images, with augmentation,
@@ -42,9 +43,11 @@ def main(argv: list[str] | None = None) -> dict:
     plt.close(show_samples(load_dataset(data, "train", 192), n=8, save_path=out / "samples.png",
                            title="Training images, pet mask tinted red"))
 
+    bars = sys.stderr.isatty()  # in a log file, one line per epoch instead of progress bars
     config = TrainConfig(**{**DEMO, "epochs": args.epochs, "data_path": str(data),
-                            "output_dir": str(out), "checkpoint_dir": args.checkpoint_dir})
-    history = train(config)
+                            "output_dir": str(out), "checkpoint_dir": args.checkpoint_dir,
+                            "progress": bars})
+    history = train(config, on_epoch_end=None if bars else print_epoch)
 
     model = load_model(Path(args.checkpoint_dir) / "demo_best.pth")
     test_set = load_dataset(data, "test", config.image_size)

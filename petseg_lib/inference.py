@@ -54,10 +54,13 @@ def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu") 
     try:
         model.load_state_dict(state["state_dict"], strict=True)
     except RuntimeError as err:
-        first_line = str(err).splitlines()[0]
+        # torch lists every mismatch after a header line; the first one names the problem.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
         raise CheckpointError(f"The weights in '{checkpoint_path}' do not fit the recorded "
-                              f"model {state['model_name']} {state['model_kwargs']}: "
-                              f"{first_line}") from err
+                              f"model {state['model_name']} {state['model_kwargs']} "
+                              f"({detail}). Was it saved by another version of petseg_lib? "
+                              "Then train it again.") from err
     model.image_size = state.get("image_size")  # the size it was trained at
     return model.to(device).eval()
 

@@ -123,20 +123,20 @@ def test_count_parameters_skips_frozen():
     assert count_parameters(model) == total - frozen
 
 
-# ResNet34_UNet has 24,424,929 parameters: 21,284,672 in the encoder (torchvision's resnet34
-# without fc) and 3,140,257 in the decoder:
+# ResNet34_UNet has 24,349,441 parameters: 21,284,672 in the encoder (torchvision's resnet34
+# without fc) and 3,064,769 in the decoder:
 #   up1 convT 512->256: 512*256*4 + 256 = 524,544;  DoubleConv(512, 256) = 1,770,496
 #   up2 convT 256->128: 131,200;                    DoubleConv(256, 128) = 442,880
 #   up3 convT 128->64:  32,832;                     DoubleConv(128, 64)  = 110,848
-#   up4 convT 64->32:   8,224;                      DoubleConv(32 + 64, 64) = 92,416
-#   final_up convT 64->32: 8,224;  final_conv DoubleConv(32, 32) = 18,560;  outc 32 + 1 = 33
+#   up4 convT 64->32:   8,224;                      DoubleConv(32 + 64, 32) = 36,992
+#   final_up convT 32->16: 2,064;  final_conv DoubleConv(16, 16) = 4,672;  outc 16 + 1 = 17
 def test_resnet34_unet_parameter_count():
     model = ResNet34_UNet()
     tv = torchvision.models.resnet34(weights=None)
     tv_no_fc = count_parameters(tv) - tv.fc.weight.numel() - tv.fc.bias.numel()
     assert count_parameters(model.encoder) == tv_no_fc
-    decoder = 524_544 + 1_770_496 + 131_200 + 442_880 + 32_832 + 110_848 + 8_224 + 92_416
-    decoder += 8_224 + 18_560 + 33
+    decoder = 524_544 + 1_770_496 + 131_200 + 442_880 + 32_832 + 110_848 + 8_224 + 36_992
+    decoder += 2_064 + 4_672 + 17
     assert count_parameters(model) - count_parameters(model.encoder) == decoder
 
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from petseg_lib import oxford_pet
 from petseg_lib.models import ResNet34_UNet, UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate, split_names
-from petseg_lib.train import TrainConfig, speedups, train
+from petseg_lib.train import TrainConfig, glibc, keep_freed_memory, speedups, train
 
 from .conftest import write_dataset
 
@@ -215,15 +215,47 @@ def test_cache_is_keyed_by_size_and_names(pets):
 def test_speedup_defaults_follow_the_device():
     cpu = speedups(TrainConfig(), torch.device("cpu"))
     assert cpu == {"cache": False, "channels_last": True, "amp": False, "pin_memory": False,
-                   "persistent_workers": False, "cudnn_benchmark": False}
+                   "persistent_workers": False, "cudnn_benchmark": False, "keep_memory": True}
     small = speedups(TrainConfig(image_size=64), torch.device("cpu"))
     assert not small["channels_last"]  # NHWC is slower than NCHW for small CPU images
     cuda = speedups(TrainConfig(num_workers=2), torch.device("cuda"))
+    assert cuda.pop("keep_memory") is False  # the big tensors live on the GPU
     assert all(cuda.values())
     chosen = speedups(TrainConfig(cache=True, channels_last=False, amp=True, num_workers=2,
                                   persistent_workers=False), torch.device("cpu"))
     assert chosen["cache"] and chosen["amp"] and not chosen["channels_last"]
     assert not chosen["persistent_workers"]
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError("VmRSS")
+
+
+def growth_after_a_freed_tensor(mb: int = 256) -> float:
+    """How much resident memory grows when a tensor of MB is filled and freed again."""
+    before = rss_mb()
+    big = torch.ones(mb * 2**20 // 4)  # float32: every page is touched
+    del big
+    return rss_mb() - before
+
+
+@pytest.mark.skipif(glibc() is None, reason="glibc's malloc only")
+def test_freed_memory_is_kept_while_training_and_returned_after():
+    assert growth_after_a_freed_tensor() < 64  # glibc's default: unmapped at once
+    with keep_freed_memory() as active:
+        assert active
+        assert growth_after_a_freed_tensor() > 200  # kept in the heap ...
+        inside = rss_mb()
+        assert growth_after_a_freed_tensor() < 64  # ... and reused by the next one
+    assert rss_mb() < inside - 200  # given back on exit
+    assert growth_after_a_freed_tensor() < 64  # and the defaults are back
+    with keep_freed_memory(enabled=False) as active:
+        assert not active
+        assert growth_after_a_freed_tensor() < 64
 
 
 def test_training_with_the_fast_paths_on_the_cpu(pets, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """Training, checkpoints and inference, on tiny configurations of the sample dataset."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -132,8 +133,9 @@ def test_load_model_errors_name_the_problem(sample_root, tmp_path):
     state = torch.load(tmp_path / "ckpt/m_best.pth", weights_only=False)
     state["model_kwargs"]["base_channels"] = 8
     torch.save(state, tmp_path / "mismatch.pth")
-    with pytest.raises(CheckpointError, match="do not fit"):
+    with pytest.raises(CheckpointError, match="do not fit") as info:
         load_model(tmp_path / "mismatch.pth")
+    assert "size mismatch for inc.double_conv.0.weight" in str(info.value)
 
 
 def test_train_cli_help_lists_defaults(capsys):
@@ -167,6 +169,15 @@ def test_quick_flag_shrinks_unless_told_otherwise():
     assert full.run_name == "resnet34_unet_aug"
 
 
+def test_progress_bars_only_in_a_terminal(monkeypatch):
+    assert parse_args(["--progress"]).progress is True
+    assert parse_args(["--no-progress"]).progress is False
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert parse_args([]).progress is True and parse_args(["--quick"]).progress is True
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert parse_args([]).progress is False and parse_args(["--quick"]).progress is False
+
+
 def test_train_and_inference_command_lines(sample_root, tmp_path, capsys):
     train_module.main(["--quick", "--data_path", str(sample_root), "--epochs", "1",
                        "--limit", "8", "--image_size", "32", "--base_channels", "4",
@@ -175,8 +186,10 @@ def test_train_and_inference_command_lines(sample_root, tmp_path, capsys):
     scores = inference_main(["--model", str(tmp_path / "c/unet_best.pth"), "--data_path",
                              str(sample_root), "--num_figures", "3", "--output_dir",
                              str(tmp_path / "inf")])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "pooled" in out and 0.0 <= scores["dice"] <= 1.0
+    assert "epoch 1: train loss" in out and "\r" not in captured.err  # no bars in a log
     assert len(list((tmp_path / "inf").glob("*.png"))) == 3
 
 

@@ -17,7 +17,11 @@ Changes compared to the ResNet34 classifier:
    to full resolution, a 1x1 convolution gives ``out_channels`` logits, and bilinear
    interpolation resizes them to the input size.
 
-Decoder widths: 256 (H/16), 128 (H/8), 64 (H/4), 64 (H/2), 32 (H).
+Decoder widths: 256 (H/16), 128 (H/8), 64 (H/4), 32 (H/2), 16 (H): like the U-Net decoder,
+every doubling of the resolution halves the channels. The two high-resolution steps are the
+expensive ones (a 3x3 convolution costs 4 times more per channel at H than at H/2), so they
+are kept narrow; the encoder does the heavy lifting. This makes the model as fast as common
+ResNet34 U-Nets (see benchmarks/README.md).
 
 Input: float images in [0, 1] of shape (N, 3, H, W) with H, W >= 32 (odd or non-square
 sizes work). When the encoder uses ImageNet weights, the ImageNet mean/std normalisation is
@@ -178,17 +182,17 @@ class ResNet34_UNet(nn.Module):
         self.up1 = Up(512, 256, bilinear)  # with layer3
         self.up2 = Up(256, 128, bilinear)  # with layer2
         self.up3 = Up(128, 64, bilinear)  # with layer1
-        self.up4 = Up(64, 64, bilinear, skip_channels=64)  # with the stem
+        self.up4 = Up(64, 32, bilinear, skip_channels=64)  # with the stem
         # Last step back to full resolution, without a skip connection.
         if bilinear:
             self.final_up = nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                nn.Conv2d(64, 32, kernel_size=1),
+                nn.Conv2d(32, 16, kernel_size=1),
             )
         else:
-            self.final_up = nn.ConvTranspose2d(64, 32, kernel_size=2, stride=2)
-        self.final_conv = DoubleConv(32, 32)
-        self.outc = nn.Conv2d(32, out_channels, kernel_size=1)
+            self.final_up = nn.ConvTranspose2d(32, 16, kernel_size=2, stride=2)
+        self.final_conv = DoubleConv(16, 16)
+        self.outc = nn.Conv2d(16, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]  # (H, W)
@@ -198,9 +202,9 @@ class ResNet34_UNet(nn.Module):
         x = self.up1(x4, x3)  # (N, 256, H/16, W/16)
         x = self.up2(x, x2)  # (N, 128, H/8, W/8)
         x = self.up3(x, x1)  # (N, 64, H/4, W/4)
-        x = self.up4(x, x0)  # (N, 64, H/2, W/2)
-        x = self.final_up(x)  # (N, 32, H, W)
-        x = self.final_conv(x)  # (N, 32, H, W)
+        x = self.up4(x, x0)  # (N, 32, H/2, W/2)
+        x = self.final_up(x)  # (N, 16, H, W)
+        x = self.final_conv(x)  # (N, 16, H, W)
         logits = self.outc(x)  # (N, out_channels, H, W)
         if logits.shape[-2:] != size:  # odd sizes: the stride-2 layers round up
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
