@@ -19,7 +19,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from .evaluate import evaluate
-from .inference import load_model
+from .inference import CheckpointError, load_model
 from .oxford_pet import collate, find_dataset, load_dataset
 from .train import TrainConfig, pick_device, quick_config, train
 
@@ -52,6 +52,18 @@ def test_scores(checkpoint: Path, data_path: Path, image_size: int, device,
             **{f"{k}_no_boundary": v for k, v in without.items() if k != "loss"}}
 
 
+def reusable(best: Path, history_file: Path) -> bool:
+    """True when a run's best checkpoint and history exist and the checkpoint still loads."""
+    if not (best.exists() and history_file.exists()):
+        return False
+    try:
+        load_model(best)
+    except CheckpointError as err:  # e.g. saved by an older version of a model
+        print(f"{best.name} cannot be reused, so it is trained again: {err}")
+        return False
+    return True
+
+
 def run_comparison(quick: bool = False, retrain: bool = False,
                    report_dir: str | Path = "outputs/comparison", test_limit: int | None = None,
                    **shared) -> list[dict]:
@@ -64,7 +76,7 @@ def run_comparison(quick: bool = False, retrain: bool = False,
         config = make_config(model, augment, quick, **shared)
         best = Path(config.checkpoint_dir) / f"{config.run_name}_best.pth"
         history_file = Path(config.output_dir) / f"{config.run_name}_history.json"
-        if retrain or not best.exists() or not history_file.exists():
+        if retrain or not reusable(best, history_file):
             train(config)
         else:
             print(f"{config.run_name}: reusing {best}")
