@@ -34,6 +34,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -272,12 +273,12 @@ class OxfordPetDataset(Dataset):
 
     def _usable(self, names: list[str]) -> tuple[list[str], dict[str, str]]:
         """Keep the names whose files are usable; warn once about all the others."""
-        skipped = {}
-        for name in names:
-            trimap = self._trimap_path(name) if self.has_masks else None
-            problem = _check_pair(self._image_path(name), trimap)
-            if problem:
-                skipped[name] = problem
+        images = [self._image_path(name) for name in names]
+        trimaps = [self._trimap_path(name) if self.has_masks else None for name in names]
+        with ThreadPoolExecutor() as pool:  # Pillow decodes without holding the GIL
+            problems = pool.map(_check_pair, images, trimaps)
+        skipped = {name: problem for name, problem in zip(names, problems, strict=True)
+                   if problem}
         if skipped:
             listing = "\n".join(f"  {name}: {why}" for name, why in skipped.items())
             warnings.warn(f"Skipped {len(skipped)} of {len(names)} images of the "

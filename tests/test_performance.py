@@ -250,7 +250,7 @@ def test_freed_memory_is_kept_while_training_and_returned_after():
         assert active
         assert growth_after_a_freed_tensor() > 200  # kept in the heap ...
         inside = rss_mb()
-        assert growth_after_a_freed_tensor() < 64  # ... and reused by the next one
+        assert growth_after_a_freed_tensor(192) < 64  # ... and reused by the next one
     assert rss_mb() < inside - 200  # given back on exit
     assert growth_after_a_freed_tensor() < 64  # and the defaults are back
     with keep_freed_memory(enabled=False) as active:
