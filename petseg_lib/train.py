@@ -155,9 +155,10 @@ def keep_freed_memory(enabled: bool = True):
     """While inside, glibc keeps freed memory for reuse; on exit it goes back to the system.
 
     glibc hands every block above 32 MB back to the system when it is freed, so each training
-    step at 256 px page-faults and zero-fills its activations again: a third of a UNet step
-    on a CPU. Inside this block such blocks stay in the heap for the next step. Elsewhere than
-    glibc it does nothing. Yields whether it is active.
+    step at 256 px page-faults and zero-fills its activations again: about a fifth of a step
+    on a CPU. Inside this block such blocks stay in the heap for the next step, at the price of
+    some more memory (benchmarks/README.md). Elsewhere than glibc it does nothing. Yields
+    whether it is active.
     """
     libc = glibc() if enabled else None
     if libc is None:
