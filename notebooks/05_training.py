@@ -220,7 +220,9 @@ optimizer.zero_grad(set_to_none=True)  # gradients add up otherwise: clear them 
 # **How long will training take?** Below, one more complete step (the four lines of a
 # training loop) is timed; an epoch repeats it once per batch. With the report's settings
 # on 2 CPU cores one step of 8 images at 256 px takes about 20 seconds, so an epoch over the
-# 3 312 training images (414 steps) takes more than two hours and 20 epochs about two days.
+# 3 312 training images (414 steps) takes more than two hours. `train()` (section 9) turns
+# on two CPU speed-ups, the channels-last memory layout and memory kept between steps, and
+# gets the step down to about 12 seconds: still more than a day for 20 epochs.
 # A GPU such as Colab's T4 does the same step in well under a second: a few minutes per
 # epoch, about an hour for the whole run. That is why QUICK mode exists, and why the report
 # trained on a GPU.
@@ -298,7 +300,7 @@ print(f"{best_path.name} (best of {len(history['train_loss'])} epochs) on the va
 # live plot.
 #
 # Without `PETSEG_QUICK` this is the report's full run: 20 epochs at 256 px. **Start it on
-# a GPU**, or expect it to take about two days on a laptop CPU. With `resume=True` the run
+# a GPU**, or expect it to take more than a day on a laptop CPU. With `resume=True` the run
 # continues from `checkpoints/unet_last.pth` if it was interrupted, and returns at once if it
 # has already finished.
 
