@@ -49,8 +49,13 @@ sync: $(STAMP)
 	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.ipynb
 
 ## Speed of the models against a reference, and of the data pipeline (benchmarks/README.md).
-bench: $(STAMP)
+## Installs the `bench` extra (segmentation-models-pytorch, the reference) the first time.
+bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/bench.py
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install -e ".[dev,bench]"
+	touch $@
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache
