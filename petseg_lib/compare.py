@@ -16,12 +16,20 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from .evaluate import evaluate
 from .inference import CheckpointError, load_model
 from .oxford_pet import collate, find_dataset, load_dataset
-from .train import TrainConfig, pick_device, quick_config, train
+from .train import (
+    TrainConfig,
+    channels_last_helps,
+    keep_freed_memory,
+    pick_device,
+    quick_config,
+    train,
+)
 
 CONFIGURATIONS = (("unet", False), ("resnet34_unet", False), ("unet", True),
                   ("resnet34_unet", True))
@@ -44,10 +52,13 @@ def test_scores(checkpoint: Path, data_path: Path, image_size: int, device,
                 limit: int | None = None, batch_size: int = 8) -> dict:
     """Dice and IoU on the test split, with the boundary as foreground and as ignored."""
     model = load_model(checkpoint, device)
+    if channels_last_helps(device, image_size):  # the speed-ups of training, where they help
+        model = model.to(memory_format=torch.channels_last)
     test_set = load_dataset(data_path, "test", image_size, limit=limit)
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    with_boundary = evaluate(model, loader, device)
-    without = evaluate(model, loader, device, ignore_boundary=True)
+    with keep_freed_memory(device.type == "cpu"):
+        with_boundary = evaluate(model, loader, device)
+        without = evaluate(model, loader, device, ignore_boundary=True)
     return {**{k: v for k, v in with_boundary.items() if k != "loss"},
             **{f"{k}_no_boundary": v for k, v in without.items() if k != "loss"}}
 

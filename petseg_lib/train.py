@@ -125,13 +125,17 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def channels_last_helps(device: torch.device, image_size: int) -> bool:
+    """NHWC convolutions are faster on CUDA, and on a CPU from about 128 px (slower below)."""
+    return device.type == "cuda" or (device.type == "cpu" and image_size >= 128)
+
+
 def speedups(config: TrainConfig, device: torch.device) -> dict[str, bool]:
     """CONFIG's speed-up switches, each None replaced by the default for DEVICE."""
     cuda = device.type == "cuda"
     defaults = {
         "cache": cuda,  # on a CPU the model, not JPEG decoding, is the bottleneck
-        # NHWC: faster convolutions on CUDA, and on a CPU from about 128 px (slower below)
-        "channels_last": cuda or (device.type == "cpu" and config.image_size >= 128),
+        "channels_last": channels_last_helps(device, config.image_size),
         "amp": cuda,
         "pin_memory": cuda,
         "persistent_workers": config.num_workers > 0,

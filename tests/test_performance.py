@@ -13,10 +13,19 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from petseg_lib import oxford_pet
+from petseg_lib import compare, oxford_pet
+from petseg_lib.evaluate import evaluate
+from petseg_lib.inference import load_model
 from petseg_lib.models import ResNet34_UNet, UNet
-from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate, split_names
-from petseg_lib.train import TrainConfig, glibc, keep_freed_memory, speedups, train
+from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate, load_dataset, split_names
+from petseg_lib.train import (
+    TrainConfig,
+    channels_last_helps,
+    glibc,
+    keep_freed_memory,
+    speedups,
+    train,
+)
 
 from .conftest import write_dataset
 
@@ -225,6 +234,23 @@ def test_speedup_defaults_follow_the_device():
                                   persistent_workers=False), torch.device("cpu"))
     assert chosen["cache"] and chosen["amp"] and not chosen["channels_last"]
     assert not chosen["persistent_workers"]
+
+
+def test_test_scores_use_the_fast_paths_and_give_the_same_scores(pets, tmp_path):
+    assert channels_last_helps(torch.device("cpu"), 128)
+    assert not channels_last_helps(torch.device("cpu"), 64)
+    assert channels_last_helps(torch.device("cuda"), 64)
+    train(TrainConfig(data_path=str(pets), model_kwargs={"base_channels": 4}, image_size=128,
+                      epochs=1, limit=8, progress=False, run_name="fast",
+                      checkpoint_dir=str(tmp_path / "c"), output_dir=str(tmp_path / "o")))
+    best = tmp_path / "c" / "fast_best.pth"
+    cpu = torch.device("cpu")
+    fast = compare.test_scores(best, pets, 128, cpu, limit=6)  # NHWC, memory kept
+    loader = DataLoader(load_dataset(pets, "test", 128, limit=6), batch_size=8,
+                        collate_fn=collate)
+    plain = evaluate(load_model(best), loader, cpu)  # NCHW, glibc's defaults
+    assert fast["dice"] == pytest.approx(plain["dice"], abs=1e-4)
+    assert fast["iou_pooled"] == pytest.approx(plain["iou_pooled"], abs=1e-4)
 
 
 def rss_mb() -> float:
