@@ -294,7 +294,13 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     best_dice, start_epoch = -1.0, 0
     if config.resume and last_path.exists():
         state = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["state_dict"])
+        try:
+            model.load_state_dict(state["state_dict"])
+        except RuntimeError as err:
+            raise RuntimeError(f"Cannot resume from {last_path}: its weights do not fit "
+                               f"{config.model} {config.model_kwargs} (saved with other "
+                               "settings or by another version of petseg_lib). Delete it, or "
+                               "train without resume.") from err
         optimizer.load_state_dict(state["optimizer"])
         history, best_dice, start_epoch = state["history"], state["best_dice"], state["epoch"]
         torch.set_rng_state(state["rng"])

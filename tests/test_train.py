@@ -88,6 +88,15 @@ def test_resume_continues_to_the_same_history(sample_root, tmp_path):
     assert resumed == whole
 
 
+def test_resume_from_a_checkpoint_that_does_not_fit_says_so(sample_root, tmp_path):
+    train(tiny_config(sample_root, tmp_path, epochs=1, run_name="r"))
+    wider = tiny_config(sample_root, tmp_path, epochs=2, run_name="r", resume=True,
+                        model_kwargs={"base_channels": 8})
+    with pytest.raises(RuntimeError, match="Cannot resume from .*r_last.pth"):
+        train(wider)
+    assert (tmp_path / "ckpt" / "r_best.pth").is_file()  # nothing was overwritten
+
+
 def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_the_best(
         sample_root, tmp_path, monkeypatch):
     config = tiny_config(sample_root, tmp_path, epochs=1, run_name="nan")
