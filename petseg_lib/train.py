@@ -41,6 +41,7 @@ from .utils import plot_training_metrics
 
 HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
+_open_keepers = 0  # keep_freed_memory blocks open now (they may be nested)
 
 
 @dataclass
@@ -164,18 +165,23 @@ def keep_freed_memory(enabled: bool = True):
     some more memory (benchmarks/README.md). Elsewhere than glibc it does nothing. Yields
     whether it is active.
     """
+    global _open_keepers
     libc = glibc() if enabled else None
     if libc is None:
         yield False
         return
-    libc.mallopt(M_MMAP_MAX, 0)  # big blocks come from the heap, not from fresh mappings
-    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # and freed memory is not trimmed away
+    if _open_keepers == 0:
+        libc.mallopt(M_MMAP_MAX, 0)  # big blocks come from the heap, not from fresh mappings
+        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # and freed memory is not trimmed away
+    _open_keepers += 1
     try:
         yield True
     finally:
-        libc.mallopt(M_MMAP_MAX, 65536)  # glibc's defaults again
-        libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
-        libc.malloc_trim(0)  # return what training kept
+        _open_keepers -= 1
+        if _open_keepers == 0:  # the outermost block restores glibc's defaults
+            libc.mallopt(M_MMAP_MAX, 65536)
+            libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
+            libc.malloc_trim(0)  # return what training kept
 
 
 def save_checkpoint(payload: dict, path: str | Path) -> Path:
