@@ -39,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from petseg_lib.models import ResNet34_UNet, UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
 from petseg_lib.sample import ensure_sample_dataset, make_sample_dataset
-from petseg_lib.train import glibc, keep_freed_memory
+from petseg_lib.train import glibc, keep_freed_memory, keep_memory_helps
 
 try:
     import segmentation_models_pytorch as smp
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     lines = machine_lines(device)
     if args.keep_memory is None:
-        args.keep_memory = device.type == "cpu"  # as TrainConfig's default
+        args.keep_memory = keep_memory_helps(device)  # as TrainConfig's default
     kept = args.keep_memory and glibc() is not None
     lines.append(f"image size {args.image_size}, batch {args.batch_size}, fp32, "
                  f"{args.repeats} interleaved repeats, medians; freed memory kept between "

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from .evaluate import evaluate
@@ -24,8 +23,9 @@ from .inference import CheckpointError, load_model
 from .oxford_pet import collate, find_dataset, load_dataset
 from .train import (
     TrainConfig,
-    channels_last_helps,
+    fast_layout,
     keep_freed_memory,
+    keep_memory_helps,
     pick_device,
     quick_config,
     train,
@@ -51,12 +51,10 @@ def make_config(model: str, augment: bool, quick: bool = False, **shared) -> Tra
 def test_scores(checkpoint: Path, data_path: Path, image_size: int, device,
                 limit: int | None = None, batch_size: int = 8) -> dict:
     """Dice and IoU on the test split, with the boundary as foreground and as ignored."""
-    model = load_model(checkpoint, device)
-    if channels_last_helps(device, image_size):  # the speed-ups of training, where they help
-        model = model.to(memory_format=torch.channels_last)
+    model = fast_layout(load_model(checkpoint, device), device, image_size)
     test_set = load_dataset(data_path, "test", image_size, limit=limit)
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    with keep_freed_memory(device.type == "cpu"):
+    with keep_freed_memory(keep_memory_helps(device)):
         with_boundary = evaluate(model, loader, device)
         without = evaluate(model, loader, device, ignore_boundary=True)
     return {**{k: v for k, v in with_boundary.items() if k != "loss"},

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from .evaluate import SegmentationMeter, binarize, boundary_ignore, to_float_images
 from .models import MODELS, build_model
 from .oxford_pet import collate, find_dataset, load_dataset
-from .train import channels_last_helps, keep_freed_memory, pick_device
+from .train import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .utils import visualize_comparison
 
 
@@ -131,9 +131,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     image_size = args.image_size or model.image_size or 256
     dataset = load_dataset(find_dataset(args.data_path), args.mode, image_size, limit=args.limit)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, collate_fn=collate)
-    if channels_last_helps(device, image_size):  # the speed-ups of training, where they help
-        model = model.to(memory_format=torch.channels_last)
-    with keep_freed_memory(device.type == "cpu"):
+    model = fast_layout(model, device, image_size)  # training's speed-ups, where they help
+    with keep_freed_memory(keep_memory_helps(device)):
         scores = run_inference(model, loader, args.output_dir, args.num_figures,
                                args.threshold, args.ignore_boundary)
     if scores is None:

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -131,6 +132,18 @@ def channels_last_helps(device: torch.device, image_size: int) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and image_size >= 128)
 
 
+def keep_memory_helps(device: torch.device) -> bool:
+    """Only on a CPU do a step's big tensors come from malloc (see keep_freed_memory)."""
+    return device.type == "cpu"
+
+
+def fast_layout(model: nn.Module, device: torch.device, image_size: int) -> nn.Module:
+    """MODEL in channels_last when that is faster on DEVICE for IMAGE_SIZE inputs."""
+    if channels_last_helps(device, image_size):
+        return model.to(memory_format=torch.channels_last)
+    return model
+
+
 def speedups(config: TrainConfig, device: torch.device) -> dict[str, bool]:
     """CONFIG's speed-up switches, each None replaced by the default for DEVICE."""
     cuda = device.type == "cuda"
@@ -141,13 +154,13 @@ def speedups(config: TrainConfig, device: torch.device) -> dict[str, bool]:
         "pin_memory": cuda,
         "persistent_workers": config.num_workers > 0,
         "cudnn_benchmark": cuda,
-        # A CPU step at 256 px frees and reallocates tensors of 30-150 MB (see keep_freed_memory)
-        "keep_memory": device.type == "cpu",
+        "keep_memory": keep_memory_helps(device),
     }
     return {name: default if getattr(config, name) is None else bool(getattr(config, name))
             for name, default in defaults.items()}
 
 
+@functools.cache  # platform.libc_ver reads the Python executable: once is enough
 def glibc() -> ctypes.CDLL | None:
     """The C library when it is glibc (Linux), else None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
