@@ -36,10 +36,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.flop_counter import FlopCounterMode
 
-from petseg_lib.models import ResNet34_UNet, UNet
+from petseg_lib.models.resnet34_unet import ResNet34_UNet
+from petseg_lib.models.unet import UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
 from petseg_lib.sample import ensure_sample_dataset, make_sample_dataset
-from petseg_lib.train import glibc, keep_freed_memory, keep_memory_helps
+from petseg_lib.speed import glibc, keep_freed_memory, keep_memory_helps
 
 try:
     import segmentation_models_pytorch as smp

@@ -45,6 +45,8 @@ if "google.colab" in sys.modules:
 import matplotlib.pyplot as plt
 import numpy as np
 
+from petseg_lib.config import quick_mode
+from petseg_lib.masks import trimap_to_mask
 from petseg_lib.oxford_pet import (
     MODES,
     VALID_EVERY,
@@ -53,10 +55,9 @@ from petseg_lib.oxford_pet import (
     load_dataset,
     read_split_file,
     split_names,
-    trimap_to_mask,
+    trimap_statistics,
 )
-from petseg_lib.train import quick_mode
-from petseg_lib.utils import show_samples, show_trimap, trimap_statistics
+from petseg_lib.utils import show_samples, show_trimap
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): fewer images, smaller pictures
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample

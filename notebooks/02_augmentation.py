@@ -47,9 +47,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from petseg_lib.oxford_pet import OxfordPetDataset, augmentations, find_dataset, load_dataset
-from petseg_lib.train import quick_mode
-from petseg_lib.utils import augment_sample, augmentation_steps, show_augmentations
+from petseg_lib.augment import augment_sample, augmentation_steps, augmentations
+from petseg_lib.config import quick_mode
+from petseg_lib.oxford_pet import OxfordPetDataset, find_dataset, load_dataset
+from petseg_lib.utils import show_augmentations
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): smaller pictures
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample

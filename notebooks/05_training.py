@@ -55,28 +55,18 @@ import torch
 from IPython.display import Markdown, display
 from torch import nn
 
+from petseg_lib.checkpoint import checkpoint_payload, save_checkpoint
+from petseg_lib.config import TrainConfig, course_config, quick_mode
 from petseg_lib.evaluate import evaluate
+from petseg_lib.history import new_history, record_epoch
 from petseg_lib.inference import load_model
-from petseg_lib.models import build_model, count_parameters
+from petseg_lib.models import build_model
+from petseg_lib.models.summary import count_parameters
 from petseg_lib.oxford_pet import find_dataset
-from petseg_lib.train import (
-    HISTORY_KEYS,
-    TrainConfig,
-    checkpoint_payload,
-    course_config,
-    make_loaders,
-    pick_device,
-    quick_mode,
-    save_checkpoint,
-    train,
-    train_one_epoch,
-)
-from petseg_lib.utils import (
-    live_metrics_plot,
-    markdown_grid,
-    plot_training_metrics,
-    visualize_comparison,
-)
+from petseg_lib.speed import pick_device
+from petseg_lib.train import make_loaders, train, train_one_epoch
+from petseg_lib.utils import markdown_grid, plot_training_metrics, visualize_comparison
+from petseg_lib.widgets import live_metrics_plot
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
@@ -252,7 +242,7 @@ print(f"one step here: {step_seconds:.2f} s; {len(train_loader)} steps per epoch
 # grows.
 
 # %%
-history = {key: [] for key in HISTORY_KEYS}
+history = new_history()  # the four curves, as train() keeps them
 best_dice = -1.0
 best_path = Path(config.checkpoint_dir) / f"stepwise_{config.run_name}_best.pth"
 
@@ -262,9 +252,7 @@ for _ in range(EPOCHS_PER_RUN):
     train_loss, train_dice = train_one_epoch(model, train_loader, criterion, optimizer, device,
                                              epoch, progress=False)
     valid = evaluate(model, valid_loader, device, criterion)
-    for key, value in zip(HISTORY_KEYS, (train_loss, valid["loss"], train_dice, valid["dice"]),
-                          strict=True):
-        history[key].append(value)
+    record_epoch(history, train_loss, train_dice, valid)  # the same bookkeeping as train()
     live_metrics_plot(epoch, history)  # replaces this cell's output with the new curves
     if valid["dice"] > best_dice:
         best_dice = valid["dice"]

@@ -46,45 +46,36 @@ if "google.colab" in sys.modules:
     os.chdir("/content/petseg/notebooks")
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from petseg_lib.compare import (
-    CONFIGURATIONS,
-    label,
-    markdown_table,
-    plot_curves,
-    plot_scores,
-    run_comparison,
-)
+from petseg_lib.compare import CONFIGURATIONS, label, markdown_table, run_comparison
+from petseg_lib.config import quick_mode
 from petseg_lib.evaluate import (
-    boundary_ignore,
     confusion_counts,
     dice_from_counts,
     dice_score,
-    pooled_dice,
+    mask_dice,
     worst_predictions,
 )
 from petseg_lib.inference import load_model
+from petseg_lib.masks import boundary_ignore
 from petseg_lib.oxford_pet import collate, find_dataset, load_dataset
-from petseg_lib.sample import project_root
-from petseg_lib.train import quick_mode
+from petseg_lib.paths import base_dir
 from petseg_lib.utils import (
-    draw_prediction,
     markdown_grid,
-    mask_dice,
     models_side_by_side,
-    prediction_explorer,
+    plot_curves,
+    plot_scores,
     prediction_gallery,
     visualize_comparison,
 )
+from petseg_lib.widgets import draw_prediction, prediction_explorer
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
-ROOT = project_root() or Path.cwd()  # checkpoints/ and outputs/ live here
+ROOT = base_dir()  # checkpoints/ and outputs/ live here
 SETTINGS = dict(data_path=str(DATA), checkpoint_dir=str(ROOT / "checkpoints"),
                 output_dir=str(ROOT / "outputs"))
 REPORT = {"UNet": 0.9054, "ResNet34-UNet": 0.9038, "UNet + augmentation": 0.9221,
@@ -149,7 +140,7 @@ guess = truth.clone()
 guess[1] = 0  # the small pet is missed
 logits = (guess - 0.5) * 20  # confident logits for that guess
 per_image = dice_score(logits, truth)
-pooled = pooled_dice(logits, truth)
+pooled = dice_score(logits, truth, pooled=True)
 print(f"per-image Dice: (1.0 + 0.0) / 2 = {per_image.item():.3f}")
 print(f"pooled Dice:    2 * 80 / (80 + 84) = {pooled.item():.3f}")
 

@@ -15,21 +15,16 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 from torch.utils.data import DataLoader
 
+from .checkpoint import CheckpointError
+from .config import TrainConfig, quick_config
 from .evaluate import evaluate
-from .inference import CheckpointError, load_model
+from .inference import load_model
 from .oxford_pet import collate, find_dataset, load_dataset
-from .train import (
-    TrainConfig,
-    fast_layout,
-    keep_freed_memory,
-    keep_memory_helps,
-    pick_device,
-    quick_config,
-    train,
-)
+from .speed import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
+from .train import train
+from .utils import markdown_grid, plot_curves, plot_scores
 
 CONFIGURATIONS = (("unet", False), ("resnet34_unet", False), ("unet", True),
                   ("resnet34_unet", True))
@@ -100,47 +95,10 @@ def run_comparison(quick: bool = False, retrain: bool = False,
 
 def markdown_table(rows: list[dict]) -> str:
     """The test scores of each configuration as a Markdown table."""
-    lines = ["| configuration | Dice | Dice (pooled) | IoU | IoU (pooled) "
-             "| Dice, boundary ignored |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['label']} | {r['dice']:.4f} | {r['dice_pooled']:.4f} | "
-                     f"{r['iou']:.4f} | {r['iou_pooled']:.4f} | {r['dice_no_boundary']:.4f} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Figure:
-    """Bar chart of per-image Dice and IoU on the test split for each configuration."""
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for offset, key, name in ((-0.2, "dice", "Dice"), (0.2, "iou", "IoU")):
-        bars = ax.bar(x + offset, [r[key] for r in rows], width=0.4, label=name)
-        ax.bar_label(bars, fmt="%.3f", fontsize=8)
-    ax.set_xticks(x, [r["label"].replace(" + ", "\n+ ") for r in rows])
-    ax.set(title="Test scores of the four configurations", ylabel="score (per-image mean)",
-           ylim=(0, 1.05))
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    if save_path is not None:
-        fig.savefig(save_path, dpi=100)
-    return fig
-
-
-def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Figure:
-    """The validation loss and Dice of the four runs side by side."""
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in rows:
-        epochs = range(1, len(r["history"]["valid_loss"]) + 1)
-        ax_loss.plot(epochs, r["history"]["valid_loss"], "o-", label=r["label"])
-        ax_dice.plot(epochs, r["history"]["valid_dice"], "o-", label=r["label"])
-    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="BCE loss")
-    ax_dice.set(title="Validation Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
-    for ax in (ax_loss, ax_dice):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    if save_path is not None:
-        fig.savefig(save_path, dpi=100)
-    return fig
+    header = ["configuration", "Dice", "Dice (pooled)", "IoU", "IoU (pooled)",
+              "Dice, boundary ignored"]
+    keys = ("dice", "dice_pooled", "iou", "iou_pooled", "dice_no_boundary")
+    return markdown_grid(header, [[r["label"], *(f"{r[k]:.4f}" for k in keys)] for r in rows])
 
 
 def write_report(rows: list[dict], output_dir: str | Path) -> Path:

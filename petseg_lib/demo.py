@@ -15,9 +15,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader
 
+from .config import TrainConfig
+from .history import print_epoch
 from .inference import load_model, run_inference
 from .oxford_pet import collate, find_dataset, load_dataset
-from .train import TrainConfig, print_epoch, train
+from .train import train
 from .utils import show_samples
 
 # Small enough for a laptop CPU: a narrow UNet (base 16) on 64 px images, with augmentation,

@@ -7,10 +7,13 @@ A batch is a dict with "image" (N, 3, H, W) float in [0, 1] (or uint8 0-255), "m
 Per-image functions accept masks shaped (N, 1, H, W) or (N, H, W).
 """
 
+import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
-from .oxford_pet import BOUNDARY  # trimap value of the uncertain pet/background boundary
+from .masks import boundary_ignore
+from .oxford_pet import collate
 
 
 def binarize(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -60,10 +63,15 @@ def dice_score(
     targets: torch.Tensor,
     threshold: float = 0.5,
     ignore: torch.Tensor | None = None,
+    pooled: bool = False,
 ) -> torch.Tensor:
-    """Mean over the batch of the per-image Dice score (a 0-dim tensor)."""
+    """Dice of sigmoid(LOGITS) > THRESHOLD against TARGETS (a 0-dim tensor).
+
+    pooled=False: the mean over the batch of each image's Dice, every image counting equally.
+    pooled=True: one Dice of all the batch's pixels together, 2ΣI / (ΣP + ΣT).
+    """
     counts = confusion_counts(binarize(logits, threshold), targets, ignore)
-    return dice_from_counts(*counts).mean()
+    return reduce_counts(dice_from_counts, counts, pooled)
 
 
 def iou_score(
@@ -71,36 +79,25 @@ def iou_score(
     targets: torch.Tensor,
     threshold: float = 0.5,
     ignore: torch.Tensor | None = None,
+    pooled: bool = False,
 ) -> torch.Tensor:
-    """Mean over the batch of the per-image IoU (a 0-dim tensor)."""
+    """IoU of sigmoid(LOGITS) > THRESHOLD against TARGETS, per-image mean or pooled (0-dim)."""
     counts = confusion_counts(binarize(logits, threshold), targets, ignore)
-    return iou_from_counts(*counts).mean()
+    return reduce_counts(iou_from_counts, counts, pooled)
 
 
-def pooled_dice(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    threshold: float = 0.5,
-    ignore: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Dice of all pixels of the batch pooled together: 2ΣI / (ΣP + ΣT)."""
-    intersection, pred_sum, target_sum = confusion_counts(
-        binarize(logits, threshold), targets, ignore
-    )
-    return dice_from_counts(intersection.sum(), pred_sum.sum(), target_sum.sum())
+def reduce_counts(formula, counts: tuple, pooled: bool) -> torch.Tensor:
+    """FORMULA (Dice or IoU) of per-image COUNTS: the mean over images, or of their sums."""
+    if pooled:
+        return formula(*(c.sum() for c in counts))
+    return formula(*counts).float().mean()
 
 
-def pooled_iou(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    threshold: float = 0.5,
-    ignore: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """IoU of all pixels of the batch pooled together: ΣI / (ΣP + ΣT - ΣI)."""
-    intersection, pred_sum, target_sum = confusion_counts(
-        binarize(logits, threshold), targets, ignore
-    )
-    return iou_from_counts(intersection.sum(), pred_sum.sum(), target_sum.sum())
+def mask_dice(pred_mask, gt_mask) -> float:
+    """Dice of two (H, W) bool or 0/1 masks, arrays or tensors; 1.0 when both are empty."""
+    pred, gt = (torch.as_tensor(np.asarray(m) > 0.5).reshape(1, -1)
+                for m in (pred_mask, gt_mask))
+    return dice_from_counts(*(c.double() for c in confusion_counts(pred, gt))).item()
 
 
 class SegmentationMeter:
@@ -158,11 +155,6 @@ class SegmentationMeter:
         }
 
 
-def boundary_ignore(trimap: torch.Tensor) -> torch.Tensor:
-    """True on the trimap's boundary band: the pixels left out when scoring without it."""
-    return trimap == BOUNDARY
-
-
 def to_float_images(images: torch.Tensor) -> torch.Tensor:
     """Convert uint8 images in 0-255 to float in [0, 1]; leave float images as they are."""
     if images.dtype == torch.uint8:
@@ -208,14 +200,9 @@ def evaluate(
     return {"loss": loss, **results}
 
 
-
 def worst_predictions(model: nn.Module, dataset, device: torch.device | str = "cpu", n: int = 6,
                       threshold: float = 0.5, batch_size: int = 8) -> list[dict]:
     """The N samples of DATASET with the lowest per-image Dice, worst first, with predictions."""
-    from torch.utils.data import DataLoader
-
-    from .oxford_pet import collate
-
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     meter = SegmentationMeter(threshold)
     was_training = model.training

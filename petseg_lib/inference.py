@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import pickle
-import zipfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,52 +13,20 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .evaluate import SegmentationMeter, binarize, boundary_ignore, to_float_images
-from .models import MODELS, build_model
+from .checkpoint import load_weights, read_checkpoint
+from .evaluate import SegmentationMeter, binarize, to_float_images
+from .masks import boundary_ignore
+from .models import build_model
 from .oxford_pet import collate, find_dataset, load_dataset
-from .train import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
+from .speed import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .utils import visualize_comparison
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used: missing, not a checkpoint, or not fitting."""
-
-
-def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """The dict saved by training, with one clear error when the file cannot be used."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"No checkpoint at '{path}'. Train a model first, e.g. "
-                              "`python -m petseg_lib.train --quick`, or check the path.")
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError,
-            ValueError) as err:
-        raise CheckpointError(f"'{path}' is not a petseg checkpoint (it could not be read "
-                              f"by torch.load: {err}).") from err
-    if not isinstance(state, dict) or state.get("format") != "petseg-checkpoint":
-        raise CheckpointError(f"'{path}' is not a petseg checkpoint (no 'format': "
-                              "'petseg-checkpoint' entry); it was not written by "
-                              "petseg_lib.train.")
-    if state.get("model_name") not in MODELS:
-        raise CheckpointError(f"'{path}' names an unknown model {state.get('model_name')!r}.")
-    return state
 
 
 def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild the model recorded in a checkpoint, load its weights, set eval mode."""
     state = read_checkpoint(checkpoint_path, device)
-    model = build_model(state["model_name"], **state["model_kwargs"])
-    try:
-        model.load_state_dict(state["state_dict"], strict=True)
-    except RuntimeError as err:
-        # torch lists every mismatch after a header line; the first one names the problem.
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0]
-        raise CheckpointError(f"The weights in '{checkpoint_path}' do not fit the recorded "
-                              f"model {state['model_name']} {state['model_kwargs']} "
-                              f"({detail}). Was it saved by another version of petseg_lib? "
-                              "Then train it again.") from err
+    model = load_weights(build_model(state["model_name"], **state["model_kwargs"]), state,
+                         checkpoint_path)
     model.image_size = state.get("image_size")  # the size it was trained at
     return model.to(device).eval()
 

@@ -1,4 +1,4 @@
-"""The Oxford-IIIT Pet dataset: download, read, turn trimaps into binary masks, augment.
+"""The Oxford-IIIT Pet dataset: splits, reading files, and the datasets a model trains on.
 
 On disk (the official layout, also used by the offline sample dataset):
 
@@ -11,28 +11,16 @@ Splits: `test` is test.txt. `train` and `valid` both come from trainval.txt: eve
 name (positions 9, 19, 29, ... counting from 0) goes to `valid`, the rest to `train`.
 The file is sorted by breed, so `valid` gets every breed in proportion.
 
-Resized-image cache (`SimpleOxfordPetDataset(..., cache=True)`; training turns it on with
-CUDA): the first use decodes every JPEG once and stores images and trimaps at the training
-size as uint8 .npy files in
-
-    ROOT/cache/<image_size>-v<CACHE_VERSION>/<mode>-<fingerprint>-{images,trimaps,sizes}.npy
-
-The fingerprint hashes the names, sizes and modification times of the image and trimap
-files, so a changed dataset gets a new cache. Later epochs read the files memory-mapped
-instead of decoding JPEGs. Delete ROOT/cache/ at any time to free the disk space.
+`OxfordPetDataset` gives original-size images and trimaps; `SimpleOxfordPetDataset` gives
+square, resized float samples ready for a model, doubled with augmented copies when asked;
+`load_dataset` builds the latter. Downloading is in download.py, augmentation in augment.py,
+the resized-image cache in cache.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import shutil
-import stat
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,115 +30,17 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 from torchvision import tv_tensors
-from torchvision.datasets.utils import check_integrity, download_url
 from torchvision.transforms import v2
-from tqdm.auto import tqdm
 
-from .sample import ensure_sample_dataset, project_root
+from .augment import augmentations, model_sample, to_tv_tensors
+from .cache import ResizedCache, augment_cached, open_cache
+from .download import download, is_downloaded, missing_message, network_available
+from .masks import BACKGROUND, BOUNDARY, PET, trimap_to_mask
+from .paths import default_data_path
+from .sample import ensure_sample_dataset
 
-# The two official archives and their published MD5 sums.
-RESOURCES = (
-    ("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
-     "5c4f3ee8e5d25df40f4fd59a7f44e54c"),
-    ("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
-     "95a8c909bbe2e81eed6a22bccdf3f68f"),
-)
 MODES = ("train", "valid", "test")
 VALID_EVERY = 10  # every 10th trainval name is a validation image
-
-# Trimap values.
-PET, BACKGROUND, BOUNDARY = 1, 2, 3
-
-# Bump when what the resized-image cache stores changes: older caches are then ignored.
-CACHE_VERSION = 1
-
-
-# ---------------------------------------------------------------------------
-# Download
-# ---------------------------------------------------------------------------
-
-def is_downloaded(root: str | Path) -> bool:
-    """True when ROOT holds the extracted images, trimaps and split files."""
-    root = Path(root)
-    ann = root / "annotations"
-    return ((root / "images").is_dir() and (ann / "trimaps").is_dir()
-            and (ann / "trainval.txt").is_file() and (ann / "test.txt").is_file())
-
-
-def download(root: str | Path = "data/oxford-iiit-pet", resources=RESOURCES) -> Path:
-    """Download, verify (MD5) and extract the Oxford-IIIT Pet archives into ROOT."""
-    root = Path(root)
-    if is_downloaded(root):
-        print(f"Oxford-IIIT Pet is already in {root}: nothing to download.")
-        return root
-    archive_dir = root / "archives"
-    for url, md5 in resources:
-        archive = _fetch_verified(url, md5, archive_dir)
-        _extract_into(archive, root)
-    if not is_downloaded(root):
-        raise RuntimeError(f"The archives were extracted into {root}, but images/ or "
-                           "annotations/ (trimaps, trainval.txt, test.txt) are missing.")
-    return root
-
-
-def _fetch_verified(url: str, md5: str, archive_dir: Path, tries: int = 2) -> Path:
-    """Return the path of a downloaded archive whose MD5 matches, downloading when needed."""
-    name = url.rsplit("/", 1)[-1]
-    archive = archive_dir / name
-    if check_integrity(archive, md5):
-        return archive
-    archive_dir.mkdir(parents=True, exist_ok=True)
-    part = archive_dir / (name + ".part")
-    for attempt in range(1, tries + 1):
-        part.unlink(missing_ok=True)
-        try:
-            # Downloads into NAME.part with a progress bar; raises when the MD5 differs.
-            download_url(url, str(archive_dir), filename=part.name, md5=md5)
-        except RuntimeError:
-            print(f"{name}: checksum mismatch (truncated or corrupted download), "
-                  f"attempt {attempt} of {tries}.")
-            continue
-        except (urllib.error.URLError, OSError) as err:
-            part.unlink(missing_ok=True)
-            raise ConnectionError(f"Could not download {url}: {err}") from err
-        os.replace(part, archive)  # only a verified archive gets its final name
-        return archive
-    part.unlink(missing_ok=True)
-    raise RuntimeError(f"{name}: the MD5 sum is still wrong after {tries} downloads "
-                       f"(expected {md5}). Check the network and try again.")
-
-
-def _extract_into(archive: Path, root: Path) -> None:
-    """Extract ARCHIVE next to ROOT, then move its top-level folders into ROOT."""
-    tmp = root / f".extracting-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        for entry in tmp.iterdir():
-            target = root / entry.name
-            if target.exists():
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-            os.replace(entry, target)  # a folder appears in ROOT only once it is complete
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def network_available(url: str = RESOURCES[1][0], timeout: float = 3.0) -> bool:
-    """True when the dataset's server answers within TIMEOUT seconds."""
-    try:
-        request = urllib.request.Request(url, method="HEAD")
-        with urllib.request.urlopen(request, timeout=timeout):
-            return True
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def default_data_path() -> Path:
-    """Where the real dataset lives: data/oxford-iiit-pet in the course repository."""
-    base = project_root() or Path.cwd()
-    return base / "data" / "oxford-iiit-pet"
 
 
 def find_dataset(data_path: str | Path | None = None, download_if_missing: bool = False) -> Path:
@@ -159,7 +49,7 @@ def find_dataset(data_path: str | Path | None = None, download_if_missing: bool 
         data_path = os.environ["PETSEG_DATA"]
     if data_path is not None:
         if not is_downloaded(data_path):
-            raise FileNotFoundError(_missing_message(Path(data_path)))
+            raise FileNotFoundError(missing_message(Path(data_path)))
         return Path(data_path)
     real = default_data_path()
     if is_downloaded(real):
@@ -172,13 +62,6 @@ def find_dataset(data_path: str | Path | None = None, download_if_missing: bool 
           f"dataset of toy pets in {sample}. Run `python -m petseg_lib.oxford_pet --download` "
           "to fetch the real one (about 800 MB).")
     return sample
-
-
-def _missing_message(path: Path) -> str:
-    return (f"No Oxford-IIIT Pet dataset at '{path}' (expected images/ and annotations/ with "
-            f"trimaps/, trainval.txt and test.txt). Download it with "
-            f"`python -m petseg_lib.oxford_pet --download --root {path}`, or use the offline "
-            f"sample dataset: `python -m petseg_lib.sample`.")
 
 
 # ---------------------------------------------------------------------------
@@ -217,11 +100,6 @@ def load_rgb(path: str | Path) -> Image.Image:
         return im.convert("RGB")
 
 
-def trimap_to_mask(trimap: np.ndarray) -> np.ndarray:
-    """Binary mask from a trimap: pet (1) and boundary (3) are foreground, background (2) is not."""
-    return (trimap != BACKGROUND).astype(np.float32)
-
-
 def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
     """Why this image/trimap pair cannot be used, or None when it can."""
     if not image_path.is_file():
@@ -254,7 +132,7 @@ class OxfordPetDataset(Dataset):
         self.root = Path(root)
         self.mode = mode
         if not is_downloaded(self.root):
-            raise FileNotFoundError(_missing_message(self.root))
+            raise FileNotFoundError(missing_message(self.root))
         self.images_dir = self.root / "images"
         self.trimaps_dir = self.root / "annotations" / "trimaps"
         names = split_names(self.root, mode)
@@ -304,113 +182,13 @@ class OxfordPetDataset(Dataset):
         return sample
 
 
-def augmentations(image_size: int) -> v2.Compose:
-    """The training augmentations, applied jointly to an Image and its Mask."""
-    return v2.Compose([
-        v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),  # crop and zoom
-        v2.RandomHorizontalFlip(p=0.5),
-        v2.RandomGrayscale(p=0.2),
-        v2.ColorJitter(brightness=0.3),  # multiplies brightness by a factor in [0.7, 1.3]
-    ])
-
-
-# ---------------------------------------------------------------------------
-# Resized-image cache
-# ---------------------------------------------------------------------------
-
-def files_fingerprint(paths: list[Path]) -> str:
-    """A short hash of the files' names, sizes and modification times, in order."""
-    digest = hashlib.sha1()
-    for path in paths:
-        info = path.stat()
-        digest.update(f"{path.name} {info.st_size} {info.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def can_write(folder: Path) -> bool:
-    """True when FOLDER may be written: allowed, and not marked read-only (even for root)."""
-    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
-
-
-class ResizedCache:
-    """Resized images, trimaps and original sizes of a list of names, in .npy files.
-
-    images (N, 3, S, S) uint8, trimaps (N, 1, S, S) uint8 when there are masks, and the
-    original (h, w) of each image in sizes (N, 2) int32; read back memory-mapped.
-    """
-
-    def __init__(self, folder: Path, stem: str, count: int, image_size: int, has_masks: bool):
-        self.folder, self.count = folder, count
-        self.shapes = {"images": (count, 3, image_size, image_size), "sizes": (count, 2)}
-        if has_masks:
-            self.shapes["trimaps"] = (count, 1, image_size, image_size)
-        self.paths = {part: folder / f"{stem}-{part}.npy" for part in self.shapes}
-        self.arrays = None  # opened on first read, once per process
-
-    def is_valid(self) -> bool:
-        """True when every file exists and holds an array of the expected shape."""
-        try:
-            return all(np.load(self.paths[part], mmap_mode="r").shape == shape
-                       for part, shape in self.shapes.items())
-        except (OSError, ValueError):
-            return False
-
-    def build(self, decode, desc: str = "caching") -> None:
-        """Fill the files with DECODE(i) -> (image, trimap or None, (h, w)) for every index.
-
-        Each file is written under a temporary name, then renamed: another process sees the
-        old file or the finished one, never half of one, even when both build at once.
-        """
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temporary, arrays = {}, {}
-        try:
-            for part, shape in self.shapes.items():
-                handle, name = tempfile.mkstemp(dir=self.folder, prefix=f".{part}-",
-                                                suffix=".tmp")
-                os.close(handle)
-                temporary[part] = Path(name)
-                dtype = np.int32 if part == "sizes" else np.uint8
-                arrays[part] = np.lib.format.open_memmap(name, "w+", dtype=dtype, shape=shape)
-            for i in tqdm(range(self.count), desc=desc, leave=False):
-                image, trimap, size = decode(i)
-                arrays["images"][i] = image
-                arrays["sizes"][i] = size
-                if trimap is not None:
-                    arrays["trimaps"][i] = trimap
-            for array in arrays.values():
-                array.flush()
-            arrays.clear()
-            for part in ("sizes", "trimaps", "images"):  # images last: is_valid checks all
-                if part in temporary:
-                    os.chmod(temporary[part], 0o644)  # mkstemp makes files only we can read
-                    os.replace(temporary.pop(part), self.paths[part])
-        finally:
-            for path in temporary.values():
-                path.unlink(missing_ok=True)
-
-    def read(self, index: int) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
-        """The resized image, resized trimap (or None) and original (h, w) of INDEX."""
-        if self.arrays is None:
-            self.arrays = {part: np.load(path, mmap_mode="r") for part, path in self.paths.items()}
-        trimaps = self.arrays.get("trimaps")
-        trimap = None if trimaps is None else np.array(trimaps[index])  # (1, S, S) copy
-        h, w = self.arrays["sizes"][index]
-        return np.array(self.arrays["images"][index]), trimap, (int(h), int(w))
-
-    def __getstate__(self) -> dict:
-        # DataLoader workers reopen the files rather than receive copies of the arrays.
-        return {**self.__dict__, "arrays": None}
-
-
 class SimpleOxfordPetDataset(OxfordPetDataset):
     """Square, resized, float samples ready for a model; doubled with augmentation when asked.
 
-    cache=True reads images and trimaps from the resized-image cache (see the module doc),
-    building it on first use. Plain samples are then bit for bit the ones decoded from JPEG.
-    Augmented samples are augmented after reading: the crop box is drawn in the original
-    image's pixels, as without the cache, and cut from the cached image, so the geometry is
-    the same and only the resampling differs (the crop is upsampled from the training size).
-    When ROOT cannot be written, the dataset warns and decodes JPEGs as without the cache.
+    cache=True reads images and trimaps from the resized-image cache (cache.py), building
+    it on first use. Plain samples are then bit for bit the ones decoded from JPEG; augmented
+    ones have the same geometry, only the resampling differs. When ROOT cannot be written,
+    the dataset warns and decodes JPEGs as without the cache.
     """
 
     def __init__(self, root: str | Path, mode: str = "train", image_size: int = 256,
@@ -427,22 +205,8 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
         files = [self._image_path(n) for n in self.names]
         if self.has_masks:
             files += [self._trimap_path(n) for n in self.names]
-        folder = self.root / "cache" / f"{self.image_size}-v{CACHE_VERSION}"
-        stem = f"{self.mode}-{files_fingerprint(files)}"
-        cache = ResizedCache(folder, stem, len(self.names), self.image_size, self.has_masks)
-        if cache.is_valid():
-            return cache
-        if not can_write(self.root) or (folder.exists() and not can_write(folder)):
-            warnings.warn(f"{self.root} is read-only: no resized-image cache, the JPEGs are "
-                          "decoded every epoch.", stacklevel=3)
-            return None
-        try:
-            cache.build(self._decode_resized, desc=f"caching {self.mode} at {self.image_size}px")
-        except OSError as err:
-            warnings.warn(f"Could not write the resized-image cache in {folder} ({err}); "
-                          "the JPEGs are decoded every epoch.", stacklevel=3)
-            return None
-        return cache
+        return open_cache(self.root, self.mode, files, len(self.names), self.image_size,
+                          self.has_masks, self._decode_resized)
 
     def _decode(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None, str]:
         """Image (3, H, W) and trimap (1, H, W) of name INDEX at their original size."""
@@ -458,20 +222,6 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
         image, trimap = self.resize(image, trimap)
         return image.numpy(), trimap.numpy(), size
 
-    def _augment_cached(self, image, trimap, size: tuple[int, int]) -> tuple:
-        """The training augmentations on a cached image, the crop drawn in original pixels."""
-        crop, *others = self.augmentations.transforms  # RandomResizedCrop comes first
-        h, w = size
-        box = crop.make_params([torch.empty(1, 1, 1).expand(1, h, w)])  # a box in (h, w)
-        sy, sx = self.image_size / h, self.image_size / w
-        top, left = round(box["top"] * sy), round(box["left"] * sx)
-        height = max(1, round(box["height"] * sy))
-        width = max(1, round(box["width"] * sx))
-        out = [self.image_size, self.image_size]
-        image = v2.functional.resized_crop(image, top, left, height, width, out, antialias=True)
-        trimap = v2.functional.resized_crop(trimap, top, left, height, width, out)  # nearest
-        return v2.Compose(others)(image, trimap)
-
     def __len__(self) -> int:
         # With augmentation each image appears twice: even index original, odd index augmented.
         return 2 * len(self.names) if self.augment else len(self.names)
@@ -485,7 +235,8 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
             if trimap is not None:
                 trimap = tv_tensors.Mask(torch.from_numpy(trimap))
                 if augmented:
-                    image, trimap = self._augment_cached(image, trimap, size)
+                    image, trimap = augment_cached(self.augmentations.transforms, image, trimap,
+                                                   size, self.image_size)
         else:
             image, trimap, name = self._decode(index)
             if trimap is None:
@@ -494,31 +245,6 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
                 transform = self.augmentations if augmented else self.resize
                 image, trimap = transform(image, trimap)
         return model_sample(image, trimap, name)
-
-
-def to_tv_tensors(sample: dict) -> tuple[tv_tensors.Image, tv_tensors.Mask | None]:
-    """An OxfordPetDataset sample's image (3, H, W) and trimap (1, H, W) as tv_tensors.
-
-    The trimap travels with the image as a Mask, so transforms give both the same geometry
-    and nearest-neighbour resizing keeps its values in {1, 2, 3}.
-    """
-    image = tv_tensors.Image(torch.from_numpy(sample["image"]).permute(2, 0, 1))
-    if sample["trimap"] is None:
-        return image, None
-    return image, tv_tensors.Mask(torch.from_numpy(sample["trimap"])[None])
-
-
-def model_sample(image: tv_tensors.Image, trimap: tv_tensors.Mask | None, name: str) -> dict:
-    """The dict a model is fed: float image in [0, 1], binary mask and trimap (or None)."""
-    image = v2.functional.to_dtype(image, torch.float32, scale=True).as_subclass(torch.Tensor)
-    if trimap is None:
-        return {"image": image, "mask": None, "trimap": None, "name": name}
-    return {
-        "image": image,  # (3, S, S) float32 in [0, 1]
-        "mask": (trimap != BACKGROUND).float().as_subclass(torch.Tensor),  # (1, S, S)
-        "trimap": trimap.as_subclass(torch.Tensor),  # (1, S, S) uint8
-        "name": name,
-    }
 
 
 def collate(samples: list[dict]) -> dict:
@@ -550,6 +276,23 @@ def main(argv: list[str] | None = None) -> None:
         download(args.root)
     for mode in MODES:
         print(f"{mode:>5}: {len(OxfordPetDataset(args.root, mode))} images")
+
+
+def trimap_statistics(dataset: OxfordPetDataset) -> dict[str, np.ndarray]:
+    """Width, height and pet/background/boundary/foreground fractions of each trimap of DATASET."""
+    rows = []
+    for name in dataset.names:
+        with Image.open(dataset.trimaps_dir / f"{name}.png") as im:
+            trimap = np.asarray(im)  # (H, W) values in {1, 2, 3}
+        height, width = trimap.shape
+        rows.append((width, height, (trimap == PET).mean(), (trimap == BACKGROUND).mean(),
+                     (trimap == BOUNDARY).mean()))
+    columns = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    stats = dict(zip(("width", "height", "pet", "background", "boundary"), columns.T,
+                     strict=True))
+    stats["foreground"] = stats["pet"] + stats["boundary"]  # the training mask's share
+    return stats
+
 
 
 if __name__ == "__main__":

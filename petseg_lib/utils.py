@@ -1,7 +1,9 @@
-"""Figures and widget callbacks: masks over images, training curves, example grids.
+"""Figures: masks over images, training curves, example grids, the comparison charts.
 
-Every function here takes plain numpy arrays or torch tensors, so notebooks, the command
-lines and the tests draw the same pictures.
+Every function here takes plain numpy arrays or torch tensors and returns a matplotlib
+Figure laid out with constrained layout; `save_figure` writes any of them as a PNG. So
+notebooks, the command lines and the tests draw the same pictures. (The sliders over these
+pictures are in widgets.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.ticker import MaxNLocator
+
+from .evaluate import mask_dice
+from .masks import BOUNDARY, trimap_to_mask
 
 
 def to_image_array(image) -> np.ndarray:
@@ -66,7 +72,7 @@ def visualize_comparison(image, gt_mask, pred_mask, save_path: str | Path | None
     if title:
         fig.suptitle(title)
     if save_path is not None:
-        _save(fig, save_path)
+        save_figure(fig, save_path)
     return fig
 
 
@@ -88,7 +94,7 @@ def plot_training_metrics(history: dict, save_path: str | Path | None = None,
     if title:
         fig.suptitle(title)
     if save_path is not None:
-        _save(fig, save_path)
+        save_figure(fig, save_path)
     return fig
 
 
@@ -112,92 +118,24 @@ def show_samples(dataset, n: int = 8, cols: int = 4, save_path: str | Path | Non
         ax.set_title(str(sample.get("name", picks[i])), fontsize=8)
     fig.suptitle(title or f"{n} samples, pet mask tinted red")
     if save_path is not None:
-        _save(fig, save_path)
+        save_figure(fig, save_path)
     return fig
 
 
-def _save(fig: plt.Figure, path: str | Path) -> None:
-    """Save FIG as a PNG, creating the folder."""
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Save FIG as a PNG, creating the folder; every figure of the course is saved this way."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    return path
 
 
-# ---------------------------------------------------------------------------
-# Interactive exploration: plain callbacks, and thin ipywidgets around them
-# ---------------------------------------------------------------------------
-
-def _squeeze(array) -> np.ndarray:
+def squeeze_mask(array) -> np.ndarray:
     """(1, H, W) or (H, W) tensor/array -> (H, W) numpy array."""
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
     array = np.asarray(array)
     return array[0] if array.ndim == 3 else array
-
-
-def mask_dice(pred_mask, gt_mask) -> float:
-    """Dice of two (H, W) masks; 1.0 when both are empty."""
-    pred, gt = to_mask_array(pred_mask), to_mask_array(gt_mask)
-    total = pred.sum() + gt.sum()
-    return 1.0 if total == 0 else float(2 * (pred & gt).sum() / total)
-
-
-def draw_prediction(fig: plt.Figure, image, probabilities, gt_mask=None,
-                    threshold: float = 0.5, alpha: float = 1.0, name: str = "") -> float | None:
-    """Redraw FIG with the input, the probability map and the thresholded mask; return Dice."""
-    pred = _squeeze(probabilities) > threshold
-    dice = None if gt_mask is None else mask_dice(pred, gt_mask)
-    fig.clear()
-    axes = fig.subplots(1, 3 if gt_mask is None else 4)
-    axes[0].imshow(to_image_array(image))
-    axes[0].set_title(f"Input {name}".strip())
-    shown = axes[1].imshow(_squeeze(probabilities), cmap="magma", vmin=0, vmax=1)
-    axes[1].set_title("Predicted probability")
-    fig.colorbar(shown, ax=axes[1], fraction=0.046)
-    column = 2
-    if gt_mask is not None:
-        axes[column].imshow(overlay_mask(image, gt_mask, alpha))
-        axes[column].set_title("Ground truth")
-        column += 1
-    axes[column].imshow(overlay_mask(image, pred, alpha))
-    score = "" if dice is None else f", Dice {dice:.3f}"
-    axes[column].set_title(f"Prediction > {threshold:.2f}{score}")
-    for ax in axes:
-        ax.axis("off")
-    return dice
-
-
-def prediction_explorer(images, probabilities, gt_masks=None, names=None):
-    """Sliders for threshold and overlay alpha, and a sample picker, over precomputed predictions.
-
-    IMAGES, PROBABILITIES and GT_MASKS are sequences (or batched tensors) of equal length.
-    """
-    import ipywidgets as widgets
-
-    n = len(images)
-    names = names or [str(i) for i in range(n)]
-    sample = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)],
-                              description="sample")
-    threshold = widgets.FloatSlider(0.5, min=0.05, max=0.95, step=0.05,
-                                    description="threshold", continuous_update=False)
-    alpha = widgets.FloatSlider(1.0, min=0.0, max=1.0, step=0.1, description="overlay alpha",
-                                continuous_update=False)
-    output = widgets.Output()
-
-    def update(_change=None) -> None:
-        i = sample.value
-        gt = None if gt_masks is None else gt_masks[i]
-        with output:
-            output.clear_output(wait=True)
-            fig = plt.figure(figsize=(14, 3.8))
-            draw_prediction(fig, images[i], probabilities[i], gt, threshold.value,
-                            alpha.value, names[i])
-            plt.show()
-
-    for control in (sample, threshold, alpha):
-        control.observe(update, names="value")
-    update()
-    return widgets.VBox([widgets.HBox([sample, threshold, alpha]), output])
 
 
 # ---------------------------------------------------------------------------
@@ -207,33 +145,9 @@ def prediction_explorer(images, probabilities, gt_masks=None, names=None):
 TRIMAP_COLOURS = ("#d95f02", "#1b3b6f", "#f2e205")  # pet (orange), background (blue), boundary
 
 
-def trimap_statistics(dataset) -> dict[str, np.ndarray]:
-    """Width, height and pet/background/boundary/foreground fractions of each trimap of DATASET."""
-    from PIL import Image
-
-    from .oxford_pet import BACKGROUND, BOUNDARY, PET
-
-    rows = []
-    for name in dataset.names:
-        with Image.open(dataset.trimaps_dir / f"{name}.png") as im:
-            trimap = np.asarray(im)  # (H, W) values in {1, 2, 3}
-        height, width = trimap.shape
-        rows.append((width, height, (trimap == PET).mean(), (trimap == BACKGROUND).mean(),
-                     (trimap == BOUNDARY).mean()))
-    columns = np.array(rows, dtype=np.float64).reshape(-1, 5)
-    stats = dict(zip(("width", "height", "pet", "background", "boundary"), columns.T,
-                     strict=True))
-    stats["foreground"] = stats["pet"] + stats["boundary"]  # the training mask's share
-    return stats
-
-
 def show_trimap(image, trimap, title: str | None = None) -> plt.Figure:
     """An image, its trimap in three named colours, and the two binary readings of it."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
-    from .oxford_pet import BOUNDARY, trimap_to_mask
-
-    trimap = _squeeze(trimap)
+    trimap = squeeze_mask(trimap)
     mask = trimap_to_mask(trimap)  # boundary counted as pet
     ignored = np.where(trimap == BOUNDARY, 0.5, mask)  # boundary left out (grey)
     cmap = ListedColormap(TRIMAP_COLOURS)
@@ -254,33 +168,6 @@ def show_trimap(image, trimap, title: str | None = None) -> plt.Figure:
     if title:
         fig.suptitle(title)
     return fig
-
-
-def augmentation_steps(image_size: int) -> dict:
-    """Each training augmentation on its own, by name; the random flip and greyscale always act."""
-    from .oxford_pet import augmentations
-
-    crop, flip, greyscale, brightness = augmentations(image_size).transforms
-    flip.p = 1.0  # in training: p = 0.5
-    greyscale.p = 1.0  # in training: p = 0.2
-    return {"crop and zoom": crop, "horizontal flip": flip, "greyscale": greyscale,
-            "brightness": brightness}
-
-
-def augment_sample(sample: dict, transform=None, image_size: int = 256) -> dict:
-    """Apply TRANSFORM jointly to an original-size sample's image and trimap, then resize.
-
-    SAMPLE comes from OxfordPetDataset; the result is shaped like a SimpleOxfordPetDataset sample.
-    """
-    from torchvision.transforms import v2
-
-    from .oxford_pet import model_sample, to_tv_tensors
-
-    image, trimap = to_tv_tensors(sample)  # (3, H, W), (1, H, W)
-    if transform is not None:
-        image, trimap = transform(image, trimap)  # same geometry for both
-    image, trimap = v2.Resize((image_size, image_size), antialias=True)(image, trimap)
-    return model_sample(image, trimap, sample["name"])
 
 
 def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.3,
@@ -330,9 +217,8 @@ def show_images(panels: dict, cmap: str = "viridis", title: str | None = None,
 
 
 # ---------------------------------------------------------------------------
-# Training and evaluation figures: tables, live curves, galleries
+# Evaluation figures and tables: models side by side, galleries, the comparison
 # ---------------------------------------------------------------------------
-# Small tables, live training curves, and galleries of predictions for notebooks 04-06.
 
 def markdown_grid(header: list[str], rows: list[list]) -> str:
     """A Markdown table with one HEADER line and one line per row of cells."""
@@ -345,16 +231,6 @@ def markdown_grid(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def live_metrics_plot(epoch: int, history: dict, title: str | None = None) -> None:
-    """Replace the notebook cell's output with the curves so far (fits `on_epoch_end`)."""
-    from IPython.display import clear_output, display
-
-    fig = plot_training_metrics(history, title=title or f"Training curves after epoch {epoch + 1}")
-    clear_output(wait=True)  # the old figure goes when the new one arrives: no flicker
-    display(fig)
-    plt.close(fig)  # displayed once, not a second time at the end of the cell
-
-
 def models_side_by_side(samples: list[dict], probabilities: dict, threshold: float = 0.5,
                         alpha: float = 1.0, title: str | None = None) -> plt.Figure:
     """One row per sample: input, ground truth, then each model's prediction with its Dice.
@@ -363,20 +239,19 @@ def models_side_by_side(samples: list[dict], probabilities: dict, threshold: flo
     """
     n_cols = 2 + len(probabilities)
     fig, axes = plt.subplots(len(samples), n_cols, figsize=(2.7 * n_cols, 2.9 * len(samples)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for i, (ax_row, sample) in enumerate(zip(axes, samples, strict=True)):
         ax_row[0].imshow(to_image_array(sample["image"]))
         ax_row[0].set_title(f"Input {sample['name']}", fontsize=9)
         ax_row[1].imshow(overlay_mask(sample["image"], sample["mask"], alpha))
         ax_row[1].set_title("Ground truth", fontsize=9)
         for ax, (name, probs) in zip(ax_row[2:], probabilities.items(), strict=True):
-            pred = _squeeze(probs[i]) > threshold
+            pred = squeeze_mask(probs[i]) > threshold
             ax.imshow(overlay_mask(sample["image"], pred, alpha))
             ax.set_title(f"{name}\nDice {mask_dice(pred, sample['mask']):.3f}", fontsize=9)
         for ax in ax_row:
             ax.axis("off")
     fig.suptitle(title or f"Predicted masks (probability > {threshold:.2f}) filled black")
-    fig.tight_layout()
     return fig
 
 
@@ -384,7 +259,7 @@ def prediction_gallery(items: list[dict], alpha: float = 1.0,
                        title: str | None = None) -> plt.Figure:
     """A column per item of `worst_predictions`: input, ground truth, prediction, and its Dice."""
     fig, axes = plt.subplots(3, len(items), figsize=(2.6 * len(items) + 0.8, 8.4),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for col, item in enumerate(items):
         pictures = (to_image_array(item["image"]), overlay_mask(item["image"], item["mask"], alpha),
                     overlay_mask(item["image"], item["prediction"], alpha))
@@ -396,5 +271,37 @@ def prediction_gallery(items: list[dict], alpha: float = 1.0,
     for row, name in enumerate(("Input", "Ground truth", "Prediction")):
         axes[row, 0].set_ylabel(name)
     fig.suptitle(title or "Lowest Dice first (masks filled black)")
-    fig.tight_layout()
+    return fig
+
+
+def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Figure:
+    """Bar chart of per-image Dice and IoU on the test split for each configuration."""
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    for offset, key, name in ((-0.2, "dice", "Dice"), (0.2, "iou", "IoU")):
+        bars = ax.bar(x + offset, [r[key] for r in rows], width=0.4, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_xticks(x, [r["label"].replace(" + ", "\n+ ") for r in rows])
+    ax.set(title="Test scores of the four configurations", ylabel="score (per-image mean)",
+           ylim=(0, 1.05))
+    ax.legend(loc="lower right")
+    if save_path is not None:
+        save_figure(fig, save_path)
+    return fig
+
+
+def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Figure:
+    """The validation loss and Dice of the four runs side by side."""
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    for r in rows:
+        epochs = range(1, len(r["history"]["valid_loss"]) + 1)
+        ax_loss.plot(epochs, r["history"]["valid_loss"], "o-", label=r["label"])
+        ax_dice.plot(epochs, r["history"]["valid_dice"], "o-", label=r["label"])
+    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="BCE loss")
+    ax_dice.set(title="Validation Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
+    for ax in (ax_loss, ax_dice):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if save_path is not None:
+        save_figure(fig, save_path)
     return fig

@@ -1,11 +1,16 @@
 """Shared fixtures: tiny datasets written on the fly, the sample dataset, the real mini set."""
 
+import shutil
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torch import nn
+
+from petseg_lib.config import TrainConfig
 
 matplotlib.use("Agg")
 
@@ -71,3 +76,38 @@ def close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+class RedIsPet(nn.Module):
+    """A stand-in model: a pixel is pet when its red channel is above 0.5."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, :1] - 0.5) * 20  # (N, 1, H, W) logits
+
+
+def shifted_samples(shifts: list[int], size: int = 16) -> list[dict]:
+    """Samples whose mask is a square and whose red square is shifted by SHIFT pixels."""
+    samples = []
+    for shift in shifts:
+        mask = torch.zeros(1, size, size)
+        mask[0, 4:12, 4:12] = 1
+        image = torch.zeros(3, size, size)
+        image[0] = torch.roll(mask[0], shifts=shift, dims=1)
+        samples.append({"image": image, "mask": mask, "trimap": None, "name": f"shift{shift}"})
+    return samples
+
+
+@pytest.fixture
+def pets(tmp_path, sample_root) -> Path:
+    """A private copy of the sample dataset (photo-sized JPEGs), free to cache and modify."""
+    return Path(shutil.copytree(sample_root, tmp_path / "pets",
+                                ignore=shutil.ignore_patterns("cache")))
+
+
+def tiny_config(root, tmp_path, **overrides) -> TrainConfig:
+    settings = dict(data_path=str(root), model="unet", model_kwargs={"base_channels": 4},
+                    image_size=32, epochs=2, batch_size=4, limit=8, learning_rate=1e-3,
+                    checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
+                    progress=False)
+    settings.update(overrides)
+    return TrainConfig(**settings)

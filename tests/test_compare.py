@@ -2,8 +2,15 @@
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from petseg_lib import compare
+from petseg_lib.config import TrainConfig
+from petseg_lib.evaluate import evaluate
+from petseg_lib.inference import load_model
+from petseg_lib.oxford_pet import collate, load_dataset
+from petseg_lib.speed import channels_last_helps
+from petseg_lib.train import train
 
 
 def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path, monkeypatch):
@@ -60,3 +67,20 @@ def test_a_checkpoint_that_no_longer_fits_is_trained_again(sample_root, tmp_path
     assert trained == ["unet_quick"]
     assert "unet_quick_best.pth cannot be reused" in capsys.readouterr().out
     assert all(0.0 <= r["dice"] <= 1.0 for r in rows)
+
+
+def test_test_scores_use_the_fast_paths_and_give_the_same_scores(pets, tmp_path):
+    assert channels_last_helps(torch.device("cpu"), 128)
+    assert not channels_last_helps(torch.device("cpu"), 64)
+    assert channels_last_helps(torch.device("cuda"), 64)
+    train(TrainConfig(data_path=str(pets), model_kwargs={"base_channels": 4}, image_size=128,
+                      epochs=1, limit=8, progress=False, run_name="fast",
+                      checkpoint_dir=str(tmp_path / "c"), output_dir=str(tmp_path / "o")))
+    best = tmp_path / "c" / "fast_best.pth"
+    cpu = torch.device("cpu")
+    fast = compare.test_scores(best, pets, 128, cpu, limit=6)  # NHWC, memory kept
+    loader = DataLoader(load_dataset(pets, "test", 128, limit=6), batch_size=8,
+                        collate_fn=collate)
+    plain = evaluate(load_model(best), loader, cpu)  # NCHW, glibc's defaults
+    assert fast["dice"] == pytest.approx(plain["dice"], abs=1e-4)
+    assert fast["iou_pooled"] == pytest.approx(plain["iou_pooled"], abs=1e-4)

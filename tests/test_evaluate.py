@@ -1,5 +1,7 @@
 """Tests for petseg_lib.evaluate: Dice/IoU on hand-computed cases and the evaluate() loop."""
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -12,9 +14,11 @@ from petseg_lib.evaluate import (
     dice_score,
     evaluate,
     iou_score,
-    pooled_dice,
-    pooled_iou,
+    mask_dice,
+    worst_predictions,
 )
+
+from .conftest import RedIsPet, shifted_samples
 
 BIG = 10.0  # a logit far from the threshold: sigmoid(10) ~ 1, sigmoid(-10) ~ 0
 
@@ -153,8 +157,8 @@ def test_pooled_differs_from_per_image_mean():
     assert dice_score(logits, target).item() == pytest.approx(0.75)
     assert iou_score(logits, target).item() == pytest.approx((1 + 4 / 12) / 2)
     # pooled: I = 1 + 4, P = 1 + 8, T = 1 + 8
-    assert pooled_dice(logits, target).item() == pytest.approx(2 * 5 / 18)
-    assert pooled_iou(logits, target).item() == pytest.approx(5 / (18 - 5))
+    assert dice_score(logits, target, pooled=True).item() == pytest.approx(2 * 5 / 18)
+    assert iou_score(logits, target, pooled=True).item() == pytest.approx(5 / (18 - 5))
 
 
 def test_meter_over_batches_matches_whole_set():
@@ -182,10 +186,12 @@ def test_nhw_and_n1hw_give_the_same():
     logits = torch.randn(3, 1, 8, 8)
     target = (torch.rand(3, 1, 8, 8) > 0.5).float()
     ignore = torch.rand(3, 1, 8, 8) > 0.8
-    for fn in (dice_score, iou_score, pooled_dice, pooled_iou):
-        expected = fn(logits, target, ignore=ignore)
-        assert fn(logits[:, 0], target[:, 0], ignore=ignore[:, 0]) == pytest.approx(expected)
-        assert fn(logits, target[:, 0], ignore=ignore[:, 0]) == pytest.approx(expected)
+    for fn, pooled in itertools.product((dice_score, iou_score), (False, True)):
+        expected = fn(logits, target, ignore=ignore, pooled=pooled)
+        assert fn(logits[:, 0], target[:, 0], ignore=ignore[:, 0],
+                  pooled=pooled) == pytest.approx(expected)
+        assert fn(logits, target[:, 0], ignore=ignore[:, 0],
+                  pooled=pooled) == pytest.approx(expected)
 
 
 # ---- evaluate() ----
@@ -238,8 +244,8 @@ def test_evaluate_matches_pure_functions_on_the_whole_set():
     assert 0 < preds.sum() < preds.numel()  # the case is not trivial
     assert results["dice"] == pytest.approx(dice_score(logits, masks).item())
     assert results["iou"] == pytest.approx(iou_score(logits, masks).item())
-    assert results["dice_pooled"] == pytest.approx(pooled_dice(logits, masks).item())
-    assert results["iou_pooled"] == pytest.approx(pooled_iou(logits, masks).item())
+    assert results["dice_pooled"] == pytest.approx(dice_score(logits, masks, pooled=True).item())
+    assert results["iou_pooled"] == pytest.approx(iou_score(logits, masks, pooled=True).item())
     expected_loss = nn.functional.binary_cross_entropy_with_logits(logits, masks).item()
     assert results["loss"] == pytest.approx(expected_loss)
 
@@ -276,7 +282,7 @@ def test_evaluate_ignore_boundary_uses_trimap_3():
     masks, ignore = stack(samples, "mask"), stack(samples, "trimap") == 3
     assert results["dice"] == pytest.approx(dice_score(logits, masks, ignore=ignore).item())
     assert results["dice_pooled"] == pytest.approx(
-        pooled_dice(logits, masks, ignore=ignore).item()
+        dice_score(logits, masks, ignore=ignore, pooled=True).item()
     )
     assert results["dice"] != pytest.approx(dice_score(logits, masks).item())
 
@@ -305,4 +311,24 @@ def test_evaluate_without_masks_raises_and_restores_mode():
     model.train()
     with pytest.raises(ValueError, match="no ground-truth masks"):
         evaluate(model, [batch], "cpu")
+    assert model.training
+
+
+def test_worst_predictions_sorts_by_dice_and_matches_the_masks():
+    samples = shifted_samples([0, 3, 1, 6, 2])
+    worst = worst_predictions(RedIsPet(), samples, n=3, batch_size=2)
+    assert [w["name"] for w in worst] == ["shift6", "shift3", "shift2"]
+    for item in worst:
+        sample = samples[[s["name"] for s in samples].index(item["name"])]
+        expected = mask_dice(sample["image"][0] > 0.5, sample["mask"])
+        assert item["dice"] == pytest.approx(expected)
+        assert item["probability"].shape == (1, 16, 16)
+        assert torch.equal(item["prediction"], item["probability"] > 0.5)
+    assert worst[0]["dice"] < worst[1]["dice"] < worst[2]["dice"] < 1.0
+
+
+def test_worst_predictions_restores_training_mode():
+    model = nn.Sequential(RedIsPet())
+    model.train()
+    worst_predictions(model, shifted_samples([0, 1]), n=1)
     assert model.training

@@ -7,14 +7,10 @@ import pytest
 import torch
 import torchvision
 
-from petseg_lib.models import (
-    MODELS,
-    ResNet34_UNet,
-    UNet,
-    build_model,
-    count_parameters,
-)
-from petseg_lib.models.resnet34_unet import IMAGENET_MEAN, IMAGENET_STD
+from petseg_lib.models import MODELS, build_model
+from petseg_lib.models.resnet34_unet import IMAGENET_MEAN, IMAGENET_STD, ResNet34_UNet
+from petseg_lib.models.summary import count_parameters, layer_shapes
+from petseg_lib.models.unet import UNet
 
 WEIGHTS_FILE = "resnet34-b627a593.pth"
 
@@ -299,3 +295,21 @@ def test_config_round_trip(name, kwargs):
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt.eval()(x), model.eval()(x))
+
+
+def test_layer_shapes_follow_the_unet_stages():
+    torch.manual_seed(0)
+    model = UNet(base_channels=8)
+    x = torch.rand(1, 3, 64, 48)
+    names = ["inc", "down1", "down4", "up1", "up4", "outc"]
+    before = model.inc.double_conv[1].running_mean.clone()
+    shapes = layer_shapes(model, x, names)
+    assert [name for name, _ in shapes] == names
+    assert dict(shapes) == {"inc": (1, 8, 64, 48), "down1": (1, 16, 32, 24),
+                            "down4": (1, 128, 4, 3), "up1": (1, 64, 8, 6),
+                            "up4": (1, 8, 64, 48), "outc": (1, 1, 64, 48)}
+    assert model.training  # the mode is restored ...
+    assert torch.equal(model.inc.double_conv[1].running_mean, before)  # ... stats untouched
+    assert all(not m._forward_hooks for m in model.modules())  # hooks removed
+    with pytest.raises(ValueError, match="nope"):
+        layer_shapes(model, x, ["inc", "nope"])

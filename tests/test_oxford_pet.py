@@ -1,10 +1,5 @@
 """The data pipeline: splits, trimap rule, augmentation alignment, bad files, download."""
 
-import hashlib
-import http.server
-import io
-import tarfile
-import threading
 import warnings
 from pathlib import Path
 
@@ -16,26 +11,17 @@ from torch.nn.functional import max_pool2d
 from torch.utils.data import DataLoader
 
 from petseg_lib import oxford_pet
-from petseg_lib.evaluate import boundary_ignore
+from petseg_lib.masks import BOUNDARY, PET, trimap_to_mask
 from petseg_lib.oxford_pet import (
     OxfordPetDataset,
     SimpleOxfordPetDataset,
     collate,
     load_dataset,
     split_names,
-    trimap_to_mask,
+    trimap_statistics,
 )
 
 from .conftest import write_dataset, write_pair
-
-
-def test_trimap_rule_pet_and_boundary_are_foreground():
-    trimap = np.array([[1, 2, 3], [2, 2, 1]], np.uint8)
-    mask = trimap_to_mask(trimap)
-    assert mask.dtype == np.float32
-    np.testing.assert_array_equal(mask, [[1, 0, 1], [0, 0, 1]])
-    np.testing.assert_array_equal(boundary_ignore(torch.from_numpy(trimap)),
-                                  [[0, 0, 1], [0, 0, 0]])
 
 
 def test_splits_are_disjoint_deterministic_and_skip_comments(tiny_root):
@@ -198,103 +184,16 @@ def test_find_dataset_falls_back_to_the_sample(monkeypatch, tmp_path, sample_roo
 
 # --- download against a local HTTP server -------------------------------------------------
 
-def _archive(folder: str, files: dict) -> bytes:
-    """A tar.gz holding FOLDER/<name> for each name -> bytes."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"{folder}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
-
-@pytest.fixture
-def server():
-    """A 127.0.0.1 HTTP server; `routes[path] = [bytes, ...]`: one per request, last repeats."""
-    routes, hits = {}, []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _body(self):
-            bodies = routes[self.path]
-            return bodies.pop(0) if len(bodies) > 1 else bodies[0]
-
-        def do_HEAD(self):  # noqa: N802
-            self.send_response(200)
-            self.end_headers()
-
-        def do_GET(self):  # noqa: N802
-            if self.headers.get("Method") == "HEAD":  # a redirect probe, not a download
-                return self.do_HEAD()
-            hits.append(self.path)
-            body = self._body()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}", routes, hits
-    httpd.shutdown()
-
-
-def _resources(tmp_path, url):
-    """Two archives laid out like the official ones, and their (url, md5) pairs."""
-    src = write_dataset(tmp_path / "src", n_trainval=3, n_test=1)
-    images = _archive("images", {p.name: p.read_bytes() for p in (src / "images").iterdir()})
-    trimaps = {f"trimaps/{p.name}": p.read_bytes()
-               for p in (src / "annotations" / "trimaps").iterdir()}
-    splits = {n: (src / "annotations" / n).read_bytes() for n in ("trainval.txt", "test.txt")}
-    annotations = _archive("annotations", {**trimaps, **splits})
-    md5 = [hashlib.md5(b).hexdigest() for b in (images, annotations)]
-    resources = ((f"{url}/images.tar.gz", md5[0]), (f"{url}/annotations.tar.gz", md5[1]))
-    return resources, images, annotations
-
-
-def test_download_verifies_extracts_and_skips_work_done(tmp_path, server):
-    url, routes, hits = server
-    resources, images, annotations = _resources(tmp_path, url)
-    routes["/images.tar.gz"] = [images]
-    routes["/annotations.tar.gz"] = [annotations]
-    root = oxford_pet.download(tmp_path / "pets", resources)
-    assert len(OxfordPetDataset(root, "train")) == 3
-    assert sorted(p.name for p in root.iterdir()) == ["annotations", "archives", "images"]
-    hits.clear()
-    oxford_pet.download(root, resources)
-    assert hits == []
-
-
-def test_truncated_or_corrupted_archives_are_downloaded_again(tmp_path, server):
-    url, routes, hits = server
-    resources, images, annotations = _resources(tmp_path, url)
-    root = tmp_path / "pets"
-    (root / "archives").mkdir(parents=True)
-    (root / "archives" / "images.tar.gz").write_bytes(images[:100])  # left by a crash
-    routes["/images.tar.gz"] = [images]
-    routes["/annotations.tar.gz"] = [annotations[:-50], annotations]  # corrupt first, then fine
-    oxford_pet.download(root, resources)
-    assert hits.count("/images.tar.gz") == 1 and hits.count("/annotations.tar.gz") == 2
-    assert oxford_pet.is_downloaded(root)
-
-
-def test_a_download_that_stays_wrong_leaves_no_dataset_behind(tmp_path, server):
-    url, routes, _ = server
-    resources, images, annotations = _resources(tmp_path, url)
-    routes["/images.tar.gz"] = [images]
-    routes["/annotations.tar.gz"] = [b"garbage"]
-    root = tmp_path / "pets"
-    with pytest.raises(RuntimeError, match="MD5"):
-        oxford_pet.download(root, resources)
-    assert not (root / "annotations").exists()
-    assert not any(p.name.endswith(".part") for p in (root / "archives").iterdir())
-    assert not list(root.glob(".extracting-*"))
-
-
-def test_unreachable_server_gives_a_connection_error(tmp_path):
-    resources = (("http://127.0.0.1:9/images.tar.gz", "0" * 32),)
-    with pytest.raises(ConnectionError, match="Could not download"):
-        oxford_pet.download(tmp_path / "pets", resources)
+def test_trimap_statistics_count_each_class(tiny_root):
+    dataset = OxfordPetDataset(tiny_root, "train")
+    stats = trimap_statistics(dataset)
+    assert len(stats["width"]) == len(dataset)
+    for i, name in enumerate(dataset.names):
+        trimap = np.array(Image.open(dataset.trimaps_dir / f"{name}.png"))
+        assert (stats["height"][i], stats["width"][i]) == trimap.shape
+        assert stats["pet"][i] == pytest.approx((trimap == PET).mean())
+        assert stats["boundary"][i] == pytest.approx((trimap == BOUNDARY).mean())
+        assert stats["foreground"][i] == pytest.approx(dataset[i]["mask"].mean())
+    total = stats["pet"] + stats["background"] + stats["boundary"]
+    np.testing.assert_allclose(total, 1.0)

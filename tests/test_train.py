@@ -5,25 +5,15 @@ import sys
 
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from petseg_lib import train as train_module
-from petseg_lib.inference import CheckpointError, load_model, predict
 from petseg_lib.inference import main as inference_main
+from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, load_dataset
-from petseg_lib.train import TrainConfig, parse_args, train, train_one_epoch
+from petseg_lib.train import parse_args, train, train_one_epoch
 
-from .conftest import write_dataset
-
-
-def tiny_config(root, tmp_path, **overrides) -> TrainConfig:
-    settings = dict(data_path=str(root), model="unet", model_kwargs={"base_channels": 4},
-                    image_size=32, epochs=2, batch_size=4, limit=8, learning_rate=1e-3,
-                    checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
-                    progress=False)
-    settings.update(overrides)
-    return TrainConfig(**settings)
+from .conftest import tiny_config
 
 
 def test_training_writes_checkpoints_history_and_plot(sample_root, tmp_path):
@@ -42,17 +32,10 @@ def test_training_writes_checkpoints_history_and_plot(sample_root, tmp_path):
     assert not list((tmp_path / "ckpt").glob(".*tmp*"))  # no temporary files left
 
 
-def test_default_run_names_follow_model_and_augmentation():
-    assert TrainConfig().run_name == "unet"
-    assert TrainConfig(model="resnet34_unet", augment=True).run_name == "resnet34_unet_aug"
-    with pytest.raises(ValueError, match="model must be one of"):
-        TrainConfig(model="vgg")
-
-
 def test_loss_decreases_on_a_small_batch(sample_root):
     torch.manual_seed(0)
     batch = collate([load_dataset(sample_root, "train", 32)[i] for i in range(4)])
-    model = train_module.build_model("unet", base_channels=4)
+    model = build_model("unet", base_channels=4)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     loader = [batch] * 15
     first, _ = train_one_epoch(model, loader[:1], nn.BCEWithLogitsLoss(), optimizer, "cpu",
@@ -114,39 +97,6 @@ def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_the_best(
     assert best.read_bytes() == before
 
 
-def test_load_model_round_trip(sample_root, tmp_path):
-    config = tiny_config(sample_root, tmp_path, epochs=1, run_name="rt")
-    train(config)
-    model = load_model(tmp_path / "ckpt/rt_best.pth")
-    state = torch.load(tmp_path / "ckpt/rt_best.pth", weights_only=False)["state_dict"]
-    for key, value in model.state_dict().items():
-        torch.testing.assert_close(value, state[key])
-    assert not model.training and model.image_size == 32
-    images = load_dataset(sample_root, "test", 32)[0]["image"][None]
-    masks = predict(model, images)
-    assert masks.shape == (1, 1, 32, 32) and set(masks.unique().tolist()) <= {0.0, 1.0}
-
-
-def test_load_model_errors_name_the_problem(sample_root, tmp_path):
-    with pytest.raises(CheckpointError, match="No checkpoint"):
-        load_model(tmp_path / "missing.pth")
-    junk = tmp_path / "junk.pth"
-    junk.write_text("these are not weights")
-    with pytest.raises(CheckpointError, match="not a petseg checkpoint"):
-        load_model(junk)
-    plain = tmp_path / "plain.pth"
-    torch.save(nn.Linear(2, 2).state_dict(), plain)
-    with pytest.raises(CheckpointError, match="not a petseg checkpoint"):
-        load_model(plain)
-    train(tiny_config(sample_root, tmp_path, epochs=1, run_name="m"))
-    state = torch.load(tmp_path / "ckpt/m_best.pth", weights_only=False)
-    state["model_kwargs"]["base_channels"] = 8
-    torch.save(state, tmp_path / "mismatch.pth")
-    with pytest.raises(CheckpointError, match="do not fit") as info:
-        load_model(tmp_path / "mismatch.pth")
-    assert "size mismatch for inc.double_conv.0.weight" in str(info.value)
-
-
 def test_train_cli_help_lists_defaults(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
@@ -157,16 +107,6 @@ def test_train_cli_help_lists_defaults(capsys):
     text = " ".join(text.split())
     assert "--epochs EPOCHS passes over the training set (default: 20)" in text
     assert "Adam learning rate (default: 0.0001)" in text
-
-
-def test_course_config_follows_petseg_quick(monkeypatch):
-    monkeypatch.setenv("PETSEG_QUICK", "1")
-    quick = train_module.course_config("resnet34_unet", augment=True)
-    assert quick.run_name == "resnet34_unet_aug_quick" and quick.image_size == 64
-    assert quick.checkpoint_dir.endswith("checkpoints") and quick.model_kwargs == {}
-    monkeypatch.setenv("PETSEG_QUICK", "0")
-    full = train_module.course_config("unet")
-    assert (full.run_name, full.image_size, full.epochs) == ("unet", 256, 20)
 
 
 def test_quick_flag_shrinks_unless_told_otherwise():
@@ -202,14 +142,3 @@ def test_train_and_inference_command_lines(sample_root, tmp_path, capsys):
     assert len(list((tmp_path / "inf").glob("*.png"))) == 3
 
 
-def test_inference_on_a_split_without_ground_truth(sample_root, tmp_path, capsys):
-    train(tiny_config(sample_root, tmp_path, epochs=1, run_name="nogt"))
-    root = write_dataset(tmp_path / "nogt", n_trainval=2, n_test=3, test_trimaps=False)
-    scores = inference_main(["--model", str(tmp_path / "ckpt/nogt_best.pth"), "--data_path",
-                             str(root), "--output_dir", str(tmp_path / "inf")])
-    assert scores is None
-    assert "no ground truth" in capsys.readouterr().out
-    figures = sorted((tmp_path / "inf").glob("*.png"))
-    assert len(figures) == 3
-    width, height = Image.open(figures[0]).size
-    assert width < 2.5 * height  # two panels, not three

@@ -5,15 +5,25 @@ import pytest
 import torch
 from PIL import Image
 
+from petseg_lib.augment import augment_sample, augmentation_steps
+from petseg_lib.evaluate import worst_predictions
+from petseg_lib.masks import BACKGROUND, BOUNDARY, PET
+from petseg_lib.oxford_pet import OxfordPetDataset
 from petseg_lib.utils import (
-    draw_prediction,
-    mask_dice,
+    markdown_grid,
+    models_side_by_side,
     overlay_mask,
     plot_training_metrics,
+    prediction_gallery,
+    show_augmentations,
+    show_images,
     show_samples,
+    show_trimap,
     to_image_array,
     visualize_comparison,
 )
+
+from .conftest import RedIsPet, shifted_samples
 
 
 @pytest.fixture
@@ -83,44 +93,74 @@ def test_show_samples_grid(tmp_path, tiny_root):
     assert (tmp_path / "g.png").is_file()
 
 
-def test_threshold_callback_rebinarises_and_scores():
-    import matplotlib.pyplot as plt
-
-    from petseg_lib.evaluate import dice_score
-
-    rng = np.random.default_rng(1)
-    probs = rng.random((1, 16, 16)).astype(np.float32)
-    gt = (rng.random((16, 16)) > 0.5).astype(np.float32)
-    image = rng.random((3, 16, 16)).astype(np.float32)
-    fig = plt.figure()
-    for threshold in (0.2, 0.5, 0.8):
-        dice = draw_prediction(fig, image, probs, gt, threshold=threshold, alpha=1.0)
-        logits = torch.logit(torch.from_numpy(probs))[None] - torch.logit(
-            torch.tensor(threshold)) + torch.logit(torch.tensor(0.5))
-        expected = dice_score(logits, torch.from_numpy(gt)[None, None]).item()
-        assert dice == pytest.approx(expected, abs=1e-6)
-        shown = fig.axes[3].images[0].get_array()  # the prediction panel
-        assert np.all(shown[probs[0] > threshold] == 0.0)
-        assert f"{threshold:.2f}" in fig.axes[3].get_title()
-    assert mask_dice(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0
-    assert draw_prediction(fig, image, probs, None) is None and len(fig.axes) == 4  # 3 + colorbar
+def test_show_trimap_names_the_three_classes():
+    trimap = np.full((20, 30), BACKGROUND, np.uint8)
+    trimap[4:16, 6:24] = BOUNDARY
+    trimap[6:14, 8:22] = PET
+    fig = show_trimap(np.zeros((20, 30, 3), np.uint8), trimap, title="t")
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert {"1 pet", "2 background", "3 boundary"} <= set(labels)
+    # The last panel shows the boundary as grey (0.5), the pet white, the background black.
+    ignored = fig.axes[3].images[0].get_array()
+    assert set(np.unique(ignored)) == {0.0, 0.5, 1.0}
+    assert ignored[10, 15] == 1.0 and ignored[0, 0] == 0.0 and ignored[4, 6] == 0.5
 
 
-def test_prediction_explorer_updates_with_its_controls(monkeypatch):
-    import ipywidgets
+def test_show_augmentations_has_one_labelled_row_per_name(tiny_root):
+    raw = OxfordPetDataset(tiny_root, "train")
+    rows = {"original": [augment_sample(raw[i], None, 32) for i in range(3)],
+            "flip": [augment_sample(raw[i], augmentation_steps(32)["horizontal flip"], 32)
+                     for i in range(2)]}
+    fig = show_augmentations(rows, title="grid")
+    assert len(fig.axes) == 6
+    assert fig.axes[0].get_ylabel() == "original" and fig.axes[3].get_ylabel() == "flip"
+    assert fig.axes[1].get_title() == raw.names[1]
+    assert not fig.axes[5].axison  # the missing third flip panel stays empty
+    assert fig.axes[0].images[0].get_array().shape == (32, 32, 3)
 
-    from petseg_lib import utils
 
-    calls = []
-    monkeypatch.setattr(utils, "draw_prediction",
-                        lambda fig, image, prob, gt, threshold, alpha, name:
-                        calls.append((name, threshold, alpha)))
-    probs = torch.rand(3, 1, 8, 8)
-    box = utils.prediction_explorer(torch.rand(3, 3, 8, 8), probs, (probs > 0.5).float(),
-                                    ["a", "b", "c"])
-    sample, threshold, alpha = box.children[0].children
-    assert isinstance(threshold, ipywidgets.FloatSlider) and calls == [("a", 0.5, 1.0)]
-    threshold.value = 0.7
-    alpha.value = 0.3
-    sample.value = 2
-    assert calls[-1] == ("c", 0.7, 0.3)
+def test_show_images_draws_maps_and_pictures():
+    fig = show_images({"map": torch.rand(1, 1, 8, 6), "rgb": torch.rand(3, 8, 6)},
+                      colorbar=True, title="row", vmin=0, vmax=1)
+    pictures = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in pictures] == ["map", "rgb"]
+    assert pictures[0].images[0].get_array().shape == (8, 6)
+    assert pictures[1].images[0].get_array().shape == (8, 6, 3)
+    assert len(fig.axes) == 3  # two panels and one colorbar
+
+
+def test_markdown_grid_lines_and_cells():
+    text = markdown_grid(["stage", "shape"], [["stem", (1, 64, 128, 128)], ["layer1", 7]])
+    lines = text.strip().splitlines()
+    assert lines[0] == "| stage | shape |"
+    assert lines[1] == "|---|---|"
+    assert lines[2] == "| stem | (1, 64, 128, 128) |"
+    assert len(lines) == 4
+    with pytest.raises(ValueError, match="cells"):
+        markdown_grid(["a", "b"], [[1]])
+
+
+def test_prediction_gallery_shows_three_rows_per_item():
+    items = worst_predictions(RedIsPet(), shifted_samples([4, 1]), n=2)
+    fig = prediction_gallery(items, title="worst")
+    axes = np.array(fig.axes).reshape(3, 2)
+    assert axes[0, 0].get_title().startswith("shift4\nDice")
+    assert [axes[r, 0].get_ylabel() for r in range(3)] == ["Input", "Ground truth",
+                                                           "Prediction"]
+    shown = axes[2, 0].images[0].get_array()
+    pred = items[0]["prediction"][0].numpy()
+    assert np.all(shown[pred] == 0.0), "predicted pixels are filled black"
+    np.testing.assert_array_equal(shown[~pred], to_image_array(items[0]["image"])[~pred])
+
+
+def test_models_side_by_side_titles_carry_each_models_dice():
+    samples = shifted_samples([0, 2])
+    masks = torch.stack([s["mask"] for s in samples])  # (2, 1, 16, 16)
+    empty = torch.zeros_like(masks)
+    fig = models_side_by_side(samples, {"perfect": masks, "empty": empty})
+    axes = np.array(fig.axes).reshape(2, 4)
+    assert axes[0, 0].get_title() == "Input shift0"
+    assert axes[1, 2].get_title() == "perfect\nDice 1.000"
+    assert axes[1, 3].get_title() == "empty\nDice 0.000"
+    np.testing.assert_array_equal(axes[0, 3].images[0].get_array(),
+                                  to_image_array(samples[0]["image"]))

@@ -1,0 +1,86 @@
+"""What a training run is asked to do: `TrainConfig`, and the course's quick and full settings.
+
+The defaults of `TrainConfig` are the design report's (UNet, 256 px, batch 8, Adam 1e-4,
+20 epochs). `quick_config` shrinks a run to about a minute on a laptop CPU, and
+`course_config` is what the notebooks use: quick settings when PETSEG_QUICK=1, the report's
+otherwise, with checkpoints and outputs in the repository whichever folder a notebook runs from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .models import MODELS
+from .paths import default_checkpoint_dir, default_output_dir
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; the defaults are the design report's."""
+
+    data_path: str | None = None  # None: data/oxford-iiit-pet, else the offline sample
+    model: str = "unet"  # "unet" or "resnet34_unet"
+    augment: bool = False
+    epochs: int = 20
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    image_size: int = 256
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"  # "auto": cuda, then mps, then cpu
+    run_name: str | None = None  # None: "<model>" or "<model>_aug"
+    checkpoint_dir: str = "checkpoints"
+    output_dir: str = "outputs"
+    limit: int | None = None  # use only this many training images (quick runs)
+    model_kwargs: dict = field(default_factory=dict)  # e.g. {"base_channels": 32}
+    resume: bool = False  # continue from <run_name>_last.pth when it exists
+    progress: bool = True  # tqdm progress bars
+    lr_schedule: str = "constant"  # "constant" (the report) or "cosine": anneal to 0 by the end
+    # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
+    cache: bool | None = None  # resized-image cache in the data folder; None: on with CUDA
+    channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and CPU
+    amp: bool | None = None  # mixed precision (float16 + GradScaler on CUDA); None: on with CUDA
+    pin_memory: bool | None = None  # page-locked batches, faster copies; None: on with CUDA
+    persistent_workers: bool | None = None  # None: keep workers alive when num_workers > 0
+    cudnn_benchmark: bool | None = None  # cuDNN tries and keeps the fastest kernels; None: CUDA
+    compile: bool = False  # torch.compile the model: a slow first batch, then maybe faster
+    keep_memory: bool | None = None  # glibc keeps freed memory for the next batch; None: CPU
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)}, not {self.model!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
+                             f"{self.lr_schedule!r}")
+        if self.run_name is None:
+            self.run_name = self.model + ("_aug" if self.augment else "")
+
+
+def quick_config(**overrides) -> TrainConfig:
+    """A configuration small enough to train on a laptop CPU in about a minute."""
+    model, augment = overrides.get("model", "unet"), overrides.get("augment", False)
+    settings = dict(image_size=64, epochs=4, limit=64, batch_size=8, learning_rate=3e-3,
+                    lr_schedule="cosine", run_name=model + ("_aug" if augment else "") + "_quick")
+    if model == "unet":
+        settings["model_kwargs"] = {"base_channels": 16}
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def quick_mode() -> bool:
+    """True when PETSEG_QUICK=1: notebooks and tests then use small, fast settings."""
+    return os.environ.get("PETSEG_QUICK", "0") == "1"
+
+
+def course_config(model: str = "unet", augment: bool = False, **overrides) -> TrainConfig:
+    """The notebooks' configuration: the report's settings, or quick ones when PETSEG_QUICK=1.
+
+    Checkpoints and outputs go to the repository's checkpoints/ and outputs/ folders,
+    whichever folder the notebook runs from.
+    """
+    settings = dict(checkpoint_dir=str(default_checkpoint_dir()),
+                    output_dir=str(default_output_dir()))
+    settings.update(overrides)
+    make = quick_config if quick_mode() else TrainConfig
+    return make(model=model, augment=augment, **settings)

@@ -1,0 +1,48 @@
+"""A run's history: the four numbers the report records per epoch, kept, printed and saved.
+
+    {"train_loss": [...], "valid_loss": [...], "train_dice": [...], "valid_dice": [...]}
+
+`train()` and notebook 05's step-by-step epochs both use `record_epoch`, so the history
+looks the same whichever way a model was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from .utils import plot_training_metrics
+
+HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
+
+
+def new_history() -> dict[str, list[float]]:
+    """An empty history: one list per curve."""
+    return {key: [] for key in HISTORY_KEYS}
+
+
+def record_epoch(history: dict, train_loss: float, train_dice: float, valid: dict) -> dict:
+    """Append one epoch's four numbers to HISTORY (lists keyed by HISTORY_KEYS)."""
+    numbers = (train_loss, valid["loss"], train_dice, valid["dice"])
+    for key, value in zip(HISTORY_KEYS, numbers, strict=True):
+        history.setdefault(key, []).append(value)
+    return history
+
+
+def save_history(history: dict, config) -> None:
+    """Write the history as JSON and its curves as a PNG into the output folder."""
+    outputs = Path(config.output_dir)
+    outputs.mkdir(parents=True, exist_ok=True)
+    (outputs / f"{config.run_name}_history.json").write_text(json.dumps(history, indent=2))
+    fig = plot_training_metrics(history, outputs / f"{config.run_name}_metrics.png",
+                                title=f"{config.run_name}: training curves")
+    plt.close(fig)
+
+
+def print_epoch(epoch: int, history: dict) -> None:
+    """One line per epoch: the quiet alternative to progress bars in logs and CI."""
+    print(f"epoch {epoch + 1}: train loss {history['train_loss'][-1]:.4f}, "
+          f"Dice {history['train_dice'][-1]:.4f} | valid loss {history['valid_loss'][-1]:.4f}, "
+          f"Dice {history['valid_dice'][-1]:.4f}", flush=True)

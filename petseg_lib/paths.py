@@ -1,0 +1,40 @@
+"""Where things live: the course repository, its data folders, checkpoints and outputs.
+
+Notebooks run from notebooks/, command lines from anywhere: every default path is built
+from the repository root when the package runs from a checkout, else from the current folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def project_root() -> Path | None:
+    """The course repository when this package runs from a checkout, else None."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").exists() else None
+
+
+def base_dir() -> Path:
+    """The repository root, or the current folder outside a checkout."""
+    return project_root() or Path.cwd()
+
+
+def default_data_path() -> Path:
+    """Where the real dataset lives: data/oxford-iiit-pet."""
+    return base_dir() / "data" / "oxford-iiit-pet"
+
+
+def default_sample_root() -> Path:
+    """Where the offline sample dataset goes: data/oxford-iiit-pet-sample."""
+    return base_dir() / "data" / "oxford-iiit-pet-sample"
+
+
+def default_checkpoint_dir() -> Path:
+    """Where the notebooks keep trained weights: checkpoints/."""
+    return base_dir() / "checkpoints"
+
+
+def default_output_dir() -> Path:
+    """Where the notebooks write figures and histories: outputs/."""
+    return base_dir() / "outputs"

@@ -1,0 +1,128 @@
+"""Speed-ups: which device to use, and the switches that make a step faster on it.
+
+Nothing here changes what a model computes, only how fast (measurements in
+benchmarks/README.md). `speedups(config, device)` turns a TrainConfig's switches, where
+they are None, into the defaults that help on DEVICE:
+
+- channels_last: NHWC memory layout; faster on CUDA, and on a CPU from about 128 px;
+- amp: mixed precision (float16 with a GradScaler on CUDA);
+- pin_memory, persistent_workers, cudnn_benchmark: faster input copies and kernels on CUDA;
+- cache: the resized-image cache (cache.py), worth it when the GPU outruns JPEG decoding;
+- keep_memory: on a CPU, glibc keeps freed memory for the next step (`keep_freed_memory`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import platform
+
+import torch
+from torch import nn
+
+# mallopt parameters, from glibc's malloc.h.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+MIB = 2**20
+# What keep_freed_memory leaves behind (see its docstring).
+MMAP_THRESHOLD_AFTER = 32 * MIB  # glibc's ceiling for its dynamic mmap threshold (64-bit)
+TRIM_THRESHOLD_AFTER = 2 * MMAP_THRESHOLD_AFTER  # the trim threshold glibc pairs with it
+MMAP_MAX_DEFAULT = 65536  # glibc's default number of mmapped blocks
+_open_keepers = 0  # keep_freed_memory blocks open now (they may be nested)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The requested device, or the best available one for "auto"."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def channels_last_helps(device: torch.device, image_size: int) -> bool:
+    """NHWC convolutions are faster on CUDA, and on a CPU from about 128 px (slower below)."""
+    return device.type == "cuda" or (device.type == "cpu" and image_size >= 128)
+
+
+def keep_memory_helps(device: torch.device) -> bool:
+    """Only on a CPU do a step's big tensors come from malloc (see keep_freed_memory)."""
+    return device.type == "cpu"
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    """torch.channels_last (NHWC) when asked, else the usual NCHW layout."""
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def fast_layout(model: nn.Module, device: torch.device, image_size: int) -> nn.Module:
+    """MODEL in channels_last when that is faster on DEVICE for IMAGE_SIZE inputs."""
+    return model.to(memory_format=memory_format(channels_last_helps(device, image_size)))
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """The reduced precision of mixed-precision steps: float16 on CUDA, bfloat16 elsewhere."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def speedups(config, device: torch.device) -> dict[str, bool]:
+    """CONFIG's speed-up switches, each None replaced by the default for DEVICE."""
+    cuda = device.type == "cuda"
+    defaults = {
+        "cache": cuda,  # on a CPU the model, not JPEG decoding, is the bottleneck
+        "channels_last": channels_last_helps(device, config.image_size),
+        "amp": cuda,
+        "pin_memory": cuda,
+        "persistent_workers": config.num_workers > 0,
+        "cudnn_benchmark": cuda,
+        "keep_memory": keep_memory_helps(device),
+    }
+    return {name: default if getattr(config, name) is None else bool(getattr(config, name))
+            for name, default in defaults.items()}
+
+
+@functools.cache  # platform.libc_ver reads the Python executable: once is enough
+def glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (Linux), else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    return ctypes.CDLL(None)  # the process's own symbols: malloc, mallopt, malloc_trim
+
+
+@contextlib.contextmanager
+def keep_freed_memory(enabled: bool = True):
+    """While inside, glibc keeps freed memory for reuse; on exit most of it goes back.
+
+    glibc hands big blocks back to the system when they are freed, so each training step at
+    256 px page-faults and zero-fills its activations again: about a fifth of a step on a CPU.
+    Inside this block every block comes from the heap and stays there for the next step, at
+    the price of some more memory (benchmarks/README.md). Elsewhere than glibc it does
+    nothing. Yields whether it is active.
+
+    What stays changed after the outermost block: mallopt cannot give back glibc's *dynamic*
+    mmap threshold, so the process keeps fixed thresholds instead: blocks of 32 MiB or more
+    are mmapped (and unmapped when freed), smaller ones come from the heap, the heap is
+    trimmed when 64 MiB or more is free at its top, and up to 65536 blocks may be mmapped.
+    These are the values the dynamic threshold reaches in any process that has freed a
+    block of 32 MiB, as a training step does, but they no longer move.
+    """
+    global _open_keepers
+    libc = glibc() if enabled else None
+    if libc is None:
+        yield False
+        return
+    if _open_keepers == 0:
+        libc.mallopt(M_MMAP_MAX, 0)  # big blocks come from the heap, not from fresh mappings
+        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # and freed memory is not trimmed away
+    _open_keepers += 1
+    try:
+        yield True
+    finally:
+        _open_keepers -= 1
+        if _open_keepers == 0:  # the outermost block sets the fixed thresholds above
+            libc.mallopt(M_MMAP_MAX, MMAP_MAX_DEFAULT)
+            libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_AFTER)
+            libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_AFTER)
+            libc.malloc_trim(0)  # return what training kept

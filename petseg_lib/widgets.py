@@ -1,0 +1,78 @@
+"""Interactive notebook pieces: sliders over predictions, and live training curves.
+
+Each widget is a thin shell around a plain function (`draw_prediction`, `plot_training_metrics`)
+that the tests call directly, so what a slider shows is tested even where no browser runs.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from IPython.display import clear_output, display
+
+from .evaluate import mask_dice
+from .utils import overlay_mask, plot_training_metrics, squeeze_mask, to_image_array
+
+
+def draw_prediction(fig: plt.Figure, image, probabilities, gt_mask=None,
+                    threshold: float = 0.5, alpha: float = 1.0, name: str = "") -> float | None:
+    """Redraw FIG with the input, the probability map and the thresholded mask; return Dice."""
+    pred = squeeze_mask(probabilities) > threshold
+    dice = None if gt_mask is None else mask_dice(pred, gt_mask)
+    fig.clear()
+    axes = fig.subplots(1, 3 if gt_mask is None else 4)
+    axes[0].imshow(to_image_array(image))
+    axes[0].set_title(f"Input {name}".strip())
+    shown = axes[1].imshow(squeeze_mask(probabilities), cmap="magma", vmin=0, vmax=1)
+    axes[1].set_title("Predicted probability")
+    fig.colorbar(shown, ax=axes[1], fraction=0.046)
+    column = 2
+    if gt_mask is not None:
+        axes[column].imshow(overlay_mask(image, gt_mask, alpha))
+        axes[column].set_title("Ground truth")
+        column += 1
+    axes[column].imshow(overlay_mask(image, pred, alpha))
+    score = "" if dice is None else f", Dice {dice:.3f}"
+    axes[column].set_title(f"Prediction > {threshold:.2f}{score}")
+    for ax in axes:
+        ax.axis("off")
+    return dice
+
+
+def prediction_explorer(images, probabilities, gt_masks=None, names=None):
+    """Sliders for threshold and overlay alpha, and a sample picker, over precomputed predictions.
+
+    IMAGES, PROBABILITIES and GT_MASKS are sequences (or batched tensors) of equal length.
+    """
+    n = len(images)
+    names = names or [str(i) for i in range(n)]
+    sample = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)],
+                              description="sample")
+    threshold = widgets.FloatSlider(0.5, min=0.05, max=0.95, step=0.05,
+                                    description="threshold", continuous_update=False)
+    alpha = widgets.FloatSlider(1.0, min=0.0, max=1.0, step=0.1, description="overlay alpha",
+                                continuous_update=False)
+    output = widgets.Output()
+
+    def update(_change=None) -> None:
+        i = sample.value
+        gt = None if gt_masks is None else gt_masks[i]
+        with output:
+            output.clear_output(wait=True)
+            fig = plt.figure(figsize=(14, 3.8))
+            draw_prediction(fig, images[i], probabilities[i], gt, threshold.value,
+                            alpha.value, names[i])
+            plt.show()
+
+    for control in (sample, threshold, alpha):
+        control.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([sample, threshold, alpha]), output])
+
+
+def live_metrics_plot(epoch: int, history: dict, title: str | None = None) -> None:
+    """Replace the notebook cell's output with the curves so far (fits `on_epoch_end`)."""
+    fig = plot_training_metrics(history, title=title or f"Training curves after epoch {epoch + 1}")
+    clear_output(wait=True)  # the old figure goes when the new one arrives: no flicker
+    display(fig)
+    plt.close(fig)  # displayed once, not a second time at the end of the cell

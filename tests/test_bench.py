@@ -1,0 +1,41 @@
+"""The benchmark script in smoke mode: every row of its table is printed."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def load_bench():
+    """benchmarks/bench.py as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location("petseg_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_smoke_mode_prints_the_whole_table(tmp_path, capsys):
+    bench = load_bench()
+    threads = torch.get_num_threads()
+    try:
+        lines = bench.main(["--smoke"])
+    finally:
+        torch.set_num_threads(threads)
+    text = "\n".join(lines)
+    assert capsys.readouterr().out.strip().endswith(lines[-1].strip())
+    assert "torch " + torch.__version__ in text and "matmul peak" in text
+    for label in ("UNet base 8", "UNet base 4", "ResNet34_UNet"):
+        rows = [line for line in lines if line[:20].strip() == label]
+        assert [row.split()[-7] for row in rows] == ["NCHW", "NHWC"], label
+        train_rate, mfu = float(rows[1].split()[-6]), rows[1].split()[-1]
+        assert train_rate > 0 and mfu.endswith("%") and float(mfu[:-1]) > 0
+    if bench.smp is None:
+        assert "not installed" in text
+    else:
+        assert "ResNet34_UNet / SMP Unet resnet34, both NCHW: training" in text
+    for kind in ("plain", "augmented"):
+        for source in ("jpeg", "cache"):
+            assert any(line.split()[:2] == [kind, source] for line in lines), (kind, source)
+    assert "cache / jpeg, plain" in text

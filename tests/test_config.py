@@ -1,0 +1,22 @@
+"""TrainConfig and the course's quick and full settings."""
+
+import pytest
+
+from petseg_lib.config import TrainConfig, course_config
+
+
+def test_default_run_names_follow_model_and_augmentation():
+    assert TrainConfig().run_name == "unet"
+    assert TrainConfig(model="resnet34_unet", augment=True).run_name == "resnet34_unet_aug"
+    with pytest.raises(ValueError, match="model must be one of"):
+        TrainConfig(model="vgg")
+
+
+def test_course_config_follows_petseg_quick(monkeypatch):
+    monkeypatch.setenv("PETSEG_QUICK", "1")
+    quick = course_config("resnet34_unet", augment=True)
+    assert quick.run_name == "resnet34_unet_aug_quick" and quick.image_size == 64
+    assert quick.checkpoint_dir.endswith("checkpoints") and quick.model_kwargs == {}
+    monkeypatch.setenv("PETSEG_QUICK", "0")
+    full = course_config("unet")
+    assert (full.run_name, full.image_size, full.epochs) == ("unet", 256, 20)

@@ -1,0 +1,148 @@
+"""Speed-ups against plain paths: channels_last, torch.compile, the switches per device,
+kept memory, bfloat16 steps and training with every fast path on."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from petseg_lib.config import TrainConfig
+from petseg_lib.models.resnet34_unet import ResNet34_UNet
+from petseg_lib.models.unet import UNet
+from petseg_lib.speed import glibc, keep_freed_memory, speedups
+from petseg_lib.train import train
+
+# ---------------------------------------------------------------- channels_last, compile
+
+
+@pytest.mark.parametrize("build", [lambda: UNet(base_channels=8), ResNet34_UNet],
+                         ids=["unet", "resnet34_unet"])
+def test_channels_last_gives_the_same_outputs_and_gradients(build):
+    torch.manual_seed(0)
+    plain = build()
+    fast = build().to(memory_format=torch.channels_last)
+    fast.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    out_plain = plain(x)
+    out_fast = fast(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out_fast, out_plain, rtol=1e-4, atol=1e-4)
+    out_plain.square().mean().backward()
+    out_fast.square().mean().backward()
+    for (name, p), q in zip(plain.named_parameters(), fast.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_compiled_model_gives_the_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain, twin = UNet(base_channels=4), UNet(base_channels=4)
+    twin.load_state_dict(plain.state_dict())
+    compiled = torch.compile(twin, backend="aot_eager")
+    x = torch.rand(2, 3, 32, 32)
+    out_plain, out_compiled = plain(x), compiled(x)
+    torch.testing.assert_close(out_compiled, out_plain, rtol=1e-4, atol=1e-5)
+    out_plain.sum().backward()
+    out_compiled.sum().backward()
+    grads = [p.grad for p in compiled.parameters()]
+    for (name, p), g in zip(plain.named_parameters(), grads, strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+# ---------------------------------------------------------------- the resized-image cache
+
+
+# ---------------------------------------------------------------- training switches
+
+
+def test_speedup_defaults_follow_the_device():
+    cpu = speedups(TrainConfig(), torch.device("cpu"))
+    assert cpu == {"cache": False, "channels_last": True, "amp": False, "pin_memory": False,
+                   "persistent_workers": False, "cudnn_benchmark": False, "keep_memory": True}
+    small = speedups(TrainConfig(image_size=64), torch.device("cpu"))
+    assert not small["channels_last"]  # NHWC is slower than NCHW for small CPU images
+    cuda = speedups(TrainConfig(num_workers=2), torch.device("cuda"))
+    assert cuda.pop("keep_memory") is False  # the big tensors live on the GPU
+    assert all(cuda.values())
+    chosen = speedups(TrainConfig(cache=True, channels_last=False, amp=True, num_workers=2,
+                                  persistent_workers=False), torch.device("cpu"))
+    assert chosen["cache"] and chosen["amp"] and not chosen["channels_last"]
+    assert not chosen["persistent_workers"]
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError("VmRSS")
+
+
+def growth_after_a_freed_tensor(mb: int = 256) -> float:
+    """How much resident memory grows when a tensor of MB is filled and freed again."""
+    before = rss_mb()
+    big = torch.ones(mb * 2**20 // 4)  # float32: every page is touched
+    del big
+    return rss_mb() - before
+
+
+@pytest.mark.skipif(glibc() is None, reason="glibc's malloc only")
+def test_freed_memory_is_kept_while_training_and_returned_after():
+    assert growth_after_a_freed_tensor() < 64  # glibc's default: unmapped at once
+    with keep_freed_memory() as active:
+        assert active
+        assert growth_after_a_freed_tensor() > 200  # kept in the heap ...
+        inside = rss_mb()
+        assert growth_after_a_freed_tensor(192) < 64  # ... and reused by the next one
+    assert rss_mb() < inside - 200  # given back on exit
+    assert growth_after_a_freed_tensor() < 64  # and the defaults are back
+    with keep_freed_memory(enabled=False) as active:
+        assert not active
+        assert growth_after_a_freed_tensor() < 64
+    with keep_freed_memory():
+        with keep_freed_memory():  # e.g. the benchmark around a training run
+            pass
+        assert growth_after_a_freed_tensor() > 200  # the inner exit left it on
+
+
+def test_training_with_the_fast_paths_on_the_cpu(pets, tmp_path, monkeypatch):
+    compiled, real_compile = [], torch.compile
+
+    def quick_compile(model):  # the real compiler takes minutes; this traces the same way
+        compiled.append(model)
+        return real_compile(model, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", quick_compile)
+    settings = dict(data_path=str(pets), model="unet", model_kwargs={"base_channels": 4},
+                    image_size=32, epochs=2, batch_size=4, limit=8, learning_rate=1e-3,
+                    augment=True, progress=False, checkpoint_dir=str(tmp_path / "c"),
+                    output_dir=str(tmp_path / "o"))
+    fast = train(TrainConfig(run_name="fast", cache=True, channels_last=True, amp=True,
+                             compile=True, **settings))
+    assert len(compiled) == 1 and (pets / "cache" / "32-v1").is_dir()
+    assert all(np.isfinite(v).all() for v in fast.values())
+    plain = train(TrainConfig(run_name="plain", channels_last=False, **settings))
+    again = train(TrainConfig(run_name="again", channels_last=True, **settings))
+    # channels_last changes only the order of floating-point sums.
+    np.testing.assert_allclose(again["train_loss"], plain["train_loss"], rtol=1e-3)
+    state = torch.load(tmp_path / "c" / "fast_best.pth", weights_only=False)["state_dict"]
+    assert not any(key.startswith("_orig_mod") for key in state)  # saved without the wrapper
+
+
+def test_amp_step_in_bfloat16_on_the_cpu():
+    from petseg_lib.train import train_one_epoch
+
+    torch.manual_seed(0)
+    model = UNet(base_channels=4)
+    batch = {"image": torch.rand(2, 3, 32, 32), "mask": (torch.rand(2, 1, 32, 32) > 0.5).float()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss, dice = train_one_epoch(model, [batch], nn.BCEWithLogitsLoss(), optimizer, "cpu",
+                                 progress=False, amp=True, channels_last=True)
+    assert np.isfinite(loss) and 0.0 <= dice <= 1.0
+    assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
