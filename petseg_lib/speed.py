@@ -102,11 +102,12 @@ def keep_freed_memory(enabled: bool = True):
     nothing. Yields whether it is active.
 
     What stays changed after the outermost block: mallopt cannot give back glibc's *dynamic*
-    mmap threshold, so the process keeps fixed thresholds instead: blocks of 32 MiB or more
-    are mmapped (and unmapped when freed), smaller ones come from the heap, the heap is
-    trimmed when 64 MiB or more is free at its top, and up to 65536 blocks may be mmapped.
-    These are the values the dynamic threshold reaches in any process that has freed a
-    block of 32 MiB, as a training step does, but they no longer move.
+    mmap threshold, so the process keeps fixed thresholds instead: a new block of 32 MiB or
+    more gets its own mapping (returned when freed) unless a free piece of the heap already
+    fits it, smaller ones come from the heap, the heap is trimmed when 64 MiB or more is free
+    at its top, and up to 65536 blocks may be mapped. These are the values the dynamic
+    threshold reaches in any process that has freed a block of 32 MiB, as a training step
+    does; they just no longer move.
     """
     global _open_keepers
     libc = glibc() if enabled else None

@@ -1,6 +1,7 @@
 """Speed-ups against plain paths: channels_last, torch.compile, the switches per device,
 kept memory, bfloat16 steps and training with every fast path on."""
 
+import ctypes
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from torch import nn
 from petseg_lib.config import TrainConfig
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
-from petseg_lib.speed import glibc, keep_freed_memory, speedups
+from petseg_lib.speed import MIB, MMAP_THRESHOLD_AFTER, glibc, keep_freed_memory, speedups
 from petseg_lib.train import train
 
 # ---------------------------------------------------------------- channels_last, compile
@@ -146,3 +147,41 @@ def test_amp_step_in_bfloat16_on_the_cpu():
 # ---------------------------------------------------------------- the benchmark
 
 
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc's struct mallinfo2 (malloc.h): every field a size_t."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def is_mmapped(libc, size: int) -> bool:
+    """True when glibc serves a block of SIZE bytes with its own mapping, not from the heap."""
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(ctypes.c_size_t(size))
+    try:
+        return libc.mallinfo2().hblks == before + 1
+    finally:
+        libc.free(ctypes.c_void_p(block))
+
+
+@pytest.mark.skipif(glibc() is None or not hasattr(glibc(), "mallinfo2"),
+                    reason="glibc >= 2.33 only")
+def test_after_keeping_memory_the_documented_fixed_thresholds_stay():
+    libc = glibc()
+    libc.mallinfo2.restype = MallInfo2
+
+    def beyond_the_free_heap() -> int:  # a free heap chunk that fits is always used first
+        return max(48 * MIB, libc.mallinfo2().fordblks + 64 * MIB)
+
+    with keep_freed_memory():
+        assert not is_mmapped(libc, beyond_the_free_heap())  # inside: every block from the heap
+    # After the outermost block: new blocks of 32 MiB or more get their own mapping, smaller
+    # ones come from the heap; the dynamic threshold no longer moves either limit.
+    assert is_mmapped(libc, beyond_the_free_heap())
+    assert not is_mmapped(libc, MMAP_THRESHOLD_AFTER - 4096)
+    assert not is_mmapped(libc, 8 * MIB)
