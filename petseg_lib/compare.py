@@ -17,11 +17,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader
 
-from .checkpoint import CheckpointError
+from .checkpoint import RESUME_MUST_MATCH, CheckpointError, load_weights, read_checkpoint
+from .cli import run_cli, writable_folder
 from .config import TrainConfig, quick_config
-from .evaluate import evaluate
+from .evaluate import describe_protocol, evaluate, evaluate_at_original_size
 from .inference import load_model
-from .oxford_pet import collate, find_dataset, load_dataset
+from .masks import BOUNDARY_POLICIES, check_boundary_policy
+from .models import build_model
+from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from .speed import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .train import train
 from .utils import markdown_grid, plot_curves, plot_scores
@@ -43,62 +46,98 @@ def make_config(model: str, augment: bool, quick: bool = False, **shared) -> Tra
     return TrainConfig(model=model, augment=augment, **shared)
 
 
-def test_scores(checkpoint: Path, data_path: Path, image_size: int, device,
-                limit: int | None = None, batch_size: int = 8) -> dict:
-    """Dice and IoU on the test split, with the boundary as foreground and as ignored."""
-    model = fast_layout(load_model(checkpoint, device), device, image_size)
+def test_scores(checkpoint: Path, data_path: Path, device, limit: int | None = None,
+                batch_size: int = 8, boundary: str = "pet", original_size: bool = False,
+                tta: bool = False) -> dict:
+    """Dice and IoU on the test split under BOUNDARY, and with the boundary ignored.
+
+    Images are resized to the size the checkpoint was trained at; with ORIGINAL_SIZE the
+    predictions are scored back at each image's own size.
+    """
+    model = load_model(checkpoint, device)
+    image_size = model.image_size
+    model = fast_layout(model, device, image_size)
     test_set = load_dataset(data_path, "test", image_size, limit=limit)
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collate)
     with keep_freed_memory(keep_memory_helps(device)):
-        with_boundary = evaluate(model, loader, device)
-        without = evaluate(model, loader, device, ignore_boundary=True)
-    return {**{k: v for k, v in with_boundary.items() if k != "loss"},
+        if original_size:
+            originals = OxfordPetDataset(data_path, "test", limit=limit)
+            main = evaluate_at_original_size(model, originals, image_size, boundary=boundary,
+                                             tta=tta)
+            without = evaluate_at_original_size(model, originals, image_size, boundary="ignore",
+                                                tta=tta)
+        else:
+            main = evaluate(model, loader, device, boundary=boundary, tta=tta)
+            without = evaluate(model, loader, device, boundary="ignore", tta=tta)
+    protocol = describe_protocol("test", boundary, image_size, original_size, tta)
+    return {"image_size": image_size, "protocol": protocol,
+            **{k: v for k, v in main.items() if k != "loss"},
             **{f"{k}_no_boundary": v for k, v in without.items() if k != "loss"}}
 
 
-def reusable(best: Path, history_file: Path) -> bool:
-    """True when a run's best checkpoint and history exist and the checkpoint still loads."""
+SETTINGS_TO_MATCH = (*RESUME_MUST_MATCH, "epochs")
+
+
+def reusable(best: Path, history_file: Path, config: TrainConfig) -> bool:
+    """True when a run's checkpoint and history exist, still load, and were made as CONFIG says."""
     if not (best.exists() and history_file.exists()):
         return False
     try:
-        load_model(best)
+        state = read_checkpoint(best)
+        load_weights(build_model(state["model_name"], **state["model_kwargs"]), state, best)
     except CheckpointError as err:  # e.g. saved by an older version of a model
         print(f"{best.name} cannot be reused, so it is trained again: {err}")
+        return False
+    saved = state.get("config", {})
+    changed = [f"{k}={saved.get(k)!r} (now {getattr(config, k)!r})"
+               for k in SETTINGS_TO_MATCH if saved.get(k) != getattr(config, k)]
+    if changed:
+        print(f"{config.run_name}: retrained, its checkpoint was made with {', '.join(changed)}")
         return False
     return True
 
 
 def run_comparison(quick: bool = False, retrain: bool = False,
                    report_dir: str | Path = "outputs/comparison", test_limit: int | None = None,
+                   boundary: str = "pet", original_size: bool = False, tta: bool = False,
                    **shared) -> list[dict]:
     """Train or reuse the four configurations and score them; returns one row per run.
 
-    SHARED settings (e.g. data_path, epochs, image_size) apply to all four TrainConfigs.
+    SHARED settings (e.g. data_path, epochs, image_size) apply to all four TrainConfigs; a
+    saved run is reused only when it was trained with the same settings.
     """
+    check_boundary_policy(boundary)
     rows = []
     for model, augment in CONFIGURATIONS:
         config = make_config(model, augment, quick, **shared)
         best = Path(config.checkpoint_dir) / f"{config.run_name}_best.pth"
         history_file = Path(config.output_dir) / f"{config.run_name}_history.json"
-        if retrain or not reusable(best, history_file):
+        if retrain or not reusable(best, history_file, config):
             train(config)
+            status = "trained"
         else:
-            print(f"{config.run_name}: reusing {best}")
+            print(f"{config.run_name}: reused {best} (same settings)")
+            status = "reused"
         data_path = find_dataset(config.data_path)
-        scores = test_scores(best, data_path, config.image_size, pick_device(config.device),
-                             test_limit, config.batch_size)
+        scores = test_scores(best, data_path, pick_device(config.device), test_limit,
+                             config.batch_size, boundary, original_size, tta)
         rows.append({"run_name": config.run_name, "label": label(model, augment),
-                     "history": json.loads(history_file.read_text()), **scores})
+                     "status": status, "history": json.loads(history_file.read_text()),
+                     **scores})
     write_report(rows, report_dir)
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """The test scores of each configuration as a Markdown table."""
+    """The test scores of each configuration as a Markdown table, under its protocol."""
     header = ["configuration", "Dice", "Dice (pooled)", "IoU", "IoU (pooled)",
               "Dice, boundary ignored"]
     keys = ("dice", "dice_pooled", "iou", "iou_pooled", "dice_no_boundary")
-    return markdown_grid(header, [[r["label"], *(f"{r[k]:.4f}" for k in keys)] for r in rows])
+    protocols = sorted({r["protocol"] for r in rows})
+    note = (f"Protocol: {'; '.join(protocols)}. Dice and IoU: mean over images, or pooled "
+            "over all pixels of the split.\n\n")
+    return note + markdown_grid(header, [[r["label"], *(f"{r[k]:.4f}" for k in keys)]
+                                         for r in rows])
 
 
 def write_report(rows: list[dict], output_dir: str | Path) -> Path:
@@ -128,12 +167,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--checkpoint_dir", default="checkpoints")
     parser.add_argument("--output_dir", default="outputs/comparison",
                         help="where the table and charts go")
+    parser.add_argument("--boundary", choices=sorted(BOUNDARY_POLICIES), default="pet",
+                        help="how the trimap's boundary band is scored")
+    parser.add_argument("--at_original_size", action="store_true",
+                        help="score predictions resized back to each image's original size")
+    parser.add_argument("--tta", action="store_true",
+                        help="average the logits of each test image and its mirror")
     args = vars(parser.parse_args(argv))
     shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit")
               if args[k] is not None}
+    writable_folder(args["output_dir"])
+    writable_folder(args["checkpoint_dir"])
     return run_comparison(args["quick"], args["retrain"], args["output_dir"],
-                          args["test_limit"], checkpoint_dir=args["checkpoint_dir"], **shared)
+                          args["test_limit"], args["boundary"], args["at_original_size"],
+                          args["tta"], checkpoint_dir=args["checkpoint_dir"], **shared)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

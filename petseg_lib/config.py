@@ -48,6 +48,7 @@ class TrainConfig:
     keep_memory: bool | None = None  # glibc keeps freed memory for the next batch; None: CPU
 
     def __post_init__(self):
+        check_settings(self)
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, not {self.model!r}")
         if self.lr_schedule not in ("constant", "cosine"):
@@ -84,3 +85,16 @@ def course_config(model: str = "unet", augment: bool = False, **overrides) -> Tr
     settings.update(overrides)
     make = quick_config if quick_mode() else TrainConfig
     return make(model=model, augment=augment, **settings)
+
+
+def check_settings(config: TrainConfig) -> None:
+    """A ValueError naming the first impossible setting (e.g. epochs=0, image_size=16)."""
+    for name, minimum in (("epochs", 1), ("batch_size", 1), ("image_size", 32),
+                          ("num_workers", 0), ("limit", 1)):
+        value = getattr(config, name)
+        if value is not None and not (isinstance(value, int) and value >= minimum):
+            raise ValueError(f"{name} must be a whole number of at least {minimum}, "
+                             f"not {value!r}")
+    if not (isinstance(config.learning_rate, int | float) and 0 < config.learning_rate < 10):
+        raise ValueError(f"learning_rate must be a number between 0 and 10, not "
+                         f"{config.learning_rate!r}")

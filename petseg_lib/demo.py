@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader
 
+from .cli import run_cli, writable_folder
 from .config import TrainConfig
+from .evaluate import describe_protocol
 from .history import print_epoch
 from .inference import load_model, run_inference
 from .oxford_pet import collate, find_dataset, load_dataset
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output_dir", default="outputs/demo")
     parser.add_argument("--checkpoint_dir", default="checkpoints")
     args = parser.parse_args(argv)
-    out = Path(args.output_dir)
+    out = writable_folder(args.output_dir)
+    writable_folder(args.checkpoint_dir)
 
     data = find_dataset(args.data_path)
     plt.close(show_samples(load_dataset(data, "train", 192), n=8, save_path=out / "samples.png",
@@ -49,7 +53,9 @@ def main(argv: list[str] | None = None) -> dict:
     config = TrainConfig(**{**DEMO, "epochs": args.epochs, "data_path": str(data),
                             "output_dir": str(out), "checkpoint_dir": args.checkpoint_dir,
                             "progress": bars})
+    started = time.perf_counter()
     history = train(config, on_epoch_end=None if bars else print_epoch)
+    seconds = time.perf_counter() - started
 
     model = load_model(Path(args.checkpoint_dir) / "demo_best.pth")
     test_set = load_dataset(data, "test", config.image_size)
@@ -58,8 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     print("\n=== petseg demo ===")
     print(f"data:            {data}")
+    print(f"training:        {seconds:.0f} s, {config.epochs} epochs at {config.image_size} px")
     print(f"best valid Dice: {max(history['valid_dice']):.4f}")
     if scores is not None:
+        print(f"protocol:        {describe_protocol('test', 'pet', config.image_size)}")
         print(f"test Dice:       {scores['dice']:.4f} (pooled {scores['dice_pooled']:.4f})")
         print(f"test IoU:        {scores['iou']:.4f} (pooled {scores['iou_pooled']:.4f})")
     print(f"figures:         {out / 'samples.png'}, {out / 'demo_metrics.png'}, "
@@ -70,4 +78,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .masks import boundary_ignore
+from .masks import BOUNDARY_POLICIES, check_boundary_policy, scoring_target
 from .oxford_pet import collate
+from .photos import segment_logits
 
 
 def binarize(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -162,15 +163,41 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
+def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """MODEL's logits (N, 1, H, W); with TTA, the mean of the image's and its mirror's logits."""
+    logits = model(images)  # (N, 1, H, W)
+    if tta:  # test-time augmentation: a pet seen in a mirror is still a pet
+        mirrored = model(torch.flip(images, dims=[-1]))
+        logits = (logits + torch.flip(mirrored, dims=[-1])) / 2
+    return logits
+
+
+def batch_target(batch: dict, boundary: str, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch's mask to score against, and the pixels to ignore, under a BOUNDARY policy."""
+    if batch.get("mask") is None:
+        raise ValueError("evaluate(): this loader has no ground-truth masks to score")
+    if check_boundary_policy(boundary) == "pet":
+        return batch["mask"].float().to(device), None  # the training mask itself
+    if batch.get("trimap") is None:
+        raise ValueError(f"boundary={boundary!r} needs batches with a 'trimap'")
+    target, ignore = scoring_target(batch["trimap"].to(device), boundary)
+    return target.float(), ignore
+
+
 def evaluate(
     model: nn.Module,
     loader,
     device: torch.device | str,
     criterion: nn.Module | None = None,
     threshold: float = 0.5,
-    ignore_boundary: bool = False,
+    boundary: str = "pet",
+    tta: bool = False,
 ) -> dict:
-    """Return loss (or None), per-image and pooled Dice and IoU of `model` over `loader`."""
+    """Return loss (or None), per-image and pooled Dice and IoU of `model` over `loader`.
+
+    BOUNDARY says how the trimap's boundary band is scored: "pet" (the design report),
+    "background" or "ignore". The loss always uses the training mask, every pixel included.
+    """
     was_training = model.training
     model.eval()
     meter = SegmentationMeter(threshold)
@@ -178,21 +205,14 @@ def evaluate(
     try:
         with torch.no_grad():
             for batch in loader:
-                if batch.get("mask") is None:
-                    raise ValueError("evaluate(): this loader has no ground-truth masks to score")
+                target, ignore = batch_target(batch, boundary, device)  # (N, 1, H, W)
                 images = to_float_images(batch["image"]).to(device)  # (N, 3, H, W)
-                masks = batch["mask"].float().to(device)  # (N, 1, H, W)
-                ignore = None
-                if ignore_boundary:
-                    if batch.get("trimap") is None:
-                        raise ValueError("ignore_boundary=True needs batches with a 'trimap'")
-                    ignore = boundary_ignore(batch["trimap"].to(device))  # (N, 1, H, W)
-                logits = model(images)  # (N, 1, H, W)
+                logits = predict_logits(model, images, tta)  # (N, 1, H, W)
                 if criterion is not None:
-                    # the loss uses every pixel, boundary included
-                    total_loss += criterion(logits, masks).item() * images.shape[0]
+                    total_loss += criterion(logits, batch["mask"].float().to(device)).item() \
+                        * images.shape[0]
                 n_images += images.shape[0]
-                meter.update(logits, masks, ignore, names=batch.get("name"))
+                meter.update(logits, target, ignore, names=batch.get("name"))
     finally:
         model.train(was_training)
     results = meter.compute()
@@ -200,26 +220,57 @@ def evaluate(
     return {"loss": loss, **results}
 
 
+def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
+                              threshold: float = 0.5, boundary: str = "pet",
+                              tta: bool = False) -> dict:
+    """Dice and IoU with each prediction resized back to its image's original size.
+
+    DATASET gives original-size samples (an OxfordPetDataset): the model sees each image at
+    IMAGE_SIZE, its logits are resized (bilinear) to the image's size, and they are scored
+    against the original trimap, so no annotation detail is lost to resizing.
+    """
+    meter = SegmentationMeter(threshold)
+    for sample in dataset:
+        if sample.get("trimap") is None:
+            raise ValueError("evaluate_at_original_size(): this dataset has no trimaps to score")
+        logits = segment_logits(model, sample["image"], image_size, tta)[None, None]  # (1,1,H,W)
+        trimap = torch.from_numpy(np.asarray(sample["trimap"]))[None, None]  # (1, 1, H, W)
+        target, ignore = scoring_target(trimap, boundary)
+        meter.update(logits, target, ignore, names=[sample["name"]])
+    return {"loss": None, **meter.compute()}
+
+
+def describe_protocol(split: str, boundary: str, image_size: int | None,
+                      original_size: bool = False, tta: bool = False) -> str:
+    """The scoring protocol in words, e.g. 'test split, boundary counted as pet, at 64 px'."""
+    where = "at each image's original size" if original_size else f"at {image_size} px"
+    return (f"{split} split, {BOUNDARY_POLICIES[check_boundary_policy(boundary)]}, {where}"
+            + (", mirror TTA" if tta else ""))
+
+
 def worst_predictions(model: nn.Module, dataset, device: torch.device | str = "cpu", n: int = 6,
                       threshold: float = 0.5, batch_size: int = 8) -> list[dict]:
-    """The N samples of DATASET with the lowest per-image Dice, worst first, with predictions."""
+    """The N samples of DATASET with the lowest per-image Dice, worst first, with predictions.
+
+    Each item holds the very image, mask and prediction that were scored, so an augmented
+    dataset (a new random crop at every read) still shows what its Dice belongs to.
+    """
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    meter = SegmentationMeter(threshold)
+    worst: list[dict] = []
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        for batch in loader:
-            logits = model(to_float_images(batch["image"]).to(device))  # (N, 1, H, W)
-            meter.update(logits.cpu(), batch["mask"], names=batch["name"])
-        # The loader keeps the dataset's order, so position i in the meter is dataset[i].
-        order = sorted(range(len(meter.names)), key=lambda i: meter.per_image_dice[i])[:n]
-        worst = []
-        for i in order:
-            sample = dataset[i]
-            logits = model(to_float_images(sample["image"][None]).to(device))  # (1, 1, H, W)
-            probability = torch.sigmoid(logits)[0].cpu()  # (1, H, W)
-            worst.append({"name": meter.names[i], "dice": meter.per_image_dice[i],
-                          "image": sample["image"], "mask": sample["mask"],
-                          "probability": probability, "prediction": probability > threshold})
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                logits = model(to_float_images(batch["image"]).to(device)).cpu()  # (N, 1, H, W)
+                counts = confusion_counts(binarize(logits, threshold), batch["mask"])
+                for i, dice in enumerate(dice_from_counts(*counts).tolist()):
+                    probability = torch.sigmoid(logits[i])  # (1, H, W)
+                    worst.append({"name": batch["name"][i], "dice": dice,
+                                  "image": batch["image"][i], "mask": batch["mask"][i],
+                                  "probability": probability,
+                                  "prediction": probability > threshold})
+                worst = sorted(worst, key=lambda item: item["dice"])[:n]  # keep N at a time
+    finally:
+        model.train(was_training)
     return worst

@@ -1,6 +1,12 @@
-"""Inference: load a saved checkpoint, predict masks on the test split, score and draw them.
+"""Inference: load a saved checkpoint, then segment a dataset split or your own photos.
 
-    python -m petseg_lib.inference --model checkpoints/unet_best.pth --output_dir outputs/inference
+    python -m petseg_lib.inference --model checkpoints/unet_best.pth            # the test split
+    python -m petseg_lib.inference --model checkpoints/unet_best.pth --images my_photos/
+
+On a split, every line and figure that shows a score names its protocol: the split, how the
+trimap's boundary band counts (--boundary pet|background|ignore), and the resolution
+(the training size, or --at_original_size). On photos, each one gets NAME_mask.png and
+NAME_overlay.png at its own size.
 """
 
 from __future__ import annotations
@@ -14,10 +20,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .checkpoint import load_weights, read_checkpoint
-from .evaluate import SegmentationMeter, binarize, to_float_images
-from .masks import boundary_ignore
+from .cli import positive, run_cli, writable_folder
+from .evaluate import (
+    SegmentationMeter,
+    batch_target,
+    binarize,
+    describe_protocol,
+    evaluate_at_original_size,
+    predict_logits,
+    to_float_images,
+)
+from .masks import BOUNDARY_POLICIES
 from .models import build_model
-from .oxford_pet import collate, find_dataset, load_dataset
+from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
+from .photos import segment_files
 from .speed import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .utils import visualize_comparison
 
@@ -41,8 +57,8 @@ def predict(model: nn.Module, images: torch.Tensor, threshold: float = 0.5) -> t
 
 
 def run_inference(model: nn.Module, loader: DataLoader, output_dir: str | Path,
-                  n_figures: int = 8, threshold: float = 0.5,
-                  ignore_boundary: bool = False) -> dict | None:
+                  n_figures: int = 8, threshold: float = 0.5, boundary: str = "pet",
+                  tta: bool = False) -> dict | None:
     """Predict every batch, save comparison PNGs of the first N_FIGURES; return the scores."""
     output_dir = Path(output_dir)
     device = next(model.parameters()).device
@@ -51,11 +67,11 @@ def run_inference(model: nn.Module, loader: DataLoader, output_dir: str | Path,
     model.eval()
     with torch.no_grad():
         for batch in loader:
-            logits = model(to_float_images(batch["image"]).to(device))  # (N, 1, H, W)
+            images = to_float_images(batch["image"]).to(device)  # (N, 3, H, W)
+            logits = predict_logits(model, images, tta).cpu()  # (N, 1, H, W)
             if batch["mask"] is not None:
-                ignore = boundary_ignore(batch["trimap"]) if ignore_boundary else None
-                meter.update(logits.cpu(), batch["mask"], ignore, names=batch["name"])
-            preds = binarize(logits, threshold).cpu()
+                meter.update(logits, *batch_target(batch, boundary, "cpu"), names=batch["name"])
+            preds = binarize(logits, threshold)
             for i in range(len(batch["name"])):
                 if drawn >= n_figures:
                     break
@@ -68,48 +84,86 @@ def run_inference(model: nn.Module, loader: DataLoader, output_dir: str | Path,
     return meter.compute() if meter.per_image_dice else None
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    """Entry point of `python -m petseg_lib.inference`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m petseg_lib.inference",
-        description="Predict pet masks on the test split with a trained checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="checkpoint, e.g. checkpoints/unet_best.pth")
-    parser.add_argument("--data_path", default=None,
-                        help="dataset folder; by default data/oxford-iiit-pet when present, "
-                             "else the offline sample dataset")
-    parser.add_argument("--mode", default="test", choices=("train", "valid", "test"))
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--image_size", type=int, default=None,
-                        help="default: the size the model was trained at")
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--num_figures", type=int, default=8,
-                        help="save comparison PNGs for this many images")
-    parser.add_argument("--limit", type=int, default=None, help="use only this many images")
-    parser.add_argument("--ignore_boundary", action="store_true",
-                        help="leave the trimap's boundary band out of the scores")
-    parser.add_argument("--output_dir", default="outputs/inference")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
+def print_scores(scores: dict, protocol: str) -> None:
+    """The four scores, under a line that names the protocol they were measured by."""
+    print(f"Scores ({protocol}):")
+    print(f"  Dice  per-image mean {scores['dice']:.4f}   pooled {scores['dice_pooled']:.4f}")
+    print(f"  IoU   per-image mean {scores['iou']:.4f}   pooled {scores['iou_pooled']:.4f}")
 
-    device = pick_device(args.device)
-    model = load_model(args.model, device)
-    image_size = args.image_size or model.image_size or 256
-    dataset = load_dataset(find_dataset(args.data_path), args.mode, image_size, limit=args.limit)
+
+def segment_split(model: nn.Module, args: argparse.Namespace, device: torch.device,
+                  image_size: int) -> dict | None:
+    """Predict, draw and score a split of a dataset as the command line asks."""
+    data = find_dataset(args.data_path)
+    dataset = load_dataset(data, args.mode, image_size, limit=args.limit)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, collate_fn=collate)
     model = fast_layout(model, device, image_size)  # training's speed-ups, where they help
     with keep_freed_memory(keep_memory_helps(device)):
         scores = run_inference(model, loader, args.output_dir, args.num_figures,
-                               args.threshold, args.ignore_boundary)
+                               args.threshold, args.boundary, args.tta)
+        if scores is not None and args.at_original_size:
+            originals = OxfordPetDataset(data, args.mode, limit=args.limit)
+            scores = evaluate_at_original_size(model, originals, image_size, args.threshold,
+                                               args.boundary, args.tta)
     if scores is None:
         print(f"{len(dataset)} images have no ground truth: predictions only.")
     else:
-        print(f"{args.mode} split, {len(dataset)} images, threshold {args.threshold}:")
-        print(f"  Dice  per-image mean {scores['dice']:.4f}   pooled {scores['dice_pooled']:.4f}")
-        print(f"  IoU   per-image mean {scores['iou']:.4f}   pooled {scores['iou_pooled']:.4f}")
+        print_scores(scores, describe_protocol(args.mode, args.boundary, image_size,
+                                               args.at_original_size, args.tta)
+                     + f", threshold {args.threshold}, {len(dataset)} images")
     print(f"Comparison figures in {args.output_dir}/")
     return scores
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of `python -m petseg_lib.inference`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m petseg_lib.inference",
+        description="Segment a dataset split, or your own photos, with a trained checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--model", required=True, help="checkpoint, e.g. checkpoints/unet_best.pth")
+    add("--images", nargs="+", default=None, metavar="PATH",
+        help="photos or folders of photos to segment instead of a dataset split")
+    add("--data_path", default=None, help="dataset folder; by default data/oxford-iiit-pet "
+        "when present, else the offline sample dataset")
+    add("--mode", default="test", choices=("train", "valid", "test"))
+    add("--batch_size", type=int, default=8)
+    add("--image_size", type=int, default=None, help="default: the size the model was trained at")
+    add("--threshold", type=float, default=0.5)
+    add("--num_figures", type=int, default=8, help="save comparison PNGs for this many images")
+    add("--limit", type=int, default=None, help="use only this many images")
+    add("--boundary", choices=sorted(BOUNDARY_POLICIES), default="pet",
+        help="how the trimap's boundary band is scored")
+    add("--at_original_size", action="store_true",
+        help="score each prediction resized back to its image's original size")
+    add("--tta", action="store_true", help="average the logits of each image and its mirror")
+    add("--output_dir", default="outputs/inference")
+    add("--device", default="auto")
+    args = parser.parse_args(argv)
+    for name, minimum in (("batch_size", 1), ("image_size", 32), ("num_figures", 0),
+                          ("limit", 1)):
+        positive(f"--{name}", getattr(args, name), minimum)
+    if not 0.0 < args.threshold < 1.0:
+        raise ValueError(f"--threshold must be between 0 and 1, not {args.threshold}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict | list | None:
+    """Entry point of `python -m petseg_lib.inference`."""
+    args = parse_args(argv)
+    device = pick_device(args.device)
+    model = load_model(args.model, device)
+    image_size = args.image_size or model.image_size or 256
+    writable_folder(args.output_dir)
+    if args.images is None:
+        return segment_split(model, args, device, image_size)
+    results = segment_files(model, args.images, args.output_dir, args.threshold, image_size)
+    for r in results:
+        print(f"{r['path']}: {r['width']}x{r['height']}, pet {100 * r['pet_share']:.1f} %, "
+              f"{r['ms']:.0f} ms -> {r['mask_path']}")
+    return results
+
+
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -22,3 +22,34 @@ def trimap_to_mask(trimap: np.ndarray) -> np.ndarray:
 def boundary_ignore(trimap: torch.Tensor) -> torch.Tensor:
     """True on the trimap's boundary band: the pixels left out when scoring without it."""
     return trimap == BOUNDARY
+
+
+# How a score treats the trimap's boundary band (published numbers differ on this point).
+BOUNDARY_POLICIES = {
+    "pet": "boundary counted as pet",  # the design report, and the training mask
+    "background": "boundary counted as background",
+    "ignore": "boundary ignored",
+}
+
+
+def check_boundary_policy(boundary: str) -> str:
+    """BOUNDARY when it is a known policy, else a ValueError listing them."""
+    if boundary not in BOUNDARY_POLICIES:
+        raise ValueError(f"boundary must be one of {', '.join(BOUNDARY_POLICIES)}, "
+                         f"not {boundary!r}")
+    return boundary
+
+
+def scoring_target(trimap: torch.Tensor,
+                   boundary: str = "pet") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The mask to score against and the pixels to leave out, under a BOUNDARY policy."""
+    check_boundary_policy(boundary)
+    if boundary == "background":
+        return trimap == PET, None
+    ignore = boundary_ignore(trimap) if boundary == "ignore" else None
+    return trimap != BACKGROUND, ignore
+
+
+def invalid_trimap_values(trimap: np.ndarray) -> list[int]:
+    """The values of TRIMAP that are not 1, 2 or 3 (an empty list for a valid trimap)."""
+    return sorted(set(np.unique(trimap).tolist()) - {PET, BACKGROUND, BOUNDARY})

@@ -34,8 +34,9 @@ from torchvision.transforms import v2
 
 from .augment import augmentations, model_sample, to_tv_tensors
 from .cache import ResizedCache, augment_cached, open_cache
+from .cli import run_cli
 from .download import download, is_downloaded, missing_message, network_available
-from .masks import BACKGROUND, BOUNDARY, PET, trimap_to_mask
+from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
 from .paths import default_data_path
 from .sample import ensure_sample_dataset
 
@@ -68,10 +69,19 @@ def find_dataset(data_path: str | Path | None = None, download_if_missing: bool 
 # Reading
 # ---------------------------------------------------------------------------
 
+def read_text_any(path: str | Path) -> str:
+    """A text file's contents, whatever its encoding: UTF-8 (with or without BOM), else Latin-1."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # never fails: every byte is a character
+
+
 def read_split_file(path: str | Path) -> list[str]:
     """Image names in a split file, skipping blank and '#' comment lines."""
     names = []
-    for line in Path(path).read_text().splitlines():
+    for line in read_text_any(path).splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             names.append(line.split()[0])
@@ -100,6 +110,10 @@ def load_rgb(path: str | Path) -> Image.Image:
         return im.convert("RGB")
 
 
+# What a damaged or hostile file can raise while Pillow opens and decodes it.
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
     """Why this image/trimap pair cannot be used, or None when it can."""
     if not image_path.is_file():
@@ -109,7 +123,7 @@ def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
             size = im.size
             im.draft("RGB", (64, 64))  # decode JPEGs at a small scale: fast, still reads all data
             im.load()
-    except (OSError, SyntaxError, ValueError) as err:
+    except UNREADABLE as err:
         return f"image cannot be decoded ({err})"
     if trimap_path is None:
         return None
@@ -117,11 +131,16 @@ def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
         return "trimap missing"
     try:
         with Image.open(trimap_path) as tm:
-            trimap_size = tm.size
-    except (OSError, SyntaxError, ValueError) as err:
+            trimap_size, trimap = tm.size, np.asarray(tm)
+    except UNREADABLE as err:
         return f"trimap cannot be read ({err})"
     if trimap_size != size:
         return f"trimap is {trimap_size[0]}x{trimap_size[1]}, image is {size[0]}x{size[1]}"
+    if trimap.ndim != 2:
+        return f"trimap has {trimap.shape[-1]} channels, not one"
+    bad = invalid_trimap_values(trimap)
+    if bad:
+        return f"trimap has values {bad[:6]} besides 1 (pet), 2 (background), 3 (boundary)"
     return None
 
 
@@ -142,6 +161,9 @@ class OxfordPetDataset(Dataset):
         # A test split may come without ground truth: then masks are None.
         self.has_masks = mode != "test" or any(self._trimap_path(n).is_file() for n in names)
         self.names, self.skipped = self._usable(names)
+        if not self.names:
+            raise ValueError(f"The '{mode}' split of {self.root} has no usable images "
+                             f"({len(names)} listed, {len(self.skipped)} skipped).")
 
     def _image_path(self, name: str) -> Path:
         return self.images_dir / f"{name}.jpg"
@@ -151,12 +173,14 @@ class OxfordPetDataset(Dataset):
 
     def _usable(self, names: list[str]) -> tuple[list[str], dict[str, str]]:
         """Keep the names whose files are usable; warn once about all the others."""
-        images = [self._image_path(name) for name in names]
-        trimaps = [self._trimap_path(name) if self.has_masks else None for name in names]
+        # A name such as '../x' in a split file would read outside ROOT: never opened.
+        plain = [n for n in names if n == Path(n).name and not n.startswith(".") and "\\" not in n]
+        images = [self._image_path(name) for name in plain]
+        trimaps = [self._trimap_path(name) if self.has_masks else None for name in plain]
         with ThreadPoolExecutor() as pool:  # Pillow decodes without holding the GIL
-            problems = pool.map(_check_pair, images, trimaps)
-        skipped = {name: problem for name, problem in zip(names, problems, strict=True)
-                   if problem}
+            problems = dict(zip(plain, pool.map(_check_pair, images, trimaps), strict=True))
+        problems = {name: problems.get(name, "not a plain file name") for name in names}
+        skipped = {name: problem for name, problem in problems.items() if problem}
         if skipped:
             listing = "\n".join(f"  {name}: {why}" for name, why in skipped.items())
             warnings.warn(f"Skipped {len(skipped)} of {len(names)} images of the "
@@ -296,4 +320,4 @@ def trimap_statistics(dataset: OxfordPetDataset) -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

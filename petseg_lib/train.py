@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .checkpoint import checkpoint_payload, restore_training, save_checkpoint, training_state
+from .cli import run_cli, writable_folder
 from .config import TrainConfig, quick_config
 from .evaluate import dice_score, evaluate, to_float_images
 from .history import new_history, print_epoch, record_epoch, save_history
@@ -223,6 +224,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 def main(argv: list[str] | None = None) -> dict:
     """Entry point of `python -m petseg_lib.train`."""
     config = parse_args(argv)
+    writable_folder(config.checkpoint_dir)
+    writable_folder(config.output_dir)
     history = train(config, on_epoch_end=None if config.progress else print_epoch)
     if not history["valid_dice"] or not math.isfinite(history["valid_dice"][-1]):
         raise SystemExit("training produced no validation score")
@@ -230,4 +233,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

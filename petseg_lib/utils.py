@@ -282,8 +282,9 @@ def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
         bars = ax.bar(x + offset, [r[key] for r in rows], width=0.4, label=name)
         ax.bar_label(bars, fmt="%.3f", fontsize=8)
     ax.set_xticks(x, [r["label"].replace(" + ", "\n+ ") for r in rows])
-    ax.set(title="Test scores of the four configurations", ylabel="score (per-image mean)",
-           ylim=(0, 1.05))
+    protocol = "; ".join(sorted({r["protocol"] for r in rows if "protocol" in r}))
+    ax.set(title="Test scores of the four configurations" + (f"\n{protocol}" if protocol else ""),
+           ylabel="score (per-image mean)", ylim=(0, 1.05))
     ax.legend(loc="lower right")
     if save_path is not None:
         save_figure(fig, save_path)

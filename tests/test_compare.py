@@ -78,9 +78,40 @@ def test_test_scores_use_the_fast_paths_and_give_the_same_scores(pets, tmp_path)
                       checkpoint_dir=str(tmp_path / "c"), output_dir=str(tmp_path / "o")))
     best = tmp_path / "c" / "fast_best.pth"
     cpu = torch.device("cpu")
-    fast = compare.test_scores(best, pets, 128, cpu, limit=6)  # NHWC, memory kept
+    fast = compare.test_scores(best, pets, cpu, limit=6)  # 128 px: NHWC, memory kept
     loader = DataLoader(load_dataset(pets, "test", 128, limit=6), batch_size=8,
                         collate_fn=collate)
     plain = evaluate(load_model(best), loader, cpu)  # NCHW, glibc's defaults
     assert fast["dice"] == pytest.approx(plain["dice"], abs=1e-4)
     assert fast["iou_pooled"] == pytest.approx(plain["iou_pooled"], abs=1e-4)
+
+
+def test_a_run_is_reused_only_when_trained_with_the_same_settings(sample_root, tmp_path,
+                                                                  monkeypatch, capsys):
+    shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
+                  checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
+                  progress=False)
+    compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4, **shared)
+    trained, real_train = [], compare.train
+    monkeypatch.setattr(compare, "train", lambda c: trained.append(c.run_name) or real_train(c))
+    rows = compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,
+                                  **{**shared, "epochs": 2})
+    assert len(trained) == 4 and all(r["status"] == "trained" for r in rows)
+    assert "made with epochs=1 (now 2)" in capsys.readouterr().out
+    assert all(len(r["history"]["valid_dice"]) == 2 for r in rows)
+
+
+def test_scores_use_the_checkpoints_image_size_and_state_the_protocol(sample_root, tmp_path):
+    train(TrainConfig(data_path=str(sample_root), model_kwargs={"base_channels": 4},
+                      image_size=64, epochs=1, limit=8, progress=False, run_name="s64",
+                      checkpoint_dir=str(tmp_path / "c"), output_dir=str(tmp_path / "o")))
+    scores = compare.test_scores(tmp_path / "c" / "s64_best.pth", sample_root,
+                                 torch.device("cpu"), limit=4, boundary="background")
+    assert scores["image_size"] == 64
+    assert scores["protocol"] == "test split, boundary counted as background, at 64 px"
+    original = compare.test_scores(tmp_path / "c" / "s64_best.pth", sample_root,
+                                   torch.device("cpu"), limit=4, original_size=True)
+    assert original["protocol"].endswith("at each image's original size")
+    assert 0.0 <= original["dice"] <= 1.0
+    table = compare.markdown_table([{**scores, "label": "UNet"}])
+    assert table.startswith("Protocol: test split, boundary counted as background, at 64 px")

@@ -15,6 +15,8 @@ from petseg_lib.evaluate import (
     evaluate,
     iou_score,
     mask_dice,
+    predict_logits,
+    describe_protocol,
     worst_predictions,
 )
 
@@ -275,7 +277,7 @@ def test_evaluate_converts_uint8_images():
 def test_evaluate_ignore_boundary_uses_trimap_3():
     samples = make_samples()
     model = RecordingConv()
-    results = evaluate(model, DataLoader(samples, batch_size=2), "cpu", ignore_boundary=True)
+    results = evaluate(model, DataLoader(samples, batch_size=2), "cpu", boundary="ignore")
 
     with torch.no_grad():
         logits = model.conv(stack(samples, "image"))
@@ -290,7 +292,7 @@ def test_evaluate_ignore_boundary_uses_trimap_3():
 def test_evaluate_ignore_boundary_without_trimap_raises():
     batch = {"image": torch.rand(1, 3, 8, 8), "mask": torch.zeros(1, 1, 8, 8), "trimap": None}
     with pytest.raises(ValueError, match="trimap"):
-        evaluate(RecordingConv(), [batch], "cpu", ignore_boundary=True)
+        evaluate(RecordingConv(), [batch], "cpu", boundary="ignore")
 
 
 def test_evaluate_runs_in_eval_mode_without_grad_and_restores_mode():
@@ -332,3 +334,47 @@ def test_worst_predictions_restores_training_mode():
     model.train()
     worst_predictions(model, shifted_samples([0, 1]), n=1)
     assert model.training
+
+
+def test_evaluate_boundary_as_background_scores_only_the_pet_class():
+    samples = make_samples()
+    model = RecordingConv()
+    results = evaluate(model, DataLoader(samples, batch_size=2), "cpu", boundary="background")
+    with torch.no_grad():
+        logits = model.conv(stack(samples, "image"))
+    pet_only = (stack(samples, "trimap") == 1).float()
+    assert results["dice"] == pytest.approx(dice_score(logits, pet_only).item())
+    with pytest.raises(ValueError, match="boundary must be one of"):
+        evaluate(model, DataLoader(samples, batch_size=2), "cpu", boundary="half")
+
+
+def test_mirror_tta_averages_the_logits_of_the_image_and_its_mirror():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 1, 3, padding=1)
+    images = torch.rand(2, 3, 8, 8)
+    expected = (conv(images) + torch.flip(conv(torch.flip(images, dims=[-1])), dims=[-1])) / 2
+    torch.testing.assert_close(predict_logits(conv, images, tta=True), expected)
+    torch.testing.assert_close(predict_logits(conv, images), conv(images))
+    symmetric = nn.Conv2d(3, 1, (1, 3), padding=(0, 1))
+    with torch.no_grad():
+        symmetric.weight[..., 2] = symmetric.weight[..., 0]  # a mirror-symmetric filter
+    torch.testing.assert_close(predict_logits(symmetric, images, tta=True), symmetric(images))
+
+
+def test_protocols_are_described_in_words():
+    assert describe_protocol("test", "pet", 64) == "test split, boundary counted as pet, at 64 px"
+    text = describe_protocol("valid", "ignore", 64, original_size=True, tta=True)
+    assert text == "valid split, boundary ignored, at each image's original size, mirror TTA"
+
+
+def test_worst_predictions_show_the_augmented_sample_that_was_scored():
+    class RandomShift(torch.utils.data.Dataset):  # a new random sample at every read
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return shifted_samples([int(torch.randint(0, 8, ()))])[0] | {"name": f"s{i}"}
+
+    for item in worst_predictions(RedIsPet(), RandomShift(), n=4, batch_size=2):
+        assert item["dice"] == pytest.approx(mask_dice(item["prediction"], item["mask"]))
+        assert torch.equal(item["prediction"], RedIsPet()(item["image"][None])[0] > 0)

@@ -197,3 +197,39 @@ def test_trimap_statistics_count_each_class(tiny_root):
         assert stats["foreground"][i] == pytest.approx(dataset[i]["mask"].mean())
     total = stats["pet"] + stats["background"] + stats["boundary"]
     np.testing.assert_allclose(total, 1.0)
+
+
+def test_trimaps_with_other_values_are_skipped_and_named(tmp_path):
+    root = write_dataset(tmp_path / "pets", n_trainval=12, n_test=2)
+    names = OxfordPetDataset(root, "train").names
+    binary = np.array(Image.open(root / "annotations" / "trimaps" / f"{names[0]}.png"))
+    Image.fromarray(np.where(binary == 2, 0, 255).astype(np.uint8)).save(
+        root / "annotations" / "trimaps" / f"{names[0]}.png")  # a 0/255 mask, not a trimap
+    with pytest.warns(UserWarning, match=r"values \[0, 255\]") as caught:
+        dataset = OxfordPetDataset(root, "train")
+    assert names[0] not in dataset.names and len(caught) == 1
+    assert "0, 255" in dataset.skipped[names[0]]
+
+
+def test_split_files_in_any_encoding_and_names_that_leave_the_folder(tmp_path):
+    root = write_dataset(tmp_path / "pets", n_trainval=12, n_test=3)
+    test_file = root / "annotations" / "test.txt"
+    lines = test_file.read_text().splitlines()
+    text = "\ufeff# Größe\n" + "\n".join(lines) + "\n../../etc/passwd 1 1 1\n"
+    test_file.write_bytes(text.encode("utf-16"))  # neither UTF-8 nor ASCII
+    with pytest.warns(UserWarning):
+        OxfordPetDataset(root, "test")  # read as Latin-1: garbled names are skipped, no crash
+    test_file.write_bytes(("\ufeff" + "\n".join(lines) + "\n../../etc/passwd 1 1 1\n")
+                          .encode("utf-8"))
+    with pytest.warns(UserWarning, match="not a plain file name"):
+        dataset = OxfordPetDataset(root, "test")
+    assert dataset.names == [line.split()[0] for line in lines if not line.startswith("#")
+                             and line.strip()]
+
+
+def test_a_split_with_no_usable_image_is_an_error(tmp_path):
+    root = write_dataset(tmp_path / "pets", n_trainval=12, n_test=2)
+    for image in (root / "images").glob("dog_*.jpg"):
+        image.write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="'test' split .* no usable"):
+        OxfordPetDataset(root, "test")

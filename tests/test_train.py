@@ -9,6 +9,7 @@ from torch import nn
 
 from petseg_lib import train as train_module
 from petseg_lib.inference import main as inference_main
+from petseg_lib.checkpoint import CheckpointError
 from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, load_dataset
 from petseg_lib.train import parse_args, train, train_one_epoch
@@ -142,3 +143,34 @@ def test_train_and_inference_command_lines(sample_root, tmp_path, capsys):
     assert len(list((tmp_path / "inf").glob("*.png"))) == 3
 
 
+
+
+def test_explicit_values_win_over_quick_even_when_equal_to_the_defaults():
+    config = parse_args(["--quick", "--epochs", "20", "--image_size", "256",
+                         "--learning_rate", "1e-4", "--lr_schedule", "constant"])
+    assert (config.epochs, config.image_size, config.learning_rate) == (20, 256, 1e-4)
+    assert config.lr_schedule == "constant" and config.limit == 64  # the rest stays quick
+    assert parse_args(["--quick"]).run_name == "unet"
+
+
+def test_resume_with_another_schedule_stops_with_one_clear_message(sample_root, tmp_path):
+    train(tiny_config(sample_root, tmp_path, epochs=1, run_name="s"))
+    last = tmp_path / "ckpt" / "s_last.pth"
+    before = last.read_bytes()
+    with pytest.raises(CheckpointError, match="lr_schedule='constant', not 'cosine'"):
+        train(tiny_config(sample_root, tmp_path, epochs=2, run_name="s", resume=True,
+                          lr_schedule="cosine"))
+    train(tiny_config(sample_root, tmp_path, epochs=1, run_name="c", lr_schedule="cosine"))
+    with pytest.raises(CheckpointError, match="cosine schedule ends at epoch 1, not 3"):
+        train(tiny_config(sample_root, tmp_path, epochs=3, run_name="c", resume=True,
+                          lr_schedule="cosine"))
+    assert last.read_bytes() == before  # nothing was overwritten
+    longer = train(tiny_config(sample_root, tmp_path, epochs=3, run_name="s", resume=True))
+    assert len(longer["valid_dice"]) == 3  # a constant rate may simply go on for longer
+
+
+def test_checkpoints_load_without_pickled_code(sample_root, tmp_path):
+    train(tiny_config(sample_root, tmp_path, epochs=1, run_name="w", augment=True))
+    for name in ("w_best.pth", "w_last.pth"):
+        state = torch.load(tmp_path / "ckpt" / name, weights_only=True)  # no error
+        assert state["format"] == "petseg-checkpoint"
