@@ -14,7 +14,8 @@ The file is sorted by breed, so `valid` gets every breed in proportion.
 `OxfordPetDataset` gives original-size images and trimaps; `SimpleOxfordPetDataset` gives
 square, resized float samples ready for a model, doubled with augmented copies when asked;
 `load_dataset` builds the latter. Downloading is in download.py, augmentation in augment.py,
-the resized-image cache in cache.py.
+the resized-image cache in cache.py. `load_dataset` and `find_dataset` also accept your own
+folder of images/ and masks/ (mask_folder.py, which also holds `load_rgb`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .augment import augmentations, model_sample, to_tv_tensors
 from .cache import ResizedCache, augment_cached, open_cache
 from .cli import run_cli
 from .download import download, is_downloaded, missing_message, network_available
+from .mask_folder import MaskFolderDataset, is_mask_folder, load_rgb
 from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
 from .paths import default_data_path
 from .sample import ensure_sample_dataset
@@ -49,8 +51,9 @@ def find_dataset(data_path: str | Path | None = None, download_if_missing: bool 
     if os.environ.get("PETSEG_DATA"):
         data_path = os.environ["PETSEG_DATA"]
     if data_path is not None:
-        if not is_downloaded(data_path):
-            raise FileNotFoundError(missing_message(Path(data_path)))
+        if not (is_downloaded(data_path) or is_mask_folder(data_path)):
+            raise FileNotFoundError(missing_message(Path(data_path)) + " Or give your own "
+                                    "folder of images/ and masks/ (see mask_folder.py).")
         return Path(data_path)
     real = default_data_path()
     if is_downloaded(real):
@@ -98,16 +101,6 @@ def split_names(root: str | Path, mode: str) -> list[str]:
     names = read_split_file(ann / "trainval.txt")
     is_valid = [i % VALID_EVERY == VALID_EVERY - 1 for i in range(len(names))]
     return [n for n, v in zip(names, is_valid, strict=True) if v == (mode == "valid")]
-
-
-def load_rgb(path: str | Path) -> Image.Image:
-    """Open any image (grey, RGBA, CMYK, palette, PNG or GIF named .jpg) as RGB."""
-    with Image.open(path) as im:
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            return Image.alpha_composite(background, im).convert("RGB")
-        return im.convert("RGB")
 
 
 # What a damaged or hostile file can raise while Pillow opens and decodes it.
@@ -282,8 +275,10 @@ def collate(samples: list[dict]) -> dict:
 
 def load_dataset(data_path: str | Path, mode: str, image_size: int = 256,
                  augment: bool = False, limit: int | None = None,
-                 cache: bool = False) -> SimpleOxfordPetDataset:
+                 cache: bool = False) -> SimpleOxfordPetDataset | MaskFolderDataset:
     """The dataset of MODE, resized to IMAGE_SIZE, augmented (train only) when asked."""
+    if is_mask_folder(data_path):  # your own images/ and masks/; it has no cache: ignored
+        return MaskFolderDataset(data_path, mode, image_size, augment, limit)
     return SimpleOxfordPetDataset(data_path, mode, image_size=image_size, augment=augment,
                                   limit=limit, cache=cache)
 
