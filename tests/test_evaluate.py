@@ -11,12 +11,12 @@ from petseg_lib.evaluate import (
     SegmentationMeter,
     binarize,
     confusion_counts,
+    describe_protocol,
     dice_score,
     evaluate,
     iou_score,
     mask_dice,
     predict_logits,
-    describe_protocol,
     worst_predictions,
 )
 

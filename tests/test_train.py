@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from petseg_lib import train as train_module
-from petseg_lib.inference import main as inference_main
 from petseg_lib.checkpoint import CheckpointError
+from petseg_lib.inference import main as inference_main
 from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, load_dataset
 from petseg_lib.train import parse_args, train, train_one_epoch
