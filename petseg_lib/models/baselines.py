@@ -1,0 +1,118 @@
+"""Two torchvision segmentation models as baselines, wrapped to behave like the course's models.
+
+- ``LRASPP_MobileNetV3``: Lite R-ASPP on a MobileNetV3-Large backbone. Small and fast, made
+  for phones; about 3.2 M parameters.
+- ``DeepLabV3_ResNet50``: DeepLabV3 (atrous spatial pyramid pooling) on a dilated ResNet50
+  backbone. Large and slow, but a strong reference; about 39.6 M parameters.
+
+What the wrappers change compared to calling torchvision's builders directly:
+
+1. The models are built with ``num_classes=out_channels`` (1 logit: pet vs background),
+   ``weights=None`` (torchvision's COCO weights predict 21 Pascal VOC classes, not our
+   task) and no auxiliary head. By default no backbone weights either: torchvision's builders
+   download the ImageNet backbone unless told ``weights_backbone=None``.
+2. ``forward`` returns the logits tensor (N, out_channels, H, W) instead of torchvision's dict
+   ``{"out": logits}``, so the training and evaluation code of the course works unchanged.
+3. ``pretrained_backbone=True`` starts the backbone from torchvision's ImageNet weights, and
+   then, as in ``ResNet34_UNet``, the ImageNet mean/std normalisation is applied to the [0, 1]
+   input inside ``forward`` (``normalize_input``, default: same as pretrained_backbone).
+
+Input: float images in [0, 1] of shape (N, 3, H, W), H, W >= 32. Both backbones look at the
+image at 1/8 (DeepLabV3) or 1/16 (LR-ASPP) of its size and the output is upsampled bilinearly
+to the input size. In training mode DeepLabV3 needs a batch of at least 2: its image pooling
+branch applies BatchNorm to a single value per channel and image.
+
+Checkpoints: ``model.config`` holds the constructor arguments that rebuild the architecture
+without downloading anything: ``pretrained_backbone`` is left out (the checkpoint's state dict
+already holds the trained weights) while ``normalize_input`` is kept, as in ``ResNet34_UNet``.
+"""
+
+import os
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, WeightsEnum
+from torchvision.models.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3_large
+
+from .resnet34_unet import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["DeepLabV3_ResNet50", "LRASPP_MobileNetV3", "TorchvisionBaseline"]
+
+
+def build_with_backbone_weights(
+    builder: Callable[..., nn.Module],
+    weights: WeightsEnum | None,
+    backbone_name: str,
+    **kwargs,
+) -> nn.Module:
+    """Call a torchvision builder with `weights` for its backbone; explain a failed download."""
+    try:
+        return builder(weights=None, weights_backbone=weights, **kwargs)
+    except Exception as err:
+        if weights is None:  # nothing to download: a genuine error, raise it as it is
+            raise
+        hub_dir = torch.hub.get_dir()
+        path = os.path.join(hub_dir, "checkpoints", os.path.basename(weights.url))
+        raise RuntimeError(
+            f"Could not download the ImageNet weights for the {backbone_name} backbone ({err}). "
+            f"The torch hub cache is at {hub_dir}: download {weights.url} on a machine "
+            f"with network access and place the file at {path}, "
+            "or build the model with pretrained_backbone=False."
+        ) from err
+
+
+class TorchvisionBaseline(nn.Module):
+    """Common part of the baselines: input normalisation, config and the "out" logits."""
+
+    def __init__(self, out_channels: int, pretrained_backbone: bool, normalize_input: bool | None):
+        super().__init__()
+        if normalize_input is None:
+            normalize_input = pretrained_backbone
+        self.pretrained_backbone = pretrained_backbone
+        self.normalize_input = normalize_input
+        # Everything needed to rebuild the architecture without downloading (see module doc).
+        self.config = {"out_channels": out_channels, "normalize_input": normalize_input}
+        # Not saved in the state dict, so its keys are the same with or without normalisation.
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+                             persistent=False)
+        self.net: nn.Module  # the torchvision model, built by the subclass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalize_input:
+            x = (x - self.mean) / self.std
+        return self.net(x)["out"]  # (N, out_channels, H, W)
+
+
+class LRASPP_MobileNetV3(TorchvisionBaseline):
+    """torchvision's LR-ASPP MobileNetV3-Large; outputs logits of the input's size."""
+
+    def __init__(
+        self,
+        out_channels: int = 1,
+        pretrained_backbone: bool = False,
+        normalize_input: bool | None = None,
+    ):
+        super().__init__(out_channels, pretrained_backbone, normalize_input)
+        weights = MobileNet_V3_Large_Weights.IMAGENET1K_V1 if pretrained_backbone else None
+        self.net = build_with_backbone_weights(
+            lraspp_mobilenet_v3_large, weights, "MobileNetV3-Large", num_classes=out_channels
+        )
+
+
+class DeepLabV3_ResNet50(TorchvisionBaseline):
+    """torchvision's DeepLabV3 ResNet50, no auxiliary head; outputs logits of the input's size."""
+
+    def __init__(
+        self,
+        out_channels: int = 1,
+        pretrained_backbone: bool = False,
+        normalize_input: bool | None = None,
+    ):
+        super().__init__(out_channels, pretrained_backbone, normalize_input)
+        weights = ResNet50_Weights.IMAGENET1K_V1 if pretrained_backbone else None
+        self.net = build_with_backbone_weights(
+            deeplabv3_resnet50, weights, "ResNet50", num_classes=out_channels, aux_loss=False
+        )
