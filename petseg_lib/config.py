@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .losses import LOSSES
 from .models import MODELS
 from .paths import default_checkpoint_dir, default_output_dir
 
@@ -20,7 +21,7 @@ class TrainConfig:
     """Everything a training run needs; the defaults are the design report's."""
 
     data_path: str | None = None  # None: data/oxford-iiit-pet, else the offline sample
-    model: str = "unet"  # "unet" or "resnet34_unet"
+    model: str = "unet"  # a key of models.MODELS: "unet", "resnet34_unet", ...
     augment: bool = False
     epochs: int = 20
     batch_size: int = 8
@@ -37,6 +38,7 @@ class TrainConfig:
     resume: bool = False  # continue from <run_name>_last.pth when it exists
     progress: bool = True  # tqdm progress bars
     lr_schedule: str = "constant"  # "constant" (the report) or "cosine": anneal to 0 by the end
+    loss: str = "bce"  # "bce" (the report), "dice", "bce_dice" or "focal" (losses.py)
     # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
     cache: bool | None = None  # resized-image cache in the data folder; None: on with CUDA
     channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and CPU
@@ -51,6 +53,8 @@ class TrainConfig:
         check_settings(self)
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, not {self.model!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
                              f"{self.lr_schedule!r}")

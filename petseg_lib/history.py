@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 from .utils import plot_training_metrics
 
 HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
+LOSS_NAMES = {"bce": "BCE", "dice": "Soft Dice", "bce_dice": "BCE + Dice", "focal": "Focal"}
 
 
 def new_history() -> dict[str, list[float]]:
@@ -37,7 +38,8 @@ def save_history(history: dict, config) -> None:
     outputs.mkdir(parents=True, exist_ok=True)
     (outputs / f"{config.run_name}_history.json").write_text(json.dumps(history, indent=2))
     fig = plot_training_metrics(history, outputs / f"{config.run_name}_metrics.png",
-                                title=f"{config.run_name}: training curves")
+                                title=f"{config.run_name}: training curves",
+                                loss_name=LOSS_NAMES.get(config.loss, config.loss))
     plt.close(fig)
 
 

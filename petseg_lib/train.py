@@ -1,9 +1,10 @@
 """Training: the loop of the design report, written out step by step.
 
-Each epoch: forward -> BCEWithLogitsLoss -> backward -> Adam step over the shuffled training
-set, then `evaluate` on the validation set. The best model by validation Dice is saved to
-`checkpoints/<run_name>_best.pth`; `<run_name>_last.pth` also keeps the optimizer so a run
-can be resumed. At the end the curves go to `outputs/<run_name>_metrics.png`.
+Each epoch: forward -> loss (BCE-with-logits in the report; losses.py has others) -> backward
+-> Adam step over the shuffled training set, then `evaluate` on the validation set. The best
+model by validation Dice is saved to `checkpoints/<run_name>_best.pth`; `<run_name>_last.pth`
+also keeps the optimizer so a run can be resumed. At the end the curves go to
+`outputs/<run_name>_metrics.png`.
 
     python -m petseg_lib.train --model unet --epochs 20 --batch_size 8 --learning_rate 1e-4
 
@@ -28,6 +29,7 @@ from .cli import run_cli, writable_folder
 from .config import TrainConfig, quick_config
 from .evaluate import dice_score, evaluate, to_float_images
 from .history import new_history, print_epoch, record_epoch, save_history
+from .losses import LOSSES, build_loss
 from .models import MODELS, build_model
 from .oxford_pet import collate, find_dataset, load_dataset
 from .speed import amp_dtype, keep_freed_memory, memory_format, pick_device, speedups
@@ -86,7 +88,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scheduler = make_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler(device.type, enabled=fast["amp"] and device.type == "cuda")
-    criterion = nn.BCEWithLogitsLoss()
+    criterion = build_loss(config.loss)
     best_path, last_path = run_paths(config)
 
     history, best_dice, start_epoch = new_history(), -1.0, 0
@@ -193,6 +195,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        ("base_channels", "UNet width (64 in the report; 16 or 32 on a CPU)")):
         option(name, text, type=int)
     option("learning_rate", "Adam learning rate", type=float)
+    option("loss", "bce as in the report; dice, bce_dice or focal", choices=sorted(LOSSES))
     option("lr_schedule", "constant as in the report, or cosine annealing to 0",
            choices=("constant", "cosine"))
     option("device", "auto: cuda, mps, then cpu")

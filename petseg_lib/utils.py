@@ -77,13 +77,13 @@ def visualize_comparison(image, gt_mask, pred_mask, save_path: str | Path | None
 
 
 def plot_training_metrics(history: dict, save_path: str | Path | None = None,
-                          title: str | None = None) -> plt.Figure:
+                          title: str | None = None, loss_name: str = "BCE") -> plt.Figure:
     """Train/valid loss and train/valid Dice per epoch as two line charts."""
     epochs = range(1, len(history["train_loss"]) + 1)
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     ax_loss.plot(epochs, history["train_loss"], "o-", label="train")
     ax_loss.plot(epochs, history["valid_loss"], "o-", label="valid")
-    ax_loss.set(title="BCE loss", xlabel="epoch", ylabel="loss")
+    ax_loss.set(title=f"{loss_name} loss", xlabel="epoch", ylabel="loss")
     ax_dice.plot(epochs, history["train_dice"], "o-", label="train")
     ax_dice.plot(epochs, history["valid_dice"], "o-", label="valid")
     ax_dice.set(title="Dice score", xlabel="epoch", ylabel="Dice", ylim=(0.0, 1.0))
@@ -298,7 +298,7 @@ def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
         epochs = range(1, len(r["history"]["valid_loss"]) + 1)
         ax_loss.plot(epochs, r["history"]["valid_loss"], "o-", label=r["label"])
         ax_dice.plot(epochs, r["history"]["valid_dice"], "o-", label=r["label"])
-    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="BCE loss")
+    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="training loss")
     ax_dice.set(title="Validation Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)

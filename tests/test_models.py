@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from petseg_lib.models import MODELS, build_model
+from petseg_lib.models import MODELS, LRASPP_MobileNetV3, build_model
 from petseg_lib.models.resnet34_unet import IMAGENET_MEAN, IMAGENET_STD, ResNet34_UNet
 from petseg_lib.models.summary import count_parameters, layer_shapes
 from petseg_lib.models.unet import UNet
@@ -263,10 +263,11 @@ def test_pretrained_encoder_loads_weights_from_hub_cache(empty_hub):
 
 
 def test_build_model_names():
-    assert set(MODELS) == {"unet", "resnet34_unet"}
+    assert set(MODELS) == {"unet", "resnet34_unet", "lraspp_mobilenet_v3", "deeplabv3_resnet50"}
     assert isinstance(build_model("unet", base_channels=8), UNet)
     assert isinstance(build_model("resnet34_unet"), ResNet34_UNet)
-    with pytest.raises(ValueError, match="unet, resnet34_unet"):
+    assert isinstance(build_model("lraspp_mobilenet_v3"), LRASPP_MobileNetV3)
+    with pytest.raises(ValueError, match="unet, resnet34_unet, lraspp_mobilenet_v3"):
         build_model("segformer")
 
 

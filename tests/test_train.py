@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from petseg_lib import losses
 from petseg_lib import train as train_module
 from petseg_lib.checkpoint import CheckpointError
 from petseg_lib.inference import main as inference_main
@@ -92,7 +93,7 @@ def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_the_best(
         def forward(self, logits, target):
             return super().forward(logits, target) * float("nan")
 
-    monkeypatch.setattr(train_module.nn, "BCEWithLogitsLoss", NanLoss)
+    monkeypatch.setitem(losses.LOSSES, "bce", NanLoss)
     with pytest.raises(FloatingPointError, match="epoch 2, batch 1"):
         train(tiny_config(sample_root, tmp_path, epochs=3, run_name="nan", resume=True))
     assert best.read_bytes() == before
