@@ -14,12 +14,7 @@ from torch.utils.data import DataLoader
 
 from .masks import BOUNDARY_POLICIES, check_boundary_policy, scoring_target
 from .oxford_pet import collate
-from .photos import segment_logits
-
-
-def binarize(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Turn logits into a bool mask: sigmoid(logits) > threshold."""
-    return torch.sigmoid(logits) > threshold
+from .predict import binarize, predict_logits, segment_logits, to_float_images
 
 
 def _as_bool(x: torch.Tensor) -> torch.Tensor:
@@ -154,22 +149,6 @@ class SegmentationMeter:
             "iou": sum(self.per_image_iou) / n,
             "iou_pooled": iou_from_counts(*counts).item(),
         }
-
-
-def to_float_images(images: torch.Tensor) -> torch.Tensor:
-    """Convert uint8 images in 0-255 to float in [0, 1]; leave float images as they are."""
-    if images.dtype == torch.uint8:
-        return images.float() / 255
-    return images.float()
-
-
-def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """MODEL's logits (N, 1, H, W); with TTA, the mean of the image's and its mirror's logits."""
-    logits = model(images)  # (N, 1, H, W)
-    if tta:  # test-time augmentation: a pet seen in a mirror is still a pet
-        mirrored = model(torch.flip(images, dims=[-1]))
-        logits = (logits + torch.flip(mirrored, dims=[-1])) / 2
-    return logits
 
 
 def batch_target(batch: dict, boundary: str, device) -> tuple[torch.Tensor, torch.Tensor | None]:

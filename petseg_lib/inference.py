@@ -24,16 +24,14 @@ from .cli import positive, run_cli, writable_folder
 from .evaluate import (
     SegmentationMeter,
     batch_target,
-    binarize,
     describe_protocol,
     evaluate_at_original_size,
-    predict_logits,
-    to_float_images,
 )
 from .masks import BOUNDARY_POLICIES
 from .models import build_model
 from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from .photos import segment_files
+from .predict import binarize, predict_logits, to_float_images
 from .speed import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .utils import visualize_comparison
 

@@ -27,11 +27,12 @@ from tqdm.auto import tqdm
 from .checkpoint import checkpoint_payload, restore_training, save_checkpoint, training_state
 from .cli import run_cli, writable_folder
 from .config import TrainConfig, quick_config
-from .evaluate import dice_score, evaluate, to_float_images
+from .evaluate import dice_score, evaluate
 from .history import new_history, print_epoch, record_epoch, save_history
 from .losses import LOSSES, build_loss
 from .models import MODELS, build_model
 from .oxford_pet import collate, find_dataset, load_dataset
+from .predict import to_float_images
 from .speed import amp_dtype, keep_freed_memory, memory_format, pick_device, speedups
 
 

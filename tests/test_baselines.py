@@ -8,8 +8,8 @@ import torch
 import torchvision
 from torchvision.models import MobileNet_V3_Large_Weights
 
-from petseg_lib.models import count_parameters
 from petseg_lib.models.baselines import DeepLabV3_ResNet50, LRASPP_MobileNetV3
+from petseg_lib.models.summary import count_parameters
 
 # The names they are meant to have in petseg_lib.models.MODELS.
 BASELINES = {"lraspp_mobilenet_v3": LRASPP_MobileNetV3, "deeplabv3_resnet50": DeepLabV3_ResNet50}
