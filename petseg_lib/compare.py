@@ -25,7 +25,7 @@ from .inference import load_model
 from .masks import BOUNDARY_POLICIES, check_boundary_policy
 from .models import build_model
 from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
-from .speed import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
+from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .train import train
 from .utils import markdown_grid, plot_curves, plot_scores
 
@@ -55,7 +55,7 @@ def test_scores(checkpoint: Path, data_path: Path, device, limit: int | None = N
     predictions are scored back at each image's own size.
     """
     model = load_model(checkpoint, device)
-    image_size = model.image_size
+    image_size, amp = model.image_size, amp_helps(device)
     model = fast_layout(model, device, image_size)
     test_set = load_dataset(data_path, "test", image_size, limit=limit)
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -63,12 +63,12 @@ def test_scores(checkpoint: Path, data_path: Path, device, limit: int | None = N
         if original_size:
             originals = OxfordPetDataset(data_path, "test", limit=limit)
             main = evaluate_at_original_size(model, originals, image_size, boundary=boundary,
-                                             tta=tta)
+                                             tta=tta, amp=amp)
             without = evaluate_at_original_size(model, originals, image_size, boundary="ignore",
-                                                tta=tta)
+                                                tta=tta, amp=amp)
         else:
-            main = evaluate(model, loader, device, boundary=boundary, tta=tta)
-            without = evaluate(model, loader, device, boundary="ignore", tta=tta)
+            main = evaluate(model, loader, device, boundary=boundary, tta=tta, amp=amp)
+            without = evaluate(model, loader, device, boundary="ignore", tta=tta, amp=amp)
     protocol = describe_protocol("test", boundary, image_size, original_size, tta)
     return {"image_size": image_size, "protocol": protocol,
             **{k: v for k, v in main.items() if k != "loss"},

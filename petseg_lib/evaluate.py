@@ -171,11 +171,13 @@ def evaluate(
     threshold: float = 0.5,
     boundary: str = "pet",
     tta: bool = False,
+    amp: bool = False,
 ) -> dict:
     """Return loss (or None), per-image and pooled Dice and IoU of `model` over `loader`.
 
     BOUNDARY says how the trimap's boundary band is scored: "pet" (the design report),
     "background" or "ignore". The loss always uses the training mask, every pixel included.
+    TTA adds the mirror image's logits; AMP runs the model in reduced precision (speed.py).
     """
     was_training = model.training
     model.eval()
@@ -186,7 +188,7 @@ def evaluate(
             for batch in loader:
                 target, ignore = batch_target(batch, boundary, device)  # (N, 1, H, W)
                 images = to_float_images(batch["image"]).to(device)  # (N, 3, H, W)
-                logits = predict_logits(model, images, tta)  # (N, 1, H, W)
+                logits = predict_logits(model, images, tta, amp)  # (N, 1, H, W)
                 if criterion is not None:
                     total_loss += criterion(logits, batch["mask"].float().to(device)).item() \
                         * images.shape[0]
@@ -201,7 +203,7 @@ def evaluate(
 
 def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
                               threshold: float = 0.5, boundary: str = "pet",
-                              tta: bool = False) -> dict:
+                              tta: bool = False, amp: bool = False) -> dict:
     """Dice and IoU with each prediction resized back to its image's original size.
 
     DATASET gives original-size samples (an OxfordPetDataset): the model sees each image at
@@ -212,7 +214,7 @@ def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
     for sample in dataset:
         if sample.get("trimap") is None:
             raise ValueError("evaluate_at_original_size(): this dataset has no trimaps to score")
-        logits = segment_logits(model, sample["image"], image_size, tta)[None, None]  # (1,1,H,W)
+        logits = segment_logits(model, sample["image"], image_size, tta, amp)[None, None]
         trimap = torch.from_numpy(np.asarray(sample["trimap"]))[None, None]  # (1, 1, H, W)
         target, ignore = scoring_target(trimap, boundary)
         meter.update(logits, target, ignore, names=[sample["name"]])

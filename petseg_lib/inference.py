@@ -32,7 +32,14 @@ from .models import build_model
 from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from .photos import segment_files
 from .predict import binarize, predict_logits, to_float_images
-from .speed import fast_layout, keep_freed_memory, keep_memory_helps, pick_device
+from .speed import (
+    amp_helps,
+    describe_precision,
+    fast_layout,
+    keep_freed_memory,
+    keep_memory_helps,
+    pick_device,
+)
 from .utils import visualize_comparison
 
 
@@ -56,7 +63,7 @@ def predict(model: nn.Module, images: torch.Tensor, threshold: float = 0.5) -> t
 
 def run_inference(model: nn.Module, loader: DataLoader, output_dir: str | Path,
                   n_figures: int = 8, threshold: float = 0.5, boundary: str = "pet",
-                  tta: bool = False) -> dict | None:
+                  tta: bool = False, amp: bool = False) -> dict | None:
     """Predict every batch, save comparison PNGs of the first N_FIGURES; return the scores."""
     output_dir = Path(output_dir)
     device = next(model.parameters()).device
@@ -66,7 +73,7 @@ def run_inference(model: nn.Module, loader: DataLoader, output_dir: str | Path,
     with torch.no_grad():
         for batch in loader:
             images = to_float_images(batch["image"]).to(device)  # (N, 3, H, W)
-            logits = predict_logits(model, images, tta).cpu()  # (N, 1, H, W)
+            logits = predict_logits(model, images, tta, amp).cpu()  # (N, 1, H, W)
             if batch["mask"] is not None:
                 meter.update(logits, *batch_target(batch, boundary, "cpu"), names=batch["name"])
             preds = binarize(logits, threshold)
@@ -98,11 +105,11 @@ def segment_split(model: nn.Module, args: argparse.Namespace, device: torch.devi
     model = fast_layout(model, device, image_size)  # training's speed-ups, where they help
     with keep_freed_memory(keep_memory_helps(device)):
         scores = run_inference(model, loader, args.output_dir, args.num_figures,
-                               args.threshold, args.boundary, args.tta)
+                               args.threshold, args.boundary, args.tta, args.amp)
         if scores is not None and args.at_original_size:
             originals = OxfordPetDataset(data, args.mode, limit=args.limit)
             scores = evaluate_at_original_size(model, originals, image_size, args.threshold,
-                                               args.boundary, args.tta)
+                                               args.boundary, args.tta, args.amp)
     if scores is None:
         print(f"{len(dataset)} images have no ground truth: predictions only.")
     else:
@@ -136,6 +143,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--at_original_size", action="store_true",
         help="score each prediction resized back to its image's original size")
     add("--tta", action="store_true", help="average the logits of each image and its mirror")
+    add("--amp", action=argparse.BooleanOptionalAction, default=None,
+        help="reduced precision; default: with CUDA, and on a CPU with native bfloat16")
     add("--output_dir", default="outputs/inference")
     add("--device", default="auto")
     args = parser.parse_args(argv)
@@ -151,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict | list | None:
     """Entry point of `python -m petseg_lib.inference`."""
     args = parse_args(argv)
     device = pick_device(args.device)
+    args.amp = amp_helps(device) if args.amp is None else args.amp
+    print(describe_precision(device, args.amp))
     model = load_model(args.model, device)
     image_size = args.image_size or model.image_size or 256
     writable_folder(args.output_dir)

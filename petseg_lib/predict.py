@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .speed import amp_dtype
+
 
 def binarize(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Turn logits into a bool mask: sigmoid(logits) > threshold."""
@@ -26,17 +28,22 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
-def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """MODEL's logits (N, 1, H, W); with TTA, the mean of the image's and its mirror's logits."""
-    logits = model(images)  # (N, 1, H, W)
-    if tta:  # test-time augmentation: a pet seen in a mirror is still a pet
-        mirrored = model(torch.flip(images, dims=[-1]))
-        logits = (logits + torch.flip(mirrored, dims=[-1])) / 2
+def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False,
+                   amp: bool = False) -> torch.Tensor:
+    """MODEL's float32 logits (N, 1, H, W); TTA averages the image's and its mirror's logits.
+
+    amp runs the model under autocast (bfloat16 on a CPU, float16 on CUDA), as training does.
+    """
+    with torch.autocast(images.device.type, dtype=amp_dtype(images.device), enabled=amp):
+        logits = model(images).float()  # (N, 1, H, W)
+        if tta:  # test-time augmentation: a pet seen in a mirror is still a pet
+            mirrored = model(torch.flip(images, dims=[-1])).float()
+            logits = (logits + torch.flip(mirrored, dims=[-1])) / 2
     return logits
 
 
 def segment_logits(model: nn.Module, image, image_size: int | None = None,
-                   tta: bool = False) -> torch.Tensor:
+                   tta: bool = False, amp: bool = False) -> torch.Tensor:
     """Logits (H, W) float32 of one image (H, W, 3) uint8 or (3, H, W) float, at its own size.
 
     The model sees the image resized to IMAGE_SIZE (default: the size it was trained at).
@@ -50,6 +57,6 @@ def segment_logits(model: nn.Module, image, image_size: int | None = None,
     small = F.interpolate(to_float_images(image)[None], size=(size, size), mode="bilinear",
                           antialias=True, align_corners=False)  # (1, 3, S, S)
     with torch.no_grad():
-        logits = predict_logits(model.eval(), small.to(device), tta).float().cpu()  # (1,1,S,S)
+        logits = predict_logits(model.eval(), small.to(device), tta, amp).cpu()  # (1, 1, S, S)
     return F.interpolate(logits, size=(height, width), mode="bilinear",
                          align_corners=False)[0, 0]  # (H, W)

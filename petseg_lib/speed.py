@@ -5,7 +5,8 @@ benchmarks/README.md). `speedups(config, device)` turns a TrainConfig's switches
 they are None, into the defaults that help on DEVICE:
 
 - channels_last: NHWC memory layout; faster on CUDA, and on a CPU from about 128 px;
-- amp: mixed precision (float16 with a GradScaler on CUDA);
+- amp: mixed precision: float16 with a GradScaler on CUDA, bfloat16 on a CPU that computes it
+  natively (AMX or AVX-512 BF16: about 1.6-2.4 x faster training), float32 elsewhere;
 - pin_memory, persistent_workers, cudnn_benchmark: faster input copies and kernels on CUDA;
 - cache: the resized-image cache (cache.py), worth it when the GPU outruns JPEG decoding;
 - keep_memory: on a CPU, glibc keeps freed memory for the next step (`keep_freed_memory`).
@@ -17,6 +18,7 @@ import contextlib
 import ctypes
 import functools
 import platform
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -67,13 +69,55 @@ def amp_dtype(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
+@functools.cache  # the CPU does not change while the program runs
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def native_bfloat16() -> str | None:
+    """The CPU feature that computes bfloat16 natively ('AMX', 'AVX-512 BF16'), else None."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX-512 BF16"
+    return None
+
+
+def amp_helps(device: torch.device) -> bool:
+    """Mixed precision pays on CUDA, and on a CPU with native bfloat16."""
+    return device.type == "cuda" or (device.type == "cpu" and native_bfloat16() is not None)
+
+
+def describe_precision(device: torch.device, amp: bool) -> str:
+    """One line that says which precision a run uses on DEVICE, and why."""
+    if device.type == "cuda":
+        return "precision: float16 autocast with a gradient scaler" if amp else \
+            "precision: float32 (--no-amp)"
+    native = native_bfloat16() if device.type == "cpu" else None
+    if amp:
+        why = f"this CPU has {native}" if native else "asked for; no native bfloat16 here, so " \
+            "it may be slower"
+        return f"precision: bfloat16 autocast ({why}; --no-amp for float32)"
+    why = "--no-amp" if native else "no native bfloat16 (AMX or AVX-512 BF16) on this device"
+    return f"precision: float32 ({why})"
+
+
 def speedups(config, device: torch.device) -> dict[str, bool]:
     """CONFIG's speed-up switches, each None replaced by the default for DEVICE."""
     cuda = device.type == "cuda"
     defaults = {
         "cache": cuda,  # on a CPU the model, not JPEG decoding, is the bottleneck
         "channels_last": channels_last_helps(device, config.image_size),
-        "amp": cuda,
+        "amp": amp_helps(device),
         "pin_memory": cuda,
         "persistent_workers": config.num_workers > 0,
         "cudnn_benchmark": cuda,

@@ -33,7 +33,14 @@ from .losses import LOSSES, build_loss
 from .models import MODELS, build_model
 from .oxford_pet import collate, find_dataset, load_dataset
 from .predict import to_float_images
-from .speed import amp_dtype, keep_freed_memory, memory_format, pick_device, speedups
+from .speed import (
+    amp_dtype,
+    describe_precision,
+    keep_freed_memory,
+    memory_format,
+    pick_device,
+    speedups,
+)
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
@@ -100,7 +107,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
         print(f"Resuming {config.run_name} after epoch {start_epoch}.")
 
     print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "
-          f"and {len(valid_loader.dataset)} validation samples from {data_path}.")
+          f"and {len(valid_loader.dataset)} validation samples from {data_path}; "
+          f"{describe_precision(device, fast['amp'])}.")
     epochs = tqdm(range(start_epoch, config.epochs), desc=config.run_name,
                   disable=not config.progress)
     with keep_freed_memory(fast["keep_memory"]):
@@ -109,7 +117,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
                 step_model, train_loader, criterion, optimizer, device, epoch, config.progress,
                 amp=fast["amp"], scaler=scaler, channels_last=fast["channels_last"])
             scheduler.step()
-            valid = evaluate(model, valid_loader, device, criterion)
+            valid = evaluate(model, valid_loader, device, criterion, amp=fast["amp"])
             record_epoch(history, train_loss, train_dice, valid)
             epochs.set_postfix(valid_dice=f"{valid['dice']:.4f}")
 
@@ -206,7 +214,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     option("resume", "continue from <run_name>_last.pth", action="store_true")
     for name, text in (("cache", "resized-image cache in the data folder; default: with CUDA"),
                        ("channels_last", "NHWC memory layout; default: where it is faster"),
-                       ("amp", "mixed precision; default: with CUDA"),
+                       ("amp", "mixed precision; default: with CUDA, and on a CPU with "
+                               "native bfloat16"),
                        ("compile", "torch.compile the model"),
                        ("keep_memory", "glibc keeps freed memory for the next batch; "
                                        "default: on a CPU"),
