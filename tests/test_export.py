@@ -1,0 +1,201 @@
+"""ONNX export: ONNX Runtime gives PyTorch's logits, for both models, any batch and size."""
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from petseg_lib.export import DEFAULT_OPSET, export_onnx, main
+from petseg_lib.inference import load_model
+from petseg_lib.models import build_model
+from petseg_lib.onnx_segmenter import OnnxSegmenter
+from petseg_lib.oxford_pet import collate, load_dataset
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")  # torch.onnx.export needs it
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINED_AT = 64
+MAX_ABS_DIFF = 1e-3  # ONNX Runtime vs PyTorch logits, float32 on the CPU: about 1e-5 seen
+MIN_SAME_PIXELS = 0.999  # fraction of mask pixels (logit > 0) that must agree
+MODELS = {"unet": {"base_channels": 8}, "resnet34_unet": {"normalize_input": True}}
+
+
+def save_checkpoint(name: str, path: Path, images: np.ndarray | None = None) -> Path:
+    """A checkpoint with the entries petseg_lib.train writes, of a model made to look trained.
+
+    A freshly built model gives nearly the same logit everywhere, all of one sign, so its masks
+    would agree trivially. Random BatchNorm statistics make the logits vary, and the output
+    convolution is rescaled so that on IMAGES their median is 0 (half the pixels are pet) and
+    their standard deviation 2, as after training.
+    """
+    torch.manual_seed(0)
+    model = build_model(name, **MODELS[name]).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0, 0.2)
+        if images is not None:
+            logits = model(torch.from_numpy(images))
+            scale = 2 / logits.std()
+            model.outc.bias.copy_((model.outc.bias - logits.median()) * scale)
+            model.outc.weight.mul_(scale)
+    torch.save({"format": "petseg-checkpoint", "model_name": name,
+                "model_kwargs": dict(model.config), "state_dict": model.state_dict(),
+                "image_size": TRAINED_AT, "epoch": 1, "metrics": {}}, path)
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m petseg_lib.export ARGS` in a fresh interpreter."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "petseg_lib.export", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def test_images(sample_root) -> dict[int, np.ndarray]:
+    """The sample test split as float32 (N, 3, S, S) arrays, at two sizes."""
+    return {size: collate(list(load_dataset(sample_root, "test", size)))["image"].numpy()
+            for size in (64, 96)}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def exported(request, tmp_path_factory, test_images) -> dict:
+    """Each model saved as a checkpoint and exported once by the command line's main()."""
+    folder = tmp_path_factory.mktemp(f"export_{request.param}")
+    checkpoint = save_checkpoint(request.param, folder / "model.pth", test_images[TRAINED_AT])
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        path = main(["--model", str(checkpoint), "--output", str(folder / "onnx" / "m.onnx")])
+    return {"name": request.param, "path": path, "printed": output.getvalue(),
+            "model": load_model(checkpoint), "segmenter": OnnxSegmenter(path)}
+
+
+def torch_logits(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
+    """PyTorch's logits of IMAGES, as a numpy array."""
+    with torch.no_grad():
+        return model(torch.from_numpy(images)).numpy()
+
+
+@pytest.mark.parametrize("size", [64, 96])
+def test_onnx_runtime_gives_the_pytorch_logits(exported, test_images, size):
+    images = test_images[size]
+    expected = torch_logits(exported["model"], images)
+    logits = exported["segmenter"].logits(images)
+    assert logits.shape == expected.shape == (len(images), 1, size, size)
+    assert np.abs(logits - expected).max() <= MAX_ABS_DIFF
+    assert 0.2 < (expected > 0).mean() < 0.8  # pet and background both present
+    assert ((logits > 0) == (expected > 0)).mean() >= MIN_SAME_PIXELS
+    assert np.array_equal(exported["segmenter"].masks(images), logits > 0)  # threshold 0.5
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 64, 64), (3, 3, 64, 64), (3, 3, 64, 128)])
+def test_batch_height_and_width_are_dynamic(exported, test_images, shape):
+    images = test_images[64][:shape[0]]
+    if shape[3] != 64:  # a non-square input: two images side by side
+        images = np.concatenate([images, images[::-1]], axis=3)
+    logits = exported["segmenter"].logits(images)
+    assert logits.shape == (shape[0], 1, shape[2], shape[3])
+    assert np.abs(logits - torch_logits(exported["model"], images)).max() <= MAX_ABS_DIFF
+
+
+def test_the_file_passes_the_checker_and_holds_its_metadata(exported):
+    path = exported["path"]
+    onnx.checker.check_model(str(path), full_check=True)
+    proto = onnx.load(str(path))
+    assert [o.version for o in proto.opset_import if o.domain == ""] == [DEFAULT_OPSET]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["model_name"] == exported["name"]
+    assert meta["image_size"] == str(TRAINED_AT) and meta["threshold"] == "0.5"
+    assert meta["opset"] == str(DEFAULT_OPSET)
+    assert meta["description"] == "input: float32 (N,3,H,W) in [0,1]; output: logits (N,1,H,W)"
+    segmenter = exported["segmenter"]
+    assert segmenter.image_size == TRAINED_AT and segmenter.threshold == 0.5
+    assert [i.name for i in segmenter.session.get_inputs()] == ["images"]
+    assert os.listdir(path.parent) == [path.name]  # no temporary file left beside it
+    lines = exported["printed"].splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Exported {exported['name']} ")
+
+
+def test_the_segmenter_says_what_is_wrong_with_the_images(exported, test_images):
+    images = test_images[64]
+    with pytest.raises(ValueError, match="multiples of 32"):
+        exported["segmenter"].logits(images[:, :, :48, :48])
+    with pytest.raises(ValueError, match="divide uint8 images by 255"):
+        exported["segmenter"].logits((images * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        exported["segmenter"].logits(images[0])
+
+
+def test_the_segmenter_needs_neither_torch_nor_the_model_code(exported):
+    # torch is blocked: importing it would fail, so the segmenter must do without it.
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import numpy as np\n"
+            "from petseg_lib.onnx_segmenter import OnnxSegmenter\n"
+            f"s = OnnxSegmenter({str(exported['path'])!r})\n"
+            "print(s.logits(np.zeros((2, 3, 32, 64), np.float32)).shape, s.image_size)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('petseg_lib')))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"(2, 1, 32, 64) {TRAINED_AT}", "['petseg_lib', 'petseg_lib.onnx_segmenter']"]
+
+
+def test_cli_missing_checkpoint_is_one_line_and_exit_2(tmp_path):
+    result = run_cli("--model", str(tmp_path / "missing.pth"), "--output",
+                     str(tmp_path / "m.onnx"))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: No checkpoint at ")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("content", ["text", "dict without format"])
+def test_cli_file_that_is_not_a_checkpoint_exits_2(tmp_path, capsys, content):
+    crafted = tmp_path / "crafted.pth"
+    if content == "text":
+        crafted.write_text("not a checkpoint\nat all\n")
+    else:
+        torch.save({"state_dict": {}, "image_size": 64}, crafted)
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", str(crafted), "--output", str(tmp_path / "m.onnx")])
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith(f"error: '{crafted}' is not a petseg checkpoint")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_unwritable_output_exits_2_before_exporting(tmp_path, capsys):
+    checkpoint = save_checkpoint("unet", tmp_path / "model.pth")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", str(checkpoint), "--output", str(blocker / "m.onnx")])
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith(f"error: cannot write '{blocker / 'm.onnx'}'")
+
+
+def test_export_asks_for_a_size_it_can_run_at(tmp_path):
+    model = build_model("unet", base_channels=8).eval()
+    with pytest.raises(ValueError, match="not a positive multiple of 32"):
+        export_onnx(model, tmp_path / "m.onnx", image_size=100)
+    with pytest.raises(ValueError, match="records no training image size"):
+        export_onnx(model, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
