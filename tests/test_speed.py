@@ -9,10 +9,18 @@ import pytest
 import torch
 from torch import nn
 
+from petseg_lib import speed
 from petseg_lib.config import TrainConfig
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
-from petseg_lib.speed import MIB, MMAP_THRESHOLD_AFTER, glibc, keep_freed_memory, speedups
+from petseg_lib.speed import (
+    MIB,
+    MMAP_THRESHOLD_AFTER,
+    glibc,
+    keep_freed_memory,
+    native_bfloat16,
+    speedups,
+)
 from petseg_lib.train import train
 
 # ---------------------------------------------------------------- channels_last, compile
@@ -58,7 +66,8 @@ def test_compiled_model_gives_the_same_outputs_and_gradients():
 
 def test_speedup_defaults_follow_the_device():
     cpu = speedups(TrainConfig(), torch.device("cpu"))
-    assert cpu == {"cache": False, "channels_last": True, "amp": False, "pin_memory": False,
+    native = native_bfloat16() is not None  # bfloat16 autocast where the CPU computes it
+    assert cpu == {"cache": False, "channels_last": True, "amp": native, "pin_memory": False,
                    "persistent_workers": False, "cudnn_benchmark": False, "keep_memory": True}
     small = speedups(TrainConfig(image_size=64), torch.device("cpu"))
     assert not small["channels_last"]  # NHWC is slower than NCHW for small CPU images
@@ -117,9 +126,9 @@ def test_training_with_the_fast_paths_on_the_cpu(pets, tmp_path, monkeypatch):
     settings = dict(data_path=str(pets), model="unet", model_kwargs={"base_channels": 4},
                     image_size=32, epochs=2, batch_size=4, limit=8, learning_rate=1e-3,
                     augment=True, progress=False, checkpoint_dir=str(tmp_path / "c"),
-                    output_dir=str(tmp_path / "o"))
-    fast = train(TrainConfig(run_name="fast", cache=True, channels_last=True, amp=True,
-                             compile=True, **settings))
+                    output_dir=str(tmp_path / "o"), amp=False)
+    fast = train(TrainConfig(run_name="fast", cache=True, channels_last=True,
+                             compile=True, **{**settings, "amp": True}))
     assert len(compiled) == 1 and (pets / "cache" / "32-v1").is_dir()
     assert all(np.isfinite(v).all() for v in fast.values())
     plain = train(TrainConfig(run_name="plain", channels_last=False, **settings))
@@ -185,3 +194,20 @@ def test_after_keeping_memory_the_documented_fixed_thresholds_stay():
     assert is_mmapped(libc, beyond_the_free_heap())
     assert not is_mmapped(libc, MMAP_THRESHOLD_AFTER - 4096)
     assert not is_mmapped(libc, 8 * MIB)
+
+
+@pytest.mark.parametrize("flags, native", [
+    ({"avx2", "amx_bf16", "avx512_bf16"}, "AMX"),
+    ({"avx512f", "avx512_bf16"}, "AVX-512 BF16"),
+    ({"avx2", "fma"}, None),
+    (set(), None),
+])
+def test_bfloat16_is_the_default_only_where_the_cpu_computes_it(monkeypatch, flags, native):
+    monkeypatch.setattr(speed, "cpu_flags", lambda: frozenset(flags))
+    assert speed.native_bfloat16() == native
+    cpu = torch.device("cpu")
+    assert speedups(TrainConfig(), cpu)["amp"] is (native is not None)
+    assert speedups(TrainConfig(amp=False), cpu)["amp"] is False  # --no-amp wins
+    line = speed.describe_precision(cpu, speedups(TrainConfig(), cpu)["amp"])
+    assert ("bfloat16" in line and native in line) if native else "float32" in line
+
