@@ -2,13 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -52,11 +52,11 @@ from petseg_lib.config import quick_mode
 from petseg_lib.oxford_pet import OxfordPetDataset, find_dataset, load_dataset
 from petseg_lib.utils import show_augmentations
 
+torch.manual_seed(0)  # the same random draws on every run
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): smaller pictures
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
 IMAGE_SIZE = 128 if QUICK else 256  # the side of the square images the models see
 N_SHOW = 4  # how many photos each figure shows
-torch.manual_seed(0)  # the same random draws on every run
 
 # %% [markdown]
 # ## 1. The training pipeline

@@ -2,13 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -56,12 +56,12 @@ from petseg_lib.models.unet import UNet, Up
 from petseg_lib.oxford_pet import find_dataset, load_dataset
 from petseg_lib.utils import show_images
 
+torch.manual_seed(0)  # the same random weights at every run
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests)
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
 # The report's input size. One forward pass at 256 x 256 takes about a second on a CPU, so
 # QUICK mode keeps it: nothing in this notebook trains.
 IMAGE_SIZE = 256
-torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. Build the model

@@ -13,6 +13,9 @@ from IPython.display import clear_output, display
 from .evaluate import mask_dice
 from .utils import overlay_mask, plot_training_metrics, squeeze_mask, to_image_array
 
+# A label as wide as its text: ipywidgets' default width cuts "overlay alpha" to "overlay al…".
+FULL_LABEL = {"description_width": "initial"}
+
 
 def draw_prediction(fig: plt.Figure, image, probabilities, gt_mask=None,
                     threshold: float = 0.5, alpha: float = 1.0, name: str = "") -> float | None:
@@ -47,11 +50,11 @@ def prediction_explorer(images, probabilities, gt_masks=None, names=None):
     n = len(images)
     names = names or [str(i) for i in range(n)]
     sample = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)],
-                              description="sample")
-    threshold = widgets.FloatSlider(0.5, min=0.05, max=0.95, step=0.05,
+                              description="sample", style=FULL_LABEL)
+    threshold = widgets.FloatSlider(0.5, min=0.05, max=0.95, step=0.05, style=FULL_LABEL,
                                     description="threshold", continuous_update=False)
     alpha = widgets.FloatSlider(1.0, min=0.0, max=1.0, step=0.1, description="overlay alpha",
-                                continuous_update=False)
+                                continuous_update=False, style=FULL_LABEL)
     output = widgets.Output()
 
     def update(_change=None) -> None:

@@ -66,3 +66,21 @@ def test_notebooks_are_shaped_like_lessons(path):
 
 def test_readme_names_the_repository_url():
     assert REPOSITORY_URL in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_saving_in_jupyterlab_leaves_the_twin_unchanged(path):
+    # JupyterLab writes the ipykernel display name and jupytext its own version on every
+    # save: both notebooks and twins carry the first and leave out the second.
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
+    twin = path.with_suffix(".py").read_text()
+    assert "display_name: Python 3 (ipykernel)" in twin and "jupytext_version" not in twin
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_cell_ends_in_a_bare_seed_call(path):
+    # torch.manual_seed returns a Generator, which a notebook would print as <torch._C...>.
+    for source in code_cells(nbformat.read(path, as_version=4)):
+        last = source.strip().splitlines()[-1] if source.strip() else ""
+        assert not last.startswith("torch.manual_seed("), last
