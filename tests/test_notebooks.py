@@ -75,7 +75,7 @@ def test_saving_in_jupyterlab_leaves_the_twin_unchanged(path):
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
     twin = path.with_suffix(".py").read_text()
-    assert "display_name: Python 3 (ipykernel)" in twin and "jupytext_version" not in twin
+    assert "display_name: Python 3 (ipykernel)" in twin and "jupytext_version:" not in twin
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
