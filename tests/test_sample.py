@@ -15,6 +15,7 @@ from petseg_lib.sample import (
     make_sample_dataset,
     project_root,
 )
+from petseg_lib.toy_pets import picture
 
 
 def split_lines(path: Path) -> list[list[str]]:
@@ -199,7 +200,7 @@ def test_colour_alone_cannot_find_the_pet(tmp_path):
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     root = tmp_path / "pets"
-    real_draw_pet, calls = sample.draw_pet, []
+    real_draw_pet, calls = picture.draw_pet, []
 
     def failing_draw_pet(*args, **kwargs):
         calls.append(1)
@@ -207,13 +208,13 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # as if the learner pressed Ctrl-C
         return real_draw_pet(*args, **kwargs)
 
-    monkeypatch.setattr(sample, "draw_pet", failing_draw_pet)
+    monkeypatch.setattr(picture, "draw_pet", failing_draw_pet)
     with pytest.raises(KeyboardInterrupt):
         make_sample_dataset(root, n_trainval=6, n_test=2)
     assert len(calls) == 4
     assert not root.exists() and list(tmp_path.iterdir()) == []  # temporary folder removed
 
-    monkeypatch.setattr(sample, "draw_pet", real_draw_pet)
+    monkeypatch.setattr(picture, "draw_pet", real_draw_pet)
     assert make_sample_dataset(root, n_trainval=6, n_test=2) == root and is_complete(root)
 
 
