@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .cli import run_cli
+from .paths import default_sample_root
 from .toy_pets import make_sample_image
 
 SAMPLE_VERSION = 1
@@ -144,17 +146,6 @@ def make_sample_dataset(root: str | Path, n_trainval: int = 200, n_test: int = 5
     return root
 
 
-def project_root() -> Path | None:
-    """The course repository when this package runs from a checkout, else None."""
-    root = Path(__file__).resolve().parents[1]
-    return root if (root / "pyproject.toml").exists() else None
-
-
-def default_sample_root() -> Path:
-    """Where the sample dataset goes: data/oxford-iiit-pet-sample in the repository (or cwd)."""
-    return (project_root() or Path.cwd()) / "data" / "oxford-iiit-pet-sample"
-
-
 def ensure_sample_dataset(root: str | Path | None = None, **kwargs) -> Path:
     """The sample dataset's path, generating it when missing, incomplete or made differently."""
     return make_sample_dataset(default_sample_root() if root is None else root, **kwargs)
@@ -176,4 +167,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

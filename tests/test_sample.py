@@ -7,14 +7,7 @@ import pytest
 from PIL import Image
 
 from petseg_lib import sample
-from petseg_lib.sample import (
-    MARKER,
-    default_sample_root,
-    ensure_sample_dataset,
-    is_complete,
-    make_sample_dataset,
-    project_root,
-)
+from petseg_lib.sample import MARKER, ensure_sample_dataset, is_complete, make_sample_dataset
 from petseg_lib.toy_pets import picture
 
 
@@ -245,15 +238,6 @@ def test_never_overwrites_a_foreign_folder(tmp_path):
         make_sample_dataset(root, n_trainval=2, n_test=1)
     assert (root / "notes.txt").read_text() == "keep me"
     assert not is_complete(root)
-
-
-def test_default_root(tmp_path, monkeypatch):
-    checkout = Path(__file__).resolve().parents[1]
-    assert project_root() == checkout
-    assert default_sample_root() == checkout / "data" / "oxford-iiit-pet-sample"
-    monkeypatch.setattr(sample, "project_root", lambda: None)  # an installed package
-    monkeypatch.chdir(tmp_path)
-    assert default_sample_root() == tmp_path / "data" / "oxford-iiit-pet-sample"
 
 
 def test_command_line(tmp_path, capsys):
