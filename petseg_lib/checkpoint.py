@@ -96,7 +96,7 @@ def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
 
 # Settings that must be the same to resume a run; `epochs` may grow with a constant rate.
 RESUME_MUST_MATCH = ("model", "model_kwargs", "image_size", "batch_size", "learning_rate",
-                     "lr_schedule", "augment", "limit", "seed")
+                     "lr_schedule", "loss", "augment", "limit", "seed")
 RESUME_KEYS = ("optimizer", "scheduler", "scaler", "history", "best_dice", "rng", "loader_rng",
                "epoch")
 

@@ -1,11 +1,18 @@
 """The experiment of the design report: UNet and ResNet34-UNet, each with and without augmentation.
 
-Trains (or reuses the checkpoints of) the four configurations with one shared setting, scores
-each on the test split and writes under `outputs/comparison/`: a Markdown table of Dice and
-IoU, a bar chart, and the four training curves side by side.
+Trains (or reuses the checkpoints of) every configuration with one shared setting, scores each
+on the test split and writes under `outputs/comparison/`: a Markdown table of Dice and IoU
+that states its protocol, a bar chart, and the training curves side by side.
 
     python -m petseg_lib.compare --quick        # minutes on a laptop CPU
     python -m petseg_lib.compare --epochs 20    # the report's setting (hours without a GPU)
+
+Beyond the report: `--models` adds the torchvision baselines, `--loss` other losses, and
+`--seeds N` trains every configuration N times and reports mean ± standard deviation, because
+a difference smaller than the spread between seeds is no difference at all.
+
+    python -m petseg_lib.compare --quick --seeds 2 --models unet lraspp_mobilenet_v3 \
+        --loss bce dice
 """
 
 from __future__ import annotations
@@ -15,15 +22,17 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 from torch.utils.data import DataLoader
 
 from .checkpoint import RESUME_MUST_MATCH, CheckpointError, load_weights, read_checkpoint
-from .cli import run_cli, writable_folder
+from .cli import positive, run_cli, writable_folder
 from .config import TrainConfig, quick_config
 from .evaluate import describe_protocol, evaluate, evaluate_at_original_size
 from .inference import load_model
+from .losses import LOSSES
 from .masks import BOUNDARY_POLICIES, check_boundary_policy
-from .models import build_model
+from .models import MODELS, build_model
 from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .train import train
@@ -31,19 +40,30 @@ from .utils import markdown_grid, plot_curves, plot_scores
 
 CONFIGURATIONS = (("unet", False), ("resnet34_unet", False), ("unet", True),
                   ("resnet34_unet", True))
-LABELS = {"unet": "UNet", "resnet34_unet": "ResNet34-UNet"}
+LABELS = {"unet": "UNet", "resnet34_unet": "ResNet34-UNet",
+          "lraspp_mobilenet_v3": "LR-ASPP MobileNetV3", "deeplabv3_resnet50": "DeepLabV3-ResNet50"}
+LOSS_LABELS = {"bce": "", "dice": " + Dice loss", "bce_dice": " + BCE+Dice loss",
+               "focal": " + Focal loss"}
 
 
-def label(model: str, augment: bool) -> str:
+def label(model: str, augment: bool, loss: str = "bce") -> str:
     """A readable name of a configuration, e.g. 'UNet + augmentation'."""
-    return LABELS[model] + (" + augmentation" if augment else "")
+    return LABELS[model] + (" + augmentation" if augment else "") + LOSS_LABELS[loss]
 
 
-def make_config(model: str, augment: bool, quick: bool = False, **shared) -> TrainConfig:
-    """The configuration of one of the four runs; SHARED settings apply to all of them."""
-    if quick:
-        return quick_config(model=model, augment=augment, **shared)
-    return TrainConfig(model=model, augment=augment, **shared)
+def run_name(model: str, augment: bool, loss: str = "bce", seed: int = 0,
+             quick: bool = False) -> str:
+    """A configuration's file name stem, e.g. 'unet_aug', 'unet_dice_s1_quick'."""
+    return (model + ("_aug" if augment else "") + ("" if loss == "bce" else f"_{loss}")
+            + (f"_s{seed}" if seed else "") + ("_quick" if quick else ""))
+
+
+def make_config(model: str, augment: bool, quick: bool = False, loss: str = "bce",
+                seed: int = 0, **shared) -> TrainConfig:
+    """The configuration of one run; SHARED settings apply to all of them."""
+    settings = dict(model=model, augment=augment, loss=loss, seed=seed,
+                    run_name=run_name(model, augment, loss, seed, quick), **shared)
+    return quick_config(**settings) if quick else TrainConfig(**settings)
 
 
 def test_scores(checkpoint: Path, data_path: Path, device, limit: int | None = None,
@@ -100,44 +120,77 @@ def reusable(best: Path, history_file: Path, config: TrainConfig) -> bool:
 def run_comparison(quick: bool = False, retrain: bool = False,
                    report_dir: str | Path = "outputs/comparison", test_limit: int | None = None,
                    boundary: str = "pet", original_size: bool = False, tta: bool = False,
+                   models: tuple[str, ...] = ("unet", "resnet34_unet"),
+                   losses: tuple[str, ...] = ("bce",), seeds: int = 1,
                    **shared) -> list[dict]:
-    """Train or reuse the four configurations and score them; returns one row per run.
+    """Train or reuse every configuration and score it; returns one row per configuration.
 
-    SHARED settings (e.g. data_path, epochs, image_size) apply to all four TrainConfigs; a
-    saved run is reused only when it was trained with the same settings.
+    A configuration is a model, with or without augmentation, and a loss; each is trained
+    SEEDS times (seeds 0, 1, ...) and its row holds the mean and standard deviation of the
+    scores. SHARED settings (e.g. data_path, epochs, image_size) apply to every TrainConfig;
+    a saved run is reused only when it was trained with the same settings.
     """
     check_boundary_policy(boundary)
     rows = []
-    for model, augment in CONFIGURATIONS:
-        config = make_config(model, augment, quick, **shared)
-        best = Path(config.checkpoint_dir) / f"{config.run_name}_best.pth"
-        history_file = Path(config.output_dir) / f"{config.run_name}_history.json"
-        if retrain or not reusable(best, history_file, config):
-            train(config)
-            status = "trained"
-        else:
-            print(f"{config.run_name}: reused {best} (same settings)")
-            status = "reused"
-        data_path = find_dataset(config.data_path)
-        scores = test_scores(best, data_path, pick_device(config.device), test_limit,
-                             config.batch_size, boundary, original_size, tta)
-        rows.append({"run_name": config.run_name, "label": label(model, augment),
-                     "status": status, "history": json.loads(history_file.read_text()),
-                     **scores})
+    for loss in losses:
+        for augment in (False, True):
+            for model in models:
+                runs = [score_run(make_config(model, augment, quick, loss, seed, **shared),
+                                  retrain, test_limit, boundary, original_size, tta)
+                        for seed in range(seeds)]
+                rows.append(summarise(runs, label(model, augment, loss)))
     write_report(rows, report_dir)
     return rows
+
+
+def score_run(config: TrainConfig, retrain: bool, test_limit: int | None, boundary: str,
+              original_size: bool, tta: bool) -> dict:
+    """Train CONFIG (or reuse its checkpoint) and score it on the test split."""
+    best = Path(config.checkpoint_dir) / f"{config.run_name}_best.pth"
+    history_file = Path(config.output_dir) / f"{config.run_name}_history.json"
+    if retrain or not reusable(best, history_file, config):
+        train(config)
+        status = "trained"
+    else:
+        print(f"{config.run_name}: reused {best} (same settings)")
+        status = "reused"
+    scores = test_scores(best, find_dataset(config.data_path), pick_device(config.device),
+                         test_limit, config.batch_size, boundary, original_size, tta)
+    return {"run_name": config.run_name, "status": status,
+            "history": json.loads(history_file.read_text()), **scores}
+
+
+SCORES = ("dice", "dice_pooled", "iou", "iou_pooled", "dice_no_boundary")
+
+
+def summarise(runs: list[dict], name: str) -> dict:
+    """One row from a configuration's runs: each score's mean, and its spread as `<key>_std`."""
+    row = {**runs[0], "label": name, "runs": runs, "seeds": len(runs)}
+    for key in SCORES:
+        values = np.array([run[key] for run in runs])
+        row[key], row[f"{key}_std"] = float(values.mean()), float(values.std(ddof=1)) \
+            if len(values) > 1 else 0.0
+    return row
 
 
 def markdown_table(rows: list[dict]) -> str:
     """The test scores of each configuration as a Markdown table, under its protocol."""
     header = ["configuration", "Dice", "Dice (pooled)", "IoU", "IoU (pooled)",
               "Dice, boundary ignored"]
-    keys = ("dice", "dice_pooled", "iou", "iou_pooled", "dice_no_boundary")
+    keys = SCORES
     protocols = sorted({r["protocol"] for r in rows})
+    seeds = max(r.get("seeds", 1) for r in rows)
+    spread = f" Mean ± standard deviation over {seeds} seeds." if seeds > 1 else ""
     note = (f"Protocol: {'; '.join(protocols)}. Dice and IoU: mean over images, or pooled "
-            "over all pixels of the split.\n\n")
-    return note + markdown_grid(header, [[r["label"], *(f"{r[k]:.4f}" for k in keys)]
+            f"over all pixels of the split.{spread}\n\n")
+    return note + markdown_grid(header, [[r["label"], *(cell(r, k) for k in keys)]
                                          for r in rows])
+
+
+def cell(row: dict, key: str) -> str:
+    """A score for the table: '0.8123', or '0.8123 ± 0.0100' over several seeds."""
+    spread = row.get(f"{key}_std", 0.0) if row.get("seeds", 1) > 1 else None
+    return f"{row[key]:.4f}" + ("" if spread is None else f" ± {spread:.4f}")
 
 
 def write_report(rows: list[dict], output_dir: str | Path) -> Path:
@@ -173,14 +226,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="score predictions resized back to each image's original size")
     parser.add_argument("--tta", action="store_true",
                         help="average the logits of each test image and its mirror")
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS),
+                        default=["unet", "resnet34_unet"], help="architectures to compare")
+    parser.add_argument("--loss", nargs="+", choices=sorted(LOSSES), default=["bce"],
+                        help="losses to compare")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train each configuration this many times: mean ± std")
     args = vars(parser.parse_args(argv))
+    positive("--seeds", args["seeds"])
     shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit")
               if args[k] is not None}
     writable_folder(args["output_dir"])
     writable_folder(args["checkpoint_dir"])
     return run_comparison(args["quick"], args["retrain"], args["output_dir"],
                           args["test_limit"], args["boundary"], args["at_original_size"],
-                          args["tta"], checkpoint_dir=args["checkpoint_dir"], **shared)
+                          args["tta"], tuple(args["models"]), tuple(args["loss"]),
+                          args["seeds"], checkpoint_dir=args["checkpoint_dir"],
+                          progress=False, **shared)
 
 
 if __name__ == "__main__":

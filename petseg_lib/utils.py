@@ -275,15 +275,23 @@ def prediction_gallery(items: list[dict], alpha: float = 1.0,
 
 
 def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Figure:
-    """Bar chart of per-image Dice and IoU on the test split for each configuration."""
+    """Bar chart of per-image Dice and IoU on the test split for each configuration.
+
+    Rows with a `<key>_std` (several seeds) get error bars of one standard deviation.
+    """
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(max(9, 2.2 * len(rows)), 4.8), layout="constrained")
     for offset, key, name in ((-0.2, "dice", "Dice"), (0.2, "iou", "IoU")):
-        bars = ax.bar(x + offset, [r[key] for r in rows], width=0.4, label=name)
-        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+        spread = [r.get(f"{key}_std", 0.0) for r in rows]
+        bars = ax.bar(x + offset, [r[key] for r in rows], width=0.4, label=name,
+                      yerr=spread if any(spread) else None, capsize=4)
+        ax.bar_label(bars, fmt="%.3f", fontsize=8, label_type="center")
     ax.set_xticks(x, [r["label"].replace(" + ", "\n+ ") for r in rows])
     protocol = "; ".join(sorted({r["protocol"] for r in rows if "protocol" in r}))
-    ax.set(title="Test scores of the four configurations" + (f"\n{protocol}" if protocol else ""),
+    seeds = max(r.get("seeds", 1) for r in rows)
+    spread_note = f", bars: ± 1 std over {seeds} seeds" if seeds > 1 else ""
+    ax.set(title=f"Test scores of {len(rows)} configurations{spread_note}"
+           + (f"\n{protocol}" if protocol else ""),
            ylabel="score (per-image mean)", ylim=(0, 1.05))
     ax.legend(loc="lower right")
     if save_path is not None:
@@ -292,7 +300,7 @@ def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
 
 
 def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Figure:
-    """The validation loss and Dice of the four runs side by side."""
+    """The validation loss and Dice of each configuration's (first) run side by side."""
     fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     for r in rows:
         epochs = range(1, len(r["history"]["valid_loss"]) + 1)

@@ -11,6 +11,7 @@ from petseg_lib.inference import load_model
 from petseg_lib.oxford_pet import collate, load_dataset
 from petseg_lib.speed import channels_last_helps
 from petseg_lib.train import train
+from petseg_lib.utils import plot_scores
 
 
 def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path, monkeypatch):
@@ -115,3 +116,33 @@ def test_scores_use_the_checkpoints_image_size_and_state_the_protocol(sample_roo
     assert 0.0 <= original["dice"] <= 1.0
     table = compare.markdown_table([{**scores, "label": "UNet"}])
     assert table.startswith("Protocol: test split, boundary counted as background, at 64 px")
+
+
+def test_a_grid_of_models_losses_and_seeds_reports_mean_and_spread(sample_root, tmp_path):
+    shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
+                  checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
+                  progress=False)
+    rows = compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,
+                                  models=("unet",), losses=("bce", "dice"), seeds=2, **shared)
+    assert [r["label"] for r in rows] == ["UNet", "UNet + augmentation", "UNet + Dice loss",
+                                          "UNet + augmentation + Dice loss"]
+    assert [run["run_name"] for run in rows[2]["runs"]] == ["unet_dice_quick",
+                                                            "unet_dice_s1_quick"]
+    for row in rows:
+        values = [run["dice"] for run in row["runs"]]
+        assert row["dice"] == pytest.approx(sum(values) / 2)
+        assert row["dice_std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    table = (tmp_path / "cmp" / "results.md").read_text()
+    assert "Mean ± standard deviation over 2 seeds" in table and " ± " in table.splitlines()[4]
+    fig = plot_scores(rows)
+    assert "± 1 std over 2 seeds" in fig.axes[0].get_title()
+    assert any(len(c.lines) > 1 for c in fig.axes[0].containers if hasattr(c, "lines"))
+
+
+def test_compare_command_line_grid(sample_root, tmp_path):
+    rows = compare.main(["--quick", "--data_path", str(sample_root), "--epochs", "1",
+                         "--image_size", "32", "--limit", "8", "--test_limit", "4",
+                         "--models", "unet", "--loss", "focal", "--checkpoint_dir",
+                         str(tmp_path / "c"), "--output_dir", str(tmp_path / "cmp")])
+    assert [r["label"] for r in rows] == ["UNet + Focal loss",
+                                          "UNet + augmentation + Focal loss"]
