@@ -49,19 +49,23 @@ if "google.colab" in sys.modules:
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
+from torch.utils.data import DataLoader
 
 from petseg_lib.compare import CONFIGURATIONS, label, markdown_table, run_comparison
 from petseg_lib.config import quick_mode
 from petseg_lib.evaluate import (
     confusion_counts,
+    describe_protocol,
     dice_from_counts,
     dice_score,
+    evaluate,
+    evaluate_at_original_size,
     mask_dice,
     worst_predictions,
 )
 from petseg_lib.inference import load_model
 from petseg_lib.masks import boundary_ignore
-from petseg_lib.oxford_pet import collate, find_dataset, load_dataset
+from petseg_lib.oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from petseg_lib.paths import base_dir
 from petseg_lib.utils import (
     markdown_grid,
@@ -186,6 +190,38 @@ print(f"test Dice: {best['dice']:.4f} with the band as pet, "
 # even *lower* its Dice. Both numbers are useful: counting the band measures the task as
 # trained, ignoring it measures the model without the annotators' doubt. Whatever you
 # report, say which one it is.
+
+# %% [markdown]
+# ### One model, six protocols
+#
+# Published numbers for this dataset are measured in different ways, and the way moves the
+# number. Three choices matter: the **boundary band** counted as pet (the report), as
+# background, or ignored; the **resolution**, at the training size or with each prediction
+# resized back to the photo's original size; and **per-image or pooled** (both columns
+# below). Here is the best model under each combination, on the same test images:
+
+# %%
+protocol_rows = []
+originals = OxfordPetDataset(DATA, "test", limit=24)
+small_loader = DataLoader(load_dataset(DATA, "test", IMAGE_SIZE, limit=24), batch_size=8,
+                          collate_fn=collate)
+for boundary in ("pet", "background", "ignore"):
+    for at_original in (False, True):
+        scores = (evaluate_at_original_size(best_model, originals, IMAGE_SIZE, boundary=boundary)
+                  if at_original else evaluate(best_model, small_loader, "cpu", boundary=boundary))
+        protocol_rows.append([describe_protocol("test", boundary, IMAGE_SIZE, at_original),
+                              f"{scores['dice']:.4f}", f"{scores['dice_pooled']:.4f}"])
+display(Markdown(markdown_grid(["protocol (24 test images)", "Dice per image", "Dice pooled"],
+                               protocol_rows)))
+spread = [float(row[1]) for row in protocol_rows]
+print(f"the same model scores between {min(spread):.4f} and {max(spread):.4f}: "
+      f"a spread of {max(spread) - min(spread):.4f}")
+
+# %% [markdown]
+# The spread between protocols is often larger than the differences between the four
+# configurations of the report. So a number means little without its protocol: every score
+# the course prints says how it was measured, and when you compare your result with a
+# paper's, first check that both were measured the same way.
 #
 # ## 3. The four configurations at a glance
 #
