@@ -4,6 +4,10 @@ The report's set, applied jointly to an image and its trimap so both get the sam
 crop-and-zoom, a horizontal flip, greyscale and brightness. The trimap travels as a
 `tv_tensors.Mask`, so it is resized with nearest neighbours and keeps its values {1, 2, 3};
 only the image is recoloured. `model_sample` then turns the pair into what a model is fed.
+
+The "strong" level (the report's discussion) adds a small rotation and Cutout (`ImageCutout`,
+a black patch in the image only), and, in the dataset, CutMix (`cut_mix`): a rectangle of a
+second training image pasted in together with its labels.
 """
 
 from __future__ import annotations
@@ -14,15 +18,70 @@ from torchvision.transforms import v2
 
 from .masks import BACKGROUND
 
+AUGMENT_LEVELS = ("report", "strong")  # the design report's set; that set made harder
 
-def augmentations(image_size: int) -> v2.Compose:
-    """The training augmentations, applied jointly to an Image and its Mask."""
-    return v2.Compose([
+
+class ImageCutout(v2.RandomErasing):
+    """Cutout: RandomErasing on the image only; the trimap keeps its labels under the patch.
+
+    The pet is still there under the black patch, so its label must stay: the model learns to
+    find a pet from the parts it can see. (torchvision 0.29 passes Masks through RandomErasing
+    with a warning that this may change; here Masks are left alone on purpose.)
+    """
+
+    def transform(self, inpt, params: dict):
+        """Erase the patch of PARAMS from images; return masks unchanged."""
+        if isinstance(inpt, tv_tensors.Mask):
+            return inpt
+        return super().transform(inpt, params)
+
+
+def augmentations(image_size: int, level: str = "report") -> v2.Compose:
+    """The training augmentations of LEVEL, applied jointly to an Image and its Mask.
+
+    "report" is the design report's set. "strong" adds, after it, a rotation of up to 15
+    degrees (the corners it brings in are black in the image and background in the trimap)
+    and Cutout. CutMix needs a second image, so the dataset applies it (`cut_mix`).
+    """
+    if level not in AUGMENT_LEVELS:
+        raise ValueError(f"augment level must be one of {', '.join(AUGMENT_LEVELS)}, "
+                         f"not {level!r}")
+    transforms = [
         v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),  # crop and zoom
         v2.RandomHorizontalFlip(p=0.5),
         v2.RandomGrayscale(p=0.2),
         v2.ColorJitter(brightness=0.3),  # multiplies brightness by a factor in [0.7, 1.3]
-    ])
+    ]
+    if level == "strong":
+        transforms += [
+            v2.RandomRotation(degrees=15, fill={tv_tensors.Image: 0, tv_tensors.Mask: BACKGROUND}),
+            ImageCutout(p=0.5, scale=(0.02, 0.15), value=0),  # 2-15 % of the image goes black
+        ]
+    return v2.Compose(transforms)
+
+
+def cut_mix(image: torch.Tensor, trimap: torch.Tensor, other_image: torch.Tensor,
+            other_trimap: torch.Tensor, generator: torch.Generator | None = None,
+            p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix: with probability P, paste a rectangle of OTHER's image and trimap into this pair.
+
+    The rectangle covers 10-40 % of the image (up to rounding to whole pixels), has the
+    image's proportions and lies anywhere inside it, uniformly. The same rectangle is cut
+    from the image and the trimap, so every pixel keeps its own label. Images are (3, S, S),
+    trimaps (1, S, S), all of one size; the results are new tensors of the inputs' types.
+    Random numbers come from GENERATOR (torch's global one when None).
+    """
+    if torch.rand(1, generator=generator).item() >= p:
+        return image, trimap
+    height, width = image.shape[-2:]
+    side = torch.empty(1).uniform_(0.1, 0.4, generator=generator).sqrt().item()  # of each side
+    box_h, box_w = max(1, round(side * height)), max(1, round(side * width))
+    top = torch.randint(height - box_h + 1, (1,), generator=generator).item()
+    left = torch.randint(width - box_w + 1, (1,), generator=generator).item()
+    box = (..., slice(top, top + box_h), slice(left, left + box_w))
+    image, trimap = image.clone(), trimap.clone()
+    image[box], trimap[box] = other_image[box], other_trimap[box]
+    return image, trimap
 
 
 def to_tv_tensors(sample: dict) -> tuple[tv_tensors.Image, tv_tensors.Mask | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .augment import AUGMENT_LEVELS
 from .losses import LOSSES
 from .models import MODELS
 from .paths import default_checkpoint_dir, default_output_dir
@@ -23,6 +24,7 @@ class TrainConfig:
     data_path: str | None = None  # None: data/oxford-iiit-pet, else the offline sample
     model: str = "unet"  # a key of models.MODELS: "unet", "resnet34_unet", ...
     augment: bool = False
+    augment_level: str = "report"  # "report", or "strong": + rotation, Cutout, CutMix
     epochs: int = 20
     batch_size: int = 8
     learning_rate: float = 1e-4
@@ -55,6 +57,9 @@ class TrainConfig:
             raise ValueError(f"model must be one of {sorted(MODELS)}, not {self.model!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.augment_level not in AUGMENT_LEVELS:
+            raise ValueError(f"augment_level must be one of {', '.join(AUGMENT_LEVELS)}, not "
+                             f"{self.augment_level!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
                              f"{self.lr_schedule!r}")

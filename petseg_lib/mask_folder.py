@@ -185,7 +185,7 @@ class MaskFolderDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, mode: str = "train", image_size: int = 256,
-                 augment: bool = False, limit: int | None = None):
+                 augment: bool = False, limit: int | None = None, augment_level: str = "report"):
         if mode not in BANDS:
             raise ValueError(f"mode must be one of {tuple(BANDS)}, not {mode!r}")
         self.root = Path(root)
@@ -196,7 +196,7 @@ class MaskFolderDataset(Dataset):
         self.image_size = image_size
         self.augment = augment and mode == "train"
         self.resize = v2.Resize((image_size, image_size), antialias=True)
-        self.augmentations = augmentations(image_size)
+        self.augmentations = augmentations(image_size, augment_level)  # no CutMix here
         self.images = files_by_stem(self.root / "images", IMAGE_SUFFIXES)
         self.masks = files_by_stem(self.root / "masks", MASK_SUFFIXES)
         names = self._split_names()

@@ -33,7 +33,7 @@ from torch.utils.data import Dataset, default_collate
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .augment import augmentations, model_sample, to_tv_tensors
+from .augment import augmentations, cut_mix, model_sample, to_tv_tensors
 from .cache import ResizedCache, augment_cached, open_cache
 from .cli import run_cli
 from .download import download, is_downloaded, missing_message, network_available
@@ -206,15 +206,21 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
     it on first use. Plain samples are then bit for bit the ones decoded from JPEG; augmented
     ones have the same geometry, only the resampling differs. When ROOT cannot be written,
     the dataset warns and decodes JPEGs as without the cache.
+
+    augment_level picks the augmentations (augment.AUGMENT_LEVELS); at "strong", augmented
+    samples also get CutMix with another training image drawn with torch's global random
+    numbers, which the DataLoader seeds, so a run stays reproducible.
     """
 
     def __init__(self, root: str | Path, mode: str = "train", image_size: int = 256,
-                 augment: bool = False, limit: int | None = None, cache: bool = False):
+                 augment: bool = False, limit: int | None = None, cache: bool = False,
+                 augment_level: str = "report"):
         super().__init__(root, mode, limit)
         self.image_size = image_size
         self.augment = augment and mode == "train"
+        self.augment_level = augment_level
         self.resize = v2.Resize((image_size, image_size), antialias=True)
-        self.augmentations = augmentations(image_size)
+        self.augmentations = augmentations(image_size, augment_level)
         self.cache = self._open_cache() if cache else None
 
     def _open_cache(self) -> ResizedCache | None:
@@ -239,6 +245,20 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
         image, trimap = self.resize(image, trimap)
         return image.numpy(), trimap.numpy(), size
 
+    def _cached(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None, tuple]:
+        """Resized image and trimap (or None) of name INDEX from the cache, and its (h, w)."""
+        image, trimap, size = self.cache.read(index)
+        trimap = None if trimap is None else tv_tensors.Mask(torch.from_numpy(trimap))
+        return tv_tensors.Image(torch.from_numpy(image)), trimap, size
+
+    def _random_resized(self) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+        """A training image drawn at random (now and then this one), resized as plain ones are."""
+        index = int(torch.randint(len(self.names), (1,)))
+        if self.cache is not None:
+            return self._cached(index)[:2]
+        image, trimap, _ = self._decode(index)
+        return self.resize(image, trimap)
+
     def __len__(self) -> int:
         # With augmentation each image appears twice: even index original, odd index augmented.
         return 2 * len(self.names) if self.augment else len(self.names)
@@ -247,13 +267,11 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
         augmented = self.augment and index % 2 == 1
         index = index // 2 if self.augment else index
         if self.cache is not None:
-            image, trimap, size = self.cache.read(index)
-            image, name = tv_tensors.Image(torch.from_numpy(image)), self.names[index]
-            if trimap is not None:
-                trimap = tv_tensors.Mask(torch.from_numpy(trimap))
-                if augmented:
-                    image, trimap = augment_cached(self.augmentations.transforms, image, trimap,
-                                                   size, self.image_size)
+            image, trimap, size = self._cached(index)
+            name = self.names[index]
+            if augmented and trimap is not None:
+                image, trimap = augment_cached(self.augmentations.transforms, image, trimap,
+                                               size, self.image_size)
         else:
             image, trimap, name = self._decode(index)
             if trimap is None:
@@ -261,6 +279,8 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
             else:
                 transform = self.augmentations if augmented else self.resize
                 image, trimap = transform(image, trimap)
+        if augmented and self.augment_level == "strong":  # after the cache: both paths alike
+            image, trimap = cut_mix(image, trimap, *self._random_resized())
         return model_sample(image, trimap, name)
 
 
@@ -274,13 +294,13 @@ def collate(samples: list[dict]) -> dict:
 
 
 def load_dataset(data_path: str | Path, mode: str, image_size: int = 256,
-                 augment: bool = False, limit: int | None = None,
-                 cache: bool = False) -> SimpleOxfordPetDataset | MaskFolderDataset:
-    """The dataset of MODE, resized to IMAGE_SIZE, augmented (train only) when asked."""
+                 augment: bool = False, limit: int | None = None, cache: bool = False,
+                 augment_level: str = "report") -> SimpleOxfordPetDataset | MaskFolderDataset:
+    """The dataset of MODE, resized to IMAGE_SIZE, augmented (train only) at AUGMENT_LEVEL."""
     if is_mask_folder(data_path):  # your own images/ and masks/; it has no cache: ignored
-        return MaskFolderDataset(data_path, mode, image_size, augment, limit)
+        return MaskFolderDataset(data_path, mode, image_size, augment, limit, augment_level)
     return SimpleOxfordPetDataset(data_path, mode, image_size=image_size, augment=augment,
-                                  limit=limit, cache=cache)
+                                  limit=limit, cache=cache, augment_level=augment_level)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,11 +1,30 @@
-"""Augmentation: each step alone, the training pipeline, and augment_sample against the dataset."""
+"""Augmentation: each step alone, the training pipeline, and augment_sample against the dataset.
+
+Also the "strong" level: rotation, Cutout (ImageCutout) and CutMix (cut_mix).
+"""
+
+import warnings
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-from petseg_lib.augment import augment_sample, augmentation_steps, augmentations
+from petseg_lib.augment import (
+    AUGMENT_LEVELS,
+    ImageCutout,
+    augment_sample,
+    augmentation_steps,
+    augmentations,
+    cut_mix,
+)
+from petseg_lib.config import TrainConfig
+from petseg_lib.mask_folder import MaskFolderDataset
 from petseg_lib.masks import BACKGROUND, BOUNDARY, PET
-from petseg_lib.oxford_pet import OxfordPetDataset, SimpleOxfordPetDataset
+from petseg_lib.oxford_pet import OxfordPetDataset, SimpleOxfordPetDataset, load_dataset
 
 
 def test_augment_sample_without_transform_matches_the_dataset(tiny_root):
@@ -67,3 +86,148 @@ def square_sample() -> dict:
     bright = rng.integers(190, 256, (32, 32, 3), dtype=np.uint8)
     image[trimap != BACKGROUND] = bright[trimap != BACKGROUND]
     return {"image": image, "trimap": trimap, "mask": None, "name": "square"}
+
+
+# ---------------------------------------------------------------------------
+# The "strong" level
+# ---------------------------------------------------------------------------
+
+def test_levels_are_named_and_the_report_level_is_the_default():
+    assert AUGMENT_LEVELS == ("report", "strong")
+    report = [type(t) for t in augmentations(32, "report").transforms]
+    assert report == [type(t) for t in augmentations(32).transforms]
+    assert report == [v2.RandomResizedCrop, v2.RandomHorizontalFlip, v2.RandomGrayscale,
+                      v2.ColorJitter]
+    strong = [type(t) for t in augmentations(32, "strong").transforms]
+    assert strong == report + [v2.RandomRotation, ImageCutout]
+    for make in (lambda: augmentations(32, "extreme"),
+                 lambda: TrainConfig(augment_level="extreme")):
+        with pytest.raises(ValueError, match="report, strong"):
+            make()
+    assert TrainConfig(augment_level="strong").augment_level == "strong"
+
+
+def test_the_report_level_gives_the_same_samples_as_before(tiny_root):
+    plain = SimpleOxfordPetDataset(tiny_root, "train", image_size=32, augment=True)
+    report = SimpleOxfordPetDataset(tiny_root, "train", image_size=32, augment=True,
+                                    augment_level="report")
+    for index in (1, 2, 7):
+        torch.manual_seed(index)
+        ours = report[index]
+        torch.manual_seed(index)
+        theirs = plain[index]
+        for key in ("image", "mask", "trimap"):
+            assert torch.equal(ours[key], theirs[key]), key
+
+
+def test_rotation_turns_image_and_trimap_together_and_brings_in_background():
+    rotate = augmentations(32, "strong").transforms[4]
+    rotate.degrees = [15.0, 15.0]  # in training: a random angle in [-15, 15]
+    out = augment_sample(square_sample(), rotate, 32)
+    bright = out["image"].mean(0, keepdim=True) > 0.45
+    assert torch.equal(bright.float(), out["mask"])  # nearest neighbours in both: exact
+    everywhere_pet = {"image": np.full((32, 32, 3), 255, np.uint8), "name": "pet",
+                      "trimap": np.full((32, 32), PET, np.uint8)}
+    corners = augment_sample(everywhere_pet, rotate, 32)
+    assert corners["trimap"][0, 0, 0] == BACKGROUND  # 2, never 0, which is no trimap value
+    assert corners["image"][:, 0, 0].eq(0).all()
+    assert set(corners["trimap"].unique().tolist()) == {PET, BACKGROUND}
+
+
+def test_strong_augmentation_keeps_the_pet_under_its_mask():
+    sample, strong = square_sample(), augmentations(32, "strong")
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = augment_sample(sample, strong, 32)
+        assert set(out["trimap"].unique().tolist()) <= {PET, BACKGROUND, BOUNDARY}
+        mask = out["mask"][None]  # (1, 1, S, S)
+        edge = (F.max_pool2d(mask, 3, 1, 1) != -F.max_pool2d(-mask, 3, 1, 1))[0]
+        bright = (out["image"].mean(0, keepdim=True) > 0.45) & ~edge  # away from the outline
+        assert (bright & (out["mask"] > 0)).sum() > 0.9 * bright.sum(), seed
+
+
+def test_cutout_blackens_a_patch_of_the_image_and_leaves_the_trimap_alone():
+    image = tv_tensors.Image(torch.full((3, 32, 32), 200, dtype=torch.uint8))
+    trimap = tv_tensors.Mask(torch.from_numpy(square_sample()["trimap"])[None])
+    cutout = augmentations(32, "strong").transforms[5]
+    cutout.p = 1.0  # in training: p = 0.5
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # plain RandomErasing warns about Masks
+        erased, kept = cutout(image, trimap)
+    assert torch.equal(kept, trimap) and isinstance(kept, tv_tensors.Mask)
+    black = erased.eq(0).all(0)
+    assert 0.02 * 32 * 32 * 0.9 <= black.sum() <= 0.15 * 32 * 32 * 1.1
+    assert erased[:, ~black].eq(200).all()
+
+
+def cut_box(seed: int, p: float = 1.0, size: int = 32) -> torch.Tensor:
+    """Where cut_mix pastes with this seed: (S, S) bool, from a zero pair and a ones pair."""
+    zeros, ones = torch.zeros(3, size, size), torch.ones(3, size, size)
+    generator = torch.Generator().manual_seed(seed)
+    image, trimap = cut_mix(zeros, zeros[:1], ones, ones[:1], generator, p=p)
+    assert torch.equal(image[0], image[2]) and torch.equal(image[0], trimap[0])  # same box
+    return image[0].bool()
+
+
+def test_cut_mix_pastes_one_rectangle_of_the_other_pair_into_image_and_trimap():
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8))
+    trimaps = torch.from_numpy(rng.integers(1, 4, (2, 1, 32, 32), dtype=np.uint8))
+    for seed in range(30):
+        box = cut_box(seed)
+        rows, cols = box.any(1).nonzero(), box.any(0).nonzero()
+        height, width = len(rows), len(cols)
+        assert box.sum() == height * width  # a rectangle
+        assert rows.max() - rows.min() + 1 == height and cols.max() - cols.min() + 1 == width
+        assert 0.1 - 1 / 32 <= box.float().mean() <= 0.4 + 1 / 32  # up to whole pixels
+        generator = torch.Generator().manual_seed(seed)
+        image, trimap = cut_mix(images[0], trimaps[0], images[1], trimaps[1], generator, 1.0)
+        for mixed, mine, other in ((image, images[0], images[1]),
+                                   (trimap, trimaps[0], trimaps[1])):
+            assert torch.equal(mixed[:, box], other[:, box])
+            assert torch.equal(mixed[:, ~box], mine[:, ~box])
+    assert not any(cut_box(seed, p=0.0).any() for seed in range(10))
+    image, trimap = cut_mix(images[0], trimaps[0], images[1], trimaps[1], p=0.0)
+    assert torch.equal(image, images[0]) and torch.equal(trimap, trimaps[0])
+    assert sum(cut_box(seed, p=0.5).any().item() for seed in range(40)) in range(10, 31)
+
+
+def augmented_samples(dataset: SimpleOxfordPetDataset, seed: int = 7) -> list[dict]:
+    """The first six augmented samples of DATASET after torch.manual_seed(SEED)."""
+    torch.manual_seed(seed)
+    return [dataset[i] for i in range(1, 12, 2)]
+
+
+def test_strong_dataset_is_reproducible_and_valid_with_and_without_the_cache(tiny_root):
+    for cache in (False, True):
+        strong = SimpleOxfordPetDataset(tiny_root, "train", image_size=32, augment=True,
+                                        cache=cache, augment_level="strong")
+        assert (strong.cache is not None) == cache
+        first, again = augmented_samples(strong), augmented_samples(strong)
+        for ours, theirs in zip(first, again, strict=True):
+            for key in ("image", "mask", "trimap"):
+                assert torch.equal(ours[key], theirs[key]), (cache, key)
+        for sample in first:
+            assert sample["image"].shape == (3, 32, 32) and sample["trimap"].shape == (1, 32, 32)
+            assert set(sample["trimap"].unique().tolist()) <= {PET, BACKGROUND, BOUNDARY}
+            assert torch.equal(sample["mask"], (sample["trimap"] != BACKGROUND).float())
+        report = SimpleOxfordPetDataset(tiny_root, "train", image_size=32, augment=True,
+                                        cache=cache)
+        assert not all(torch.equal(ours["image"], theirs["image"]) for ours, theirs
+                       in zip(first, augmented_samples(report), strict=True))
+
+
+def test_load_dataset_passes_the_level_to_both_kinds_of_dataset(tiny_root, tmp_path):
+    pets = load_dataset(tiny_root, "train", 32, augment=True, augment_level="strong")
+    assert isinstance(pets, SimpleOxfordPetDataset) and pets.augment_level == "strong"
+    folder = tmp_path / "mine"
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True)
+    for i in range(6):
+        pet = square_sample()["trimap"] != BACKGROUND
+        Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(folder / f"images/{i}.png")
+        Image.fromarray(pet.astype(np.uint8) * 255).save(folder / f"masks/{i}.png")
+    mine = load_dataset(folder, "train", 32, augment=True, augment_level="strong")
+    assert isinstance(mine, MaskFolderDataset)
+    assert isinstance(mine.augmentations.transforms[-1], ImageCutout)
