@@ -42,6 +42,12 @@ def save_checkpoint(payload: dict, path: str | Path) -> Path:
     return path
 
 
+def run_paths(config) -> tuple[Path, Path]:
+    """Where a run's best and last checkpoints go."""
+    folder = Path(config.checkpoint_dir)
+    return folder / f"{config.run_name}_best.pth", folder / f"{config.run_name}_last.pth"
+
+
 def checkpoint_payload(model: nn.Module, config, epoch: int, metrics: dict) -> dict:
     """Everything needed to rebuild and use MODEL without the training code's arguments."""
     return {
@@ -96,7 +102,7 @@ def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
 
 # Settings that must be the same to resume a run; `epochs` may grow with a constant rate.
 RESUME_MUST_MATCH = ("model", "model_kwargs", "image_size", "batch_size", "learning_rate",
-                     "lr_schedule", "loss", "augment", "limit", "seed")
+                     "lr_schedule", "loss", "augment", "augment_level", "limit", "seed")
 RESUME_KEYS = ("optimizer", "scheduler", "scaler", "history", "best_dice", "rng", "loader_rng",
                "epoch")
 
@@ -144,4 +150,5 @@ def restore_training(path: Path, config, device: torch.device, model: nn.Module,
         scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"])
     generator.set_state(state["loader_rng"])
+    print(f"Resuming {config.run_name} after epoch {state['epoch']}.")
     return state["history"], state["best_dice"], state["epoch"]

@@ -63,15 +63,21 @@ class TrainConfig:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
                              f"{self.lr_schedule!r}")
-        if self.run_name is None:
-            self.run_name = self.model + ("_aug" if self.augment else "")
+        if self.run_name is None:  # e.g. "unet", "unet_aug", "unet_aug_strong"
+            self.run_name = self.model + augment_suffix(self.augment, self.augment_level)
+
+
+def augment_suffix(augment: bool, level: str = "report") -> str:
+    """What a run's default name says about its augmentation: '', '_aug' or '_aug_strong'."""
+    return ("_aug" if augment else "") + ("_strong" if augment and level == "strong" else "")
 
 
 def quick_config(**overrides) -> TrainConfig:
     """A configuration small enough to train on a laptop CPU in about a minute."""
     model, augment = overrides.get("model", "unet"), overrides.get("augment", False)
+    suffix = augment_suffix(augment, overrides.get("augment_level", "report")) + "_quick"
     settings = dict(image_size=64, epochs=4, limit=64, batch_size=8, learning_rate=3e-3,
-                    lr_schedule="cosine", run_name=model + ("_aug" if augment else "") + "_quick")
+                    lr_schedule="cosine", run_name=model + suffix)
     if model == "unet":
         settings["model_kwargs"] = {"base_channels": 16}
     settings.update(overrides)

@@ -24,7 +24,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .checkpoint import checkpoint_payload, restore_training, save_checkpoint, training_state
+from .augment import AUGMENT_LEVELS
+from .checkpoint import (
+    checkpoint_payload,
+    restore_training,
+    run_paths,
+    save_checkpoint,
+    training_state,
+)
 from .cli import run_cli, writable_folder
 from .config import TrainConfig, quick_config
 from .evaluate import dice_score, evaluate
@@ -104,7 +111,6 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
         history, best_dice, start_epoch = restore_training(
             last_path, config, device, model, optimizer, scheduler, scaler,
             train_loader.generator)
-        print(f"Resuming {config.run_name} after epoch {start_epoch}.")
 
     print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "
           f"and {len(valid_loader.dataset)} validation samples from {data_path}; "
@@ -135,16 +141,14 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     return history
 
 
-# ---------------------------------------------------------------------------
-# Bookkeeping: data loaders, the schedule, file names
-# ---------------------------------------------------------------------------
+# ----------------------------------------------------------- bookkeeping: loaders, schedule
 
 def make_loaders(config: TrainConfig, data_path: Path,
                  fast: dict[str, bool] | None = None) -> tuple[DataLoader, DataLoader]:
     """Shuffled training loader and ordered validation loader."""
     fast = fast or speedups(config, pick_device(config.device))
     train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit,
-                             cache=fast["cache"])
+                             cache=fast["cache"], augment_level=config.augment_level)
     valid_limit = None if config.limit is None else max(config.limit // 4, 1)
     valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit,
                              cache=fast["cache"])
@@ -165,15 +169,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
-def run_paths(config: TrainConfig) -> tuple[Path, Path]:
-    """Where a run's best and last checkpoints go."""
-    folder = Path(config.checkpoint_dir)
-    return folder / f"{config.run_name}_best.pth", folder / f"{config.run_name}_last.pth"
-
-
-# ---------------------------------------------------------------------------
-# The command line
-# ---------------------------------------------------------------------------
+# ----------------------------------------------------------------------- the command line
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """The command line of `python -m petseg_lib.train`, as a TrainConfig.
@@ -193,6 +189,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     option("data_path", "dataset folder; by default data/oxford-iiit-pet when present, else "
            "the offline sample dataset")
     option("model", "architecture", choices=sorted(MODELS))
+    option("augment_level", "with --augment: report (the report's set) or strong (+ rotation, "
+           "Cutout, CutMix)", choices=AUGMENT_LEVELS)
     option("augment", "double the training set with augmented copies (crop-and-zoom, flip, "
            "greyscale, brightness)", action="store_true")
     for name, text in (("epochs", "passes over the training set"),
