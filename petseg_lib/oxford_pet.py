@@ -21,6 +21,7 @@ folder of images/ and masks/ (mask_folder.py, which also holds `load_rgb`).
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -73,8 +74,10 @@ def find_dataset(data_path: str | Path | None = None, download_if_missing: bool 
 # ---------------------------------------------------------------------------
 
 def read_text_any(path: str | Path) -> str:
-    """A text file's contents, whatever its encoding: UTF-8 (with or without BOM), else Latin-1."""
+    """A text file's contents, whatever its encoding: UTF-16 or UTF-8 (by BOM), else Latin-1."""
     data = Path(path).read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
