@@ -62,9 +62,9 @@ from petseg_lib.history import new_history, record_epoch
 from petseg_lib.inference import load_model
 from petseg_lib.models import build_model
 from petseg_lib.models.summary import count_parameters
-from petseg_lib.oxford_pet import find_dataset
+from petseg_lib.oxford_pet import find_dataset, make_loaders
 from petseg_lib.speed import pick_device
-from petseg_lib.train import make_loaders, train, train_one_epoch
+from petseg_lib.train import train, train_one_epoch
 from petseg_lib.utils import markdown_grid, plot_training_metrics, visualize_comparison
 from petseg_lib.widgets import live_metrics_plot
 

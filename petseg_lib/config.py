@@ -41,6 +41,7 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bars
     lr_schedule: str = "constant"  # "constant" (the report) or "cosine": anneal to 0 by the end
     loss: str = "bce"  # "bce" (the report), "dice", "bce_dice" or "focal" (losses.py)
+    log: str | None = None  # None or "none", "csv" or "tensorboard": outputs/logs (logs.py)
     # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
     cache: bool | None = None  # resized-image cache in the data folder; None: on with CUDA
     channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and CPU

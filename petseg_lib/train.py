@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .augment import AUGMENT_LEVELS
@@ -36,9 +35,10 @@ from .cli import run_cli, writable_folder
 from .config import TrainConfig, quick_config
 from .evaluate import dice_score, evaluate
 from .history import new_history, print_epoch, record_epoch, save_history
+from .logs import LOG_KINDS, first_samples, open_run_log
 from .losses import LOSSES, build_loss
 from .models import MODELS, build_model
-from .oxford_pet import collate, find_dataset, load_dataset
+from .oxford_pet import find_dataset, make_loaders
 from .predict import to_float_images
 from .speed import (
     amp_dtype,
@@ -117,14 +117,18 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
           f"{describe_precision(device, fast['amp'])}.")
     epochs = tqdm(range(start_epoch, config.epochs), desc=config.run_name,
                   disable=not config.progress)
-    with keep_freed_memory(fast["keep_memory"]):
+    log = open_run_log(config.log, Path(config.output_dir) / "logs", config.run_name)
+    shown = first_samples(valid_loader.dataset)  # the images TensorBoard shows each epoch
+    with keep_freed_memory(fast["keep_memory"]), log:
         for epoch in epochs:
+            learning_rate = scheduler.get_last_lr()[0]  # the rate this epoch trains with
             train_loss, train_dice = train_one_epoch(
                 step_model, train_loader, criterion, optimizer, device, epoch, config.progress,
                 amp=fast["amp"], scaler=scaler, channels_last=fast["channels_last"])
             scheduler.step()
             valid = evaluate(model, valid_loader, device, criterion, amp=fast["amp"])
             record_epoch(history, train_loss, train_dice, valid)
+            log.epoch(epoch + 1, history, learning_rate, model, shown)
             epochs.set_postfix(valid_dice=f"{valid['dice']:.4f}")
 
             if valid["dice"] > best_dice:
@@ -141,25 +145,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     return history
 
 
-# ----------------------------------------------------------- bookkeeping: loaders, schedule
-
-def make_loaders(config: TrainConfig, data_path: Path,
-                 fast: dict[str, bool] | None = None) -> tuple[DataLoader, DataLoader]:
-    """Shuffled training loader and ordered validation loader."""
-    fast = fast or speedups(config, pick_device(config.device))
-    train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit,
-                             cache=fast["cache"], augment_level=config.augment_level)
-    valid_limit = None if config.limit is None else max(config.limit // 4, 1)
-    valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit,
-                             cache=fast["cache"])
-    generator = torch.Generator().manual_seed(config.seed)  # the shuffling order
-    common = dict(batch_size=config.batch_size, num_workers=config.num_workers,
-                  collate_fn=collate, pin_memory=fast["pin_memory"],
-                  persistent_workers=fast["persistent_workers"] and config.num_workers > 0)
-    train_loader = DataLoader(train_set, shuffle=True, generator=generator, **common)
-    valid_loader = DataLoader(valid_set, shuffle=False, **common)
-    return train_loader, valid_loader
-
+# ------------------------------------------------------------------ bookkeeping: the schedule
 
 def make_scheduler(optimizer: torch.optim.Optimizer,
                    config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -209,6 +195,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     option("run_name", "default: <model> or <model>_aug")
     option("checkpoint_dir", "where <run_name>_best.pth and _last.pth go")
     option("output_dir", "where the metrics plot and history go")
+    option("log", "also log each epoch to outputs/logs: a CSV file or TensorBoard",
+           choices=LOG_KINDS)
     option("resume", "continue from <run_name>_last.pth", action="store_true")
     for name, text in (("cache", "resized-image cache in the data folder; default: with CUDA"),
                        ("channels_last", "NHWC memory layout; default: where it is faster"),
