@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MINI   := $(abspath ../shared/data/oxford-iiit-pet-mini)
 NBVAL  := PETSEG_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
 
-.PHONY: install demo test unit notebooks lint lab sync bench clean
+.PHONY: install demo test unit notebooks book ui-test lint lab sync bench clean
 
 install: $(STAMP)
 
@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m petseg_lib.demo
 
-## Everything CI runs: lint, unit tests, then every notebook executed by nbval in quick mode.
-test: lint unit notebooks
+## Everything CI runs: lint, unit tests, every notebook executed by nbval in quick mode, the book.
+test: lint unit notebooks book
 
 unit: $(STAMP)
 	PETSEG_QUICK=1 $(PY) -m pytest tests
@@ -37,8 +37,18 @@ notebooks: $(STAMP)
 	fi
 	$(NBVAL) notebooks/0[3-9]_*.ipynb
 
+## The course as a static site: every notebook executed (quick mode; FULL=1 for the report's
+## settings) into site/, with site/index.html as the course map (tools/book.py).
+book: $(STAMP)
+	$(PY) tools/book.py $(if $(filter 1,$(FULL)),--full)
+
+## What a learner clicks: notebook 06 in JupyterLab, driven in headless Chromium (tests/ui).
+## Needs Debian's chromium (`apt-get install chromium`); screenshots go to outputs/ui/.
+ui-test: $(STAMP)
+	$(PY) -m pytest -m ui tests/ui -p no:cacheprovider
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check petseg_lib tests benchmarks notebooks
+	$(VENV)/bin/ruff check petseg_lib tests benchmarks notebooks tools
 
 ## Start JupyterLab in notebooks/.
 lab: $(STAMP)
@@ -58,4 +68,4 @@ $(VENV)/.bench-installed: $(STAMP)
 	touch $@
 
 clean:
-	rm -rf outputs .pytest_cache .ruff_cache
+	rm -rf outputs site .pytest_cache .ruff_cache

@@ -1,0 +1,222 @@
+"""Build the course as a static site: every notebook executed, one HTML page each, and a map.
+
+    python tools/book.py                  # quick mode (PETSEG_QUICK=1), all notebooks, into site/
+    python tools/book.py --full           # the report's settings (wants a GPU)
+    python tools/book.py --only 01 03     # some notebooks only, by number or name prefix
+
+Each notebook is read from notebooks/, executed in memory by nbclient with its working folder
+set to notebooks/ (so relative paths work) and written only as HTML: nothing is written into
+notebooks/. The widgets' state is stored in the page, so the sliders of notebook 06 are drawn
+(as they were when the notebook ran: without a kernel, moving them changes nothing). Figures are
+embedded as base64 PNGs, so a page is one self-contained file. `site/index.html` is the course
+map: each notebook's title (its first heading), a one-line summary, a link and how long it took
+to execute. `make book` runs this; `FULL=1 make book` runs it with --full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+# 26 real Oxford-IIIT Pet pairs beside the project: notebooks 01 and 02 show real pets with them
+# (as `make notebooks` does).
+MINI = ROOT.parent / "shared" / "data" / "oxford-iiit-pet-mini"
+REAL_PETS = ("01", "02")
+
+
+@dataclass
+class Page:
+    """One built notebook: where its page is and what the map says about it."""
+
+    stem: str
+    title: str
+    summary: str
+    seconds: float
+
+    @property
+    def href(self) -> str:
+        return f"{self.stem}.html"
+
+
+def course_notebooks(only: list[str] | None = None) -> list[Path]:
+    """The course's notebooks in order; with ONLY, those whose name starts with one of them."""
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        paths = [p for p in paths if any(p.stem.startswith(prefix) for prefix in only)]
+        missing = [o for o in only if not any(p.stem.startswith(o) for p in paths)]
+        if missing:
+            raise SystemExit(f"book: no notebook matches {', '.join(missing)}")
+    return paths
+
+
+def title_and_summary(nb: nbformat.NotebookNode) -> tuple[str, str]:
+    """The notebook's first heading, and the first sentence of the paragraph after it."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.strip().splitlines()
+        if not lines or not lines[0].startswith("# "):
+            continue
+        title = lines[0][2:].strip()
+        paragraph = []
+        for line in lines[1:]:
+            if line.strip():
+                paragraph.append(line.strip())
+            elif paragraph:
+                break
+        sentences = re.findall(r".+?[.!?](?=\s|$)", " ".join(paragraph)) or [" ".join(paragraph)]
+        summary = sentences[0].strip()
+        if len(summary) < 60 and len(sentences) > 1:  # too short to say what the notebook does
+            summary += " " + sentences[1].strip()
+        return title, summary
+    raise ValueError("the notebook has no first heading ('# ...')")
+
+
+def inline_markdown(text: str) -> str:
+    """TEXT as HTML, with `code` and *emphasis* kept; everything else escaped."""
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+
+
+def kernel_env(stem: str, full: bool) -> dict[str, str]:
+    """The kernel's environment: quick mode unless FULL, the mini dataset for 01 and 02,
+    and this checkout's petseg_lib first on the path (whatever the venv was installed from)."""
+    env = dict(os.environ)
+    env.pop("PETSEG_QUICK", None)
+    if not full:
+        env["PETSEG_QUICK"] = "1"
+    if stem[:2] in REAL_PETS and MINI.is_dir() and "PETSEG_DATA" not in os.environ:
+        env["PETSEG_DATA"] = str(MINI)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as PNGs
+    return env
+
+
+def execute(path: Path, full: bool, timeout: int) -> tuple[nbformat.NotebookNode, float]:
+    """Run every cell of the notebook at PATH in a fresh kernel; return it and the seconds taken."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}},
+                            store_widget_state=True)
+    start = time.perf_counter()
+    client.execute(env=kernel_env(path.stem, full))
+    return nb, time.perf_counter() - start
+
+
+def navigation(pages: list[Page], index: int, total: int) -> str:
+    """The bar at the top of a notebook's page: the map, the previous and the next notebook."""
+    links = ['<a href="index.html">Course map</a>']
+    if index > 0:
+        links.append(f'<a href="{pages[index - 1].href}">&larr; {pages[index - 1].stem}</a>')
+    if index + 1 < total:
+        links.append(f'<a href="{pages[index + 1].href}">{pages[index + 1].stem} &rarr;</a>')
+    return ('<nav class="petseg-book-nav" style="font-family: sans-serif; padding: 0.6em 1em; '
+            'border-bottom: 1px solid #ddd; display: flex; gap: 1.5em;">'
+            + "".join(links) + "</nav>")
+
+
+def notebook_page(nb: nbformat.NotebookNode, nav: str) -> str:
+    """The executed notebook as one self-contained HTML page, with NAV at the top."""
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    body, _ = exporter.from_notebook_node(nb)
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
+
+
+def index_page(pages: list[Page], mode: str, total_seconds: float) -> str:
+    """The course map: a table of the notebooks with their summaries and execution times."""
+    rows = "\n".join(
+        f'<tr><td><a href="{p.href}">{html.escape(p.title)}</a></td>'
+        f"<td>{inline_markdown(p.summary)}</td>"
+        f'<td class="time">{p.seconds:.1f} s</td></tr>' for p in pages)
+    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>petseg: the course</title>
+<style>
+body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em;
+        line-height: 1.45; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.5em; text-align: left;
+          vertical-align: top; }}
+td.time {{ white-space: nowrap; text-align: right; }}
+a {{ color: #0b57d0; }}
+</style>
+</head>
+<body>
+<h1>petseg: pet segmentation with PyTorch</h1>
+<p>Binary segmentation (pet vs background) of the Oxford-IIIT Pet dataset in {len(pages)}
+notebooks, executed and shown with their figures. Read them in order; each one ends with
+exercises and a self-check. The sliders are drawn as they were when the notebook ran: to move
+them, run the notebook in JupyterLab (<code>make lab</code>).</p>
+<table>
+<thead><tr><th>notebook</th><th>what it is about</th><th>execution</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+<p>Built {built} in {mode}; executing the notebooks took {total_seconds:.0f} s.</p>
+</body>
+</html>
+"""
+
+
+def build(output: Path, only: list[str] | None = None, full: bool = False,
+          timeout: int = 3600) -> list[Page]:
+    """Execute the notebooks and write their pages and the course map into OUTPUT."""
+    paths = course_notebooks(only)
+    mode = "full mode (the report's settings)" if full else "quick mode (PETSEG_QUICK=1)"
+    output.mkdir(parents=True, exist_ok=True)
+    executed, pages = [], []
+    for path in paths:
+        print(f"book: executing {path.name} ...", flush=True)
+        try:
+            nb, seconds = execute(path, full, timeout)
+        except CellExecutionError as error:
+            raise SystemExit(f"book: {path.name} failed:\n{error}") from None
+        print(f"book: {path.name} took {seconds:.1f} s", flush=True)
+        title, summary = title_and_summary(nb)
+        executed.append(nb)
+        pages.append(Page(path.stem, title, summary, seconds))
+    for i, (nb, page) in enumerate(zip(executed, pages, strict=True)):
+        text = notebook_page(nb, navigation(pages, i, len(pages)))
+        (output / page.href).write_text(text, encoding="utf-8")
+    total = sum(p.seconds for p in pages)
+    (output / "index.html").write_text(index_page(pages, mode, total), encoding="utf-8")
+    print(f"book: {len(pages)} notebooks in {total:.0f} s, {mode}: {output / 'index.html'}")
+    return pages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="NN",
+                        help="build only these notebooks (number or name prefix, e.g. 01 03)")
+    parser.add_argument("--full", action="store_true",
+                        help="run without PETSEG_QUICK: the report's settings (wants a GPU)")
+    parser.add_argument("--output", type=Path, default=ROOT / "site",
+                        help="where the site goes (default: site/)")
+    parser.add_argument("--timeout", type=int, default=3600,
+                        help="seconds one cell may run (default: 3600)")
+    args = parser.parse_args(argv)
+    build(args.output, args.only, args.full, args.timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
