@@ -75,13 +75,12 @@ SEEDS = 2  # trainings per configuration: enough to see a spread, few enough for
 
 # %%
 probability = torch.linspace(0.02, 0.98, 49)
-logits = torch.logit(probability).reshape(-1, 1, 1, 1)  # one pet pixel per "image"
-target = torch.ones_like(logits)
+logits = torch.logit(probability).reshape(-1, 1, 1, 1, 1)  # one image of one pet pixel each
+pet = torch.ones(1, 1, 1, 1)
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 for name in ("bce", "focal", "dice"):
     loss = build_loss(name)
-    values = [loss(logit[None], pet[None]).item() for logit, pet in zip(logits, target, strict=True)]
-    ax.plot(probability, values, label=name)
+    ax.plot(probability, [loss(logit, pet).item() for logit in logits], label=name)
 ax.set(title="Loss of one pet pixel against its predicted probability",
        xlabel="predicted probability of 'pet'", ylabel="loss")
 ax.grid(alpha=0.3)
