@@ -27,7 +27,6 @@ or from a terminal (masks and overlays go to outputs/photos/):
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -38,14 +37,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from .evaluate import to_float_images
-from .inference import load_model
-from .speed import pick_device
+from .predict import full_size_logits
 from .utils import to_image_array, to_mask_array
 
 MAX_PIXELS = 100_000_000  # 100 megapixels: larger "photos" are refused (decompression bombs)
@@ -149,24 +145,16 @@ def _array_to_photo(array, name: str) -> Image.Image:
 # Segmenting: the model sees a small copy, the logits come back at full size
 # ---------------------------------------------------------------------------
 
-def segment_logits(model: nn.Module, image, image_size: int | None = None) -> torch.Tensor:
+def segment_logits(model: nn.Module, image, image_size: int | None = None,
+                   tta: bool = False, amp: bool = False) -> torch.Tensor:
     """The model's logits for a photo, (H, W) float32 at the photo's own size, on the CPU.
 
     The model sees the photo squeezed to IMAGE_SIZE x IMAGE_SIZE (default: the size it was
-    trained at, `model.image_size`, else 256), as in training; its (1, 1, S, S) logits are
-    enlarged back to (H, W) with bilinear interpolation.
+    trained at), as in training; its logits are enlarged back to (H, W) with bilinear
+    interpolation (predict.full_size_logits). TTA and AMP as in `predict_logits`.
     """
-    photo = read_photo(image)
-    size = image_size or getattr(model, "image_size", None) or DEFAULT_SIZE
-    pixels = TF.pil_to_tensor(photo)  # (3, H, W) uint8
-    small = TF.resize(pixels, [size, size], antialias=True)  # (3, S, S), as the datasets resize
-    device = next(model.parameters(), torch.empty(0)).device  # no parameters: the CPU
-    model.eval()
-    with torch.no_grad():
-        logits = model(to_float_images(small[None]).to(device))  # (1, 1, S, S)
-        full = F.interpolate(logits.float(), size=(photo.height, photo.width),
-                             mode="bilinear", align_corners=False)  # (1, 1, H, W) float32
-    return full[0, 0].cpu()  # (H, W)
+    pixels = TF.pil_to_tensor(read_photo(image))  # (3, H, W) uint8
+    return full_size_logits(model, pixels, image_size, tta, amp)
 
 
 def threshold_logits(logits: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
@@ -306,31 +294,3 @@ def segment_files(model: nn.Module, paths, output_dir: str | Path, threshold: fl
         warnings.warn(f"Skipped {len(problems)} of {len(files)} photos:\n{listing}",
                       stacklevel=2)
     return results
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
-    """Entry point of `python -m petseg_lib.photos`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m petseg_lib.photos",
-        description="Segment your own photos (files or folders) with a trained checkpoint.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("photos", nargs="+", help="photo files, or folders of photos")
-    parser.add_argument("--model", required=True, help="checkpoint, e.g. checkpoints/unet_best.pth")
-    parser.add_argument("--output_dir", default="outputs/photos")
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--image_size", type=int, default=None,
-                        help="default: the size the model was trained at")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
-
-    model = load_model(args.model, pick_device(args.device))
-    results = segment_files(model, args.photos, args.output_dir, args.threshold, args.image_size)
-    for r in results:
-        print(f"{r['path']}  {r['width']} x {r['height']}  pet {r['pet_share']:6.1%}  "
-              f"{r['ms']:7.1f} ms  -> {r['overlay_path'].name}")
-    print(f"{len(results)} masks and overlays in {args.output_dir}/")
-    return results
-
-
-if __name__ == "__main__":
-    main()

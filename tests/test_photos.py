@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter, features
 from torch import nn
 
-from petseg_lib import photos, widgets
+from petseg_lib import inference, widgets
 from petseg_lib.evaluate import confusion_counts, iou_from_counts
 from petseg_lib.photos import (
     PhotoError,
@@ -351,12 +351,13 @@ def test_segment_files_takes_one_path_and_fails_when_nothing_is_readable(tmp_pat
 
 def test_command_line_segments_files_with_a_loaded_checkpoint(tmp_path, model, monkeypatch,
                                                                capsys):
-    monkeypatch.setattr(photos, "load_model", lambda path, device: model)
+    monkeypatch.setattr(inference, "load_model", lambda path, device: model)
     pet_photo()[0].save(tmp_path / "cat.jpg")
-    results = photos.main([str(tmp_path / "cat.jpg"), "--model", "unet.pth",
-                           "--output_dir", str(tmp_path / "out"), "--device", "cpu"])
+    results = inference.main(["--model", "unet.pth", "--images", str(tmp_path / "cat.jpg"),
+                              "--output_dir", str(tmp_path / "out"), "--device", "cpu"])
     assert results[0]["overlay_path"] == tmp_path / "out" / "cat_overlay.png"
-    assert "cat_overlay.png" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "cat_mask.png" in out and "160x120" in out and "pet " in out and " ms" in out
 
 
 # ---------------------------------------------------------------------------
