@@ -122,10 +122,10 @@ def run_comparison(quick: bool = False, retrain: bool = False,
                    boundary: str = "pet", original_size: bool = False, tta: bool = False,
                    models: tuple[str, ...] = ("unet", "resnet34_unet"),
                    losses: tuple[str, ...] = ("bce",), seeds: int = 1,
-                   **shared) -> list[dict]:
+                   augments: tuple[bool, ...] = (False, True), **shared) -> list[dict]:
     """Train or reuse every configuration and score it; returns one row per configuration.
 
-    A configuration is a model, with or without augmentation, and a loss; each is trained
+    A configuration is a model, with or without augmentation (AUGMENTS), and a loss; each is trained
     SEEDS times (seeds 0, 1, ...) and its row holds the mean and standard deviation of the
     scores. SHARED settings (e.g. data_path, epochs, image_size) apply to every TrainConfig;
     a saved run is reused only when it was trained with the same settings.
@@ -133,7 +133,7 @@ def run_comparison(quick: bool = False, retrain: bool = False,
     check_boundary_policy(boundary)
     rows = []
     for loss in losses:
-        for augment in (False, True):
+        for augment in augments:
             for model in models:
                 runs = [score_run(make_config(model, augment, quick, loss, seed, **shared),
                                   retrain, test_limit, boundary, original_size, tta)

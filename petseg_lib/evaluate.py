@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from .masks import BOUNDARY_POLICIES, check_boundary_policy, scoring_target
 from .oxford_pet import collate
-from .predict import binarize, predict_logits, segment_logits, to_float_images
+from .predict import binarize, full_size_logits, predict_logits, to_float_images
 
 
 def _as_bool(x: torch.Tensor) -> torch.Tensor:
@@ -214,7 +214,8 @@ def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
     for sample in dataset:
         if sample.get("trimap") is None:
             raise ValueError("evaluate_at_original_size(): this dataset has no trimaps to score")
-        logits = segment_logits(model, sample["image"], image_size, tta, amp)[None, None]
+        pixels = torch.from_numpy(np.asarray(sample["image"])).permute(2, 0, 1)  # (3, H, W)
+        logits = full_size_logits(model, pixels, image_size, tta, amp)[None, None]
         trimap = torch.from_numpy(np.asarray(sample["trimap"]))[None, None]  # (1, 1, H, W)
         target, ignore = scoring_target(trimap, boundary)
         meter.update(logits, target, ignore, names=[sample["name"]])

@@ -1,16 +1,16 @@
 """Prediction: from images to logits, at the training size or back at a photo's own size.
 
 A model returns logits (N, 1, H, W): any real number per pixel, pet where it is above 0.
-`predict_logits` can add mirror test-time augmentation; `segment_logits` runs one image of
+`predict_logits` can add mirror test-time augmentation; `full_size_logits` runs one image of
 any size at the model's training size and resizes the logits (not the mask) back, so the
 mask edge stays smooth at full resolution.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 from .speed import amp_dtype
@@ -42,21 +42,20 @@ def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False,
     return logits
 
 
-def segment_logits(model: nn.Module, image, image_size: int | None = None,
-                   tta: bool = False, amp: bool = False) -> torch.Tensor:
-    """Logits (H, W) float32 of one image (H, W, 3) uint8 or (3, H, W) float, at its own size.
+def full_size_logits(model: nn.Module, pixels: torch.Tensor, image_size: int | None = None,
+                     tta: bool = False, amp: bool = False) -> torch.Tensor:
+    """Logits (H, W) float32, on the CPU, of one image PIXELS (3, H, W) uint8 at its own size.
 
-    The model sees the image resized to IMAGE_SIZE (default: the size it was trained at).
+    The model sees the image squeezed to IMAGE_SIZE x IMAGE_SIZE (default: the size it was
+    trained at, `model.image_size`, else 256), resized as the datasets resize; its logits
+    (1, 1, S, S) are enlarged back to (H, W) with bilinear interpolation, once.
     """
-    image = torch.as_tensor(np.asarray(image))
-    if image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] != 3:
-        image = image.permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
-    height, width = image.shape[-2:]
     size = image_size or getattr(model, "image_size", None) or 256
-    device = next(model.parameters()).device
-    small = F.interpolate(to_float_images(image)[None], size=(size, size), mode="bilinear",
-                          antialias=True, align_corners=False)  # (1, 3, S, S)
+    small = TF.resize(pixels, [size, size], antialias=True)  # (3, S, S)
+    device = next(model.parameters(), torch.empty(0)).device  # no parameters: the CPU
+    model.eval()
     with torch.no_grad():
-        logits = predict_logits(model.eval(), small.to(device), tta, amp).cpu()  # (1, 1, S, S)
-    return F.interpolate(logits, size=(height, width), mode="bilinear",
-                         align_corners=False)[0, 0]  # (H, W)
+        logits = predict_logits(model, to_float_images(small[None]).to(device), tta, amp)
+        full = F.interpolate(logits, size=tuple(pixels.shape[-2:]), mode="bilinear",
+                             align_corners=False)  # (1, 1, H, W) float32
+    return full[0, 0].cpu()  # (H, W)

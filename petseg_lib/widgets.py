@@ -6,11 +6,14 @@ that the tests call directly, so what a slider shows is tested even where no bro
 
 from __future__ import annotations
 
+import io
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import clear_output, display
 
 from .evaluate import mask_dice
+from .photos import PhotoError, overlay_photo, read_photo, segment_logits, threshold_logits
 from .utils import overlay_mask, plot_training_metrics, squeeze_mask, to_image_array
 
 # A label as wide as its text: ipywidgets' default width cuts "overlay alpha" to "overlay al…".
@@ -79,3 +82,62 @@ def live_metrics_plot(epoch: int, history: dict, title: str | None = None) -> No
     clear_output(wait=True)  # the old figure goes when the new one arrives: no flicker
     display(fig)
     plt.close(fig)  # displayed once, not a second time at the end of the cell
+
+
+def draw_photo_segmentation(fig: plt.Figure, photo, logits, threshold: float = 0.5) -> float:
+    """Redraw FIG with the photo and its pet overlay at THRESHOLD; return the pet's share."""
+    photo = read_photo(photo)
+    mask = threshold_logits(logits, threshold)  # (H, W) bool, the photo's size
+    share = float(mask.mean())
+    fig.clear()
+    axes = fig.subplots(1, 2)
+    axes[0].imshow(photo)
+    axes[0].set_title(f"Photo, {photo.width} x {photo.height}")
+    axes[1].imshow(overlay_photo(photo, mask))
+    axes[1].set_title(f"Pet at threshold {threshold:.2f}: {share:.1%} of the photo")
+    for ax in axes:
+        ax.axis("off")
+    return share
+
+
+def photo_segmenter(model, fallback_image, threshold: float = 0.5, display_size: int = 1024):
+    """Upload a photo of your own (FALLBACK_IMAGE until then) and slide the mask's threshold.
+
+    The model runs once per photo, on a copy at most DISPLAY_SIZE pixels wide and high; the
+    slider only re-thresholds its logits (`draw_photo_segmentation`), so it answers at once.
+    """
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="your photo")
+    slider = widgets.FloatSlider(threshold, min=0.05, max=0.95, step=0.05,
+                                 description="threshold", continuous_update=False,
+                                 style={"description_width": "initial"})
+    output = widgets.Output()
+    shown = {}
+
+    def redraw(_change=None) -> None:
+        with output:
+            output.clear_output(wait=True)
+            fig = plt.figure(figsize=(11, 4.6))
+            draw_photo_segmentation(fig, shown["photo"], shown["logits"], slider.value)
+            plt.show()
+
+    def show(photo) -> None:
+        photo.thumbnail((display_size, display_size))  # in place, keeping the aspect ratio
+        shown.update(photo=photo, logits=segment_logits(model, photo))  # logits (h, w)
+        redraw()
+
+    def on_upload(change) -> None:
+        if not change["new"]:
+            return  # the upload was cleared
+        upload_file = change["new"][0]  # ipywidgets 8: a tuple of dicts, "content" a memoryview
+        try:
+            photo = read_photo(io.BytesIO(upload_file["content"]), name=upload_file["name"])
+        except PhotoError as error:
+            output.outputs = ()
+            output.append_stdout(f"{error}\n")  # one line, not a traceback
+            return
+        show(photo)
+
+    upload.observe(on_upload, names="value")
+    slider.observe(redraw, names="value")
+    show(read_photo(fallback_image))
+    return widgets.VBox([widgets.HBox([upload, slider]), output])

@@ -27,45 +27,27 @@ without downloading anything: ``pretrained_backbone`` is left out (the checkpoin
 already holds the trained weights) while ``normalize_input`` is kept, as in ``ResNet34_UNet``.
 """
 
-import os
-from collections.abc import Callable
-
 import torch
 from torch import nn
-from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, WeightsEnum
+from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights
 from torchvision.models.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3_large
 
-from .resnet34_unet import IMAGENET_MEAN, IMAGENET_STD
+from .resnet34_unet import IMAGENET_MEAN, IMAGENET_STD, weights_download_error
 
 __all__ = ["DeepLabV3_ResNet50", "LRASPP_MobileNetV3", "TorchvisionBaseline"]
 
 
-def build_with_backbone_weights(
-    builder: Callable[..., nn.Module],
-    weights: WeightsEnum | None,
-    backbone_name: str,
-    **kwargs,
-) -> nn.Module:
-    """Call a torchvision builder with `weights` for its backbone; explain a failed download."""
-    try:
-        return builder(weights=None, weights_backbone=weights, **kwargs)
-    except Exception as err:
-        if weights is None:  # nothing to download: a genuine error, raise it as it is
-            raise
-        hub_dir = torch.hub.get_dir()
-        path = os.path.join(hub_dir, "checkpoints", os.path.basename(weights.url))
-        raise RuntimeError(
-            f"Could not download the ImageNet weights for the {backbone_name} backbone ({err}). "
-            f"The torch hub cache is at {hub_dir}: download {weights.url} on a machine "
-            f"with network access and place the file at {path}, "
-            "or build the model with pretrained_backbone=False."
-        ) from err
-
-
 class TorchvisionBaseline(nn.Module):
-    """Common part of the baselines: input normalisation, config and the "out" logits."""
+    """Common part of the baselines: the build, input normalisation, config and the logits.
 
-    def __init__(self, out_channels: int, pretrained_backbone: bool, normalize_input: bool | None):
+    A subclass names torchvision's BUILDER, its BACKBONE and that backbone's ImageNet WEIGHTS.
+    """
+
+    builder = None  # torchvision's model builder, as a staticmethod
+    backbone, weights, options = "", None, {}  # its backbone's name and weights, other options
+
+    def __init__(self, out_channels: int = 1, pretrained_backbone: bool = False,
+                 normalize_input: bool | None = None):
         super().__init__()
         if normalize_input is None:
             normalize_input = pretrained_backbone
@@ -78,7 +60,15 @@ class TorchvisionBaseline(nn.Module):
                              persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
                              persistent=False)
-        self.net: nn.Module  # the torchvision model, built by the subclass
+        weights = self.weights if pretrained_backbone else None
+        try:
+            self.net = self.builder(weights=None, weights_backbone=weights,
+                                    num_classes=out_channels, **self.options)
+        except Exception as err:
+            if weights is None:  # nothing to download: a genuine error, raise it as it is
+                raise
+            raise weights_download_error(weights, f"the {self.backbone} backbone",
+                                         "pretrained_backbone=False", err) from err
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize_input:
@@ -89,30 +79,13 @@ class TorchvisionBaseline(nn.Module):
 class LRASPP_MobileNetV3(TorchvisionBaseline):
     """torchvision's LR-ASPP MobileNetV3-Large; outputs logits of the input's size."""
 
-    def __init__(
-        self,
-        out_channels: int = 1,
-        pretrained_backbone: bool = False,
-        normalize_input: bool | None = None,
-    ):
-        super().__init__(out_channels, pretrained_backbone, normalize_input)
-        weights = MobileNet_V3_Large_Weights.IMAGENET1K_V1 if pretrained_backbone else None
-        self.net = build_with_backbone_weights(
-            lraspp_mobilenet_v3_large, weights, "MobileNetV3-Large", num_classes=out_channels
-        )
+    builder = staticmethod(lraspp_mobilenet_v3_large)
+    backbone, weights = "MobileNetV3-Large", MobileNet_V3_Large_Weights.IMAGENET1K_V1
 
 
 class DeepLabV3_ResNet50(TorchvisionBaseline):
     """torchvision's DeepLabV3 ResNet50, no auxiliary head; outputs logits of the input's size."""
 
-    def __init__(
-        self,
-        out_channels: int = 1,
-        pretrained_backbone: bool = False,
-        normalize_input: bool | None = None,
-    ):
-        super().__init__(out_channels, pretrained_backbone, normalize_input)
-        weights = ResNet50_Weights.IMAGENET1K_V1 if pretrained_backbone else None
-        self.net = build_with_backbone_weights(
-            deeplabv3_resnet50, weights, "ResNet50", num_classes=out_channels, aux_loss=False
-        )
+    builder = staticmethod(deeplabv3_resnet50)
+    backbone, weights = "ResNet50", ResNet50_Weights.IMAGENET1K_V1
+    options = {"aux_loss": False}

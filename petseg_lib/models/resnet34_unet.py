@@ -121,20 +121,25 @@ class ResNet34Encoder(nn.Module):
         return [x0, x1, x2, x3, x4]
 
 
+def weights_download_error(weights, part: str, switch: str, err: Exception) -> RuntimeError:
+    """One clear error for ImageNet WEIGHTS of PART that could not be downloaded (offline)."""
+    hub_dir = torch.hub.get_dir()
+    path = os.path.join(hub_dir, "checkpoints", os.path.basename(weights.url))
+    return RuntimeError(
+        f"Could not download the ImageNet weights for {part} ({err}). "
+        f"The torch hub cache is at {hub_dir}: download {weights.url} on a machine "
+        f"with network access and place the file at {path}, "
+        f"or build the model with {switch}.")
+
+
 def load_imagenet_weights(encoder: ResNet34Encoder) -> None:
     """Load torchvision's ImageNet ResNet34 weights (without fc) into the encoder."""
     weights = ResNet34_Weights.IMAGENET1K_V1
     try:
         state_dict = weights.get_state_dict(progress=True)
     except Exception as err:
-        hub_dir = torch.hub.get_dir()
-        path = os.path.join(hub_dir, "checkpoints", os.path.basename(weights.url))
-        raise RuntimeError(
-            f"Could not download the ImageNet weights for the ResNet34 encoder ({err}). "
-            f"The torch hub cache is at {hub_dir}: download {weights.url} on a machine "
-            f"with network access and place the file at {path}, "
-            "or build the model with pretrained_encoder=False."
-        ) from err
+        raise weights_download_error(weights, "the ResNet34 encoder",
+                                     "pretrained_encoder=False", err) from err
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
     encoder.load_state_dict(state_dict, strict=True)
 

@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Beyond the report: other losses, test-time augmentation, and the spread of seeds
+#
+# The design report ends with ideas to try: losses made for class imbalance (Dice, Focal),
+# stronger augmentation, other architectures. Trying an idea is easy; telling whether it
+# *helped* is the hard part, because two trainings that differ only in their random seed
+# already end at different scores. This notebook runs a small experiment grid the fair way:
+# the same settings for every run, several seeds per configuration, and the spread shown
+# next to the mean.
+#
+# **After this notebook you will be able to**
+#
+# - say what the BCE, soft Dice and Focal losses reward, from a picture of each;
+# - train a model with another loss (`TrainConfig(loss=...)`, `--loss`);
+# - run a grid of configurations over several seeds and read mean ± standard deviation;
+# - score with mirror test-time augmentation (TTA) and judge whether it helped;
+# - tell a real difference from seed noise.
+
+# %%
+# On Colab: fetch the course and make its package importable. In a local checkout: nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/petseg"):
+        subprocess.run(["git", "clone", "-q", "https://github.com/petseg-course/petseg",
+                        "/content/petseg"], check=True)
+    sys.path.insert(0, "/content/petseg")
+    os.chdir("/content/petseg/notebooks")
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Markdown, display
+
+from petseg_lib.compare import markdown_table, run_comparison
+from petseg_lib.config import quick_mode
+from petseg_lib.losses import build_loss
+from petseg_lib.oxford_pet import find_dataset
+from petseg_lib.paths import base_dir
+from petseg_lib.utils import markdown_grid, plot_scores
+
+QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
+DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
+ROOT = base_dir()  # checkpoints/ and outputs/ live here
+SETTINGS = dict(data_path=str(DATA), checkpoint_dir=str(ROOT / "checkpoints"),
+                output_dir=str(ROOT / "outputs"), progress=False)
+SEEDS = 2  # trainings per configuration: enough to see a spread, few enough for a laptop
+
+# %% [markdown]
+# ## 1. What each loss rewards
+#
+# Take one pet pixel and let the model's probability for it go from 0 to 1. **BCE** punishes
+# a confident mistake without limit (−log p). **Focal** loss multiplies BCE by (1 − p)^γ, so
+# pixels the model already gets right count for almost nothing and training concentrates on
+# the hard ones. **Soft Dice** is not a per-pixel loss at all: it compares the overlap of the
+# whole predicted mask with the true one, so a small pet weighs as much as a large one. Below,
+# the Dice curve is for an image whose other pixels are already right.
+
+# %%
+probability = torch.linspace(0.02, 0.98, 49)
+logits = torch.logit(probability).reshape(-1, 1, 1, 1, 1)  # one image of one pet pixel each
+pet = torch.ones(1, 1, 1, 1)
+fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+for name in ("bce", "focal", "dice"):
+    loss = build_loss(name)
+    ax.plot(probability, [loss(logit, pet).item() for logit in logits], label=name)
+ax.set(title="Loss of one pet pixel against its predicted probability",
+       xlabel="predicted probability of 'pet'", ylabel="loss")
+ax.grid(alpha=0.3)
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## 2. A grid of trainings, two seeds each
+#
+# Two losses, BCE (the report's) and soft Dice, each trained twice with seeds 0 and 1, with
+# every other setting equal. `run_comparison` trains a configuration only when no checkpoint
+# with exactly these settings exists (it says which it reused), then scores every run on the
+# test split and reports each configuration's mean and standard deviation over its seeds.
+
+# %%
+grid = run_comparison(quick=QUICK, report_dir=ROOT / "outputs" / "beyond", models=("unet",),
+                      losses=("bce", "dice"), seeds=SEEDS, augments=(False,), **SETTINGS)
+display(Markdown(markdown_table(grid)))
+
+# %%
+fig = plot_scores(grid)
+plt.show()
+
+# %% [markdown]
+# ## 3. Mirror test-time augmentation
+#
+# A pet seen in a mirror is still a pet. Test-time augmentation (TTA) asks the model twice,
+# once for the image and once for its mirror image, flips the second answer back and
+# averages the two logits. It costs a second forward pass and no training. The runs below
+# are the same checkpoints as above, scored with TTA.
+
+# %%
+with_tta = run_comparison(quick=QUICK, report_dir=ROOT / "outputs" / "beyond_tta",
+                          models=("unet",), losses=("bce", "dice"), seeds=SEEDS,
+                          augments=(False,), tta=True, **SETTINGS)
+rows = [[plain["label"], f"{plain['dice']:.4f} ± {plain['dice_std']:.4f}",
+         f"{tta['dice']:.4f} ± {tta['dice_std']:.4f}", f"{tta['dice'] - plain['dice']:+.4f}"]
+        for plain, tta in zip(grid, with_tta, strict=True)]
+display(Markdown(markdown_grid(["configuration", "Dice", "Dice with TTA", "TTA − plain"],
+                               rows)))
+
+# %% [markdown]
+# ## 4. A difference, or noise?
+#
+# Compare every difference with the spread. Two seeds of the *same* configuration differ by
+# about its standard deviation; a difference between two configurations that is smaller than
+# that is what a third seed could reverse. Before you write "the Dice loss is better", you
+# want the gap to be several standard deviations wide and to hold with more seeds (and, for a
+# claim about the dataset, on the real data rather than on the toy sample).
+
+# %%
+for row in grid:
+    print(f"{row['label']:<22} mean {row['dice']:.4f}, seeds "
+          + ", ".join(f"{run['dice']:.4f}" for run in row["runs"]))
+gap = abs(grid[1]["dice"] - grid[0]["dice"])
+noise = max(row["dice_std"] for row in grid)
+print(f"gap between the losses {gap:.4f}; largest spread between seeds {noise:.4f}: "
+      + ("a difference worth checking with more seeds" if gap > 2 * noise else
+         "within the noise of the seeds"))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Add the Focal loss to the grid (`losses=("bce", "dice", "focal")`). Where does its curve
+#    in section 1 say it puts the weight, and does that show in its Dice here?
+# 2. Raise `SEEDS` to 3. Do the means move by more or less than the standard deviations of
+#    two seeds predicted?
+# 3. Train one configuration with `augment=True, augment_level="strong"` (rotation, Cutout,
+#    CutMix; see notebook 02) and compare it with the report's augmentation over two seeds.
+
+# %% [markdown]
+# ## Self-check
+#
+# The cell below fails loudly if the grid or the TTA scores are not as described.
+
+# %%
+assert [row["label"] for row in grid] == ["UNet", "UNet + Dice loss"]
+assert all(row["seeds"] == SEEDS and len(row["runs"]) == SEEDS for row in grid)
+for row in grid + with_tta:
+    values = torch.tensor([run["dice"] for run in row["runs"]], dtype=torch.float64)
+    assert abs(row["dice"] - values.mean().item()) < 1e-9
+    assert abs(row["dice_std"] - values.std().item()) < 1e-9  # the sample standard deviation
+assert all(run["status"] == "reused" for row in with_tta for run in row["runs"])
+assert all("mirror TTA" in row["protocol"] for row in with_tta)
+print("All checks passed.")

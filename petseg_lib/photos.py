@@ -1,0 +1,296 @@
+"""Segment any photo: your own pictures, in any size, format and orientation, with a trained model.
+
+The course's datasets hand the model square, resized tensors. A photo from a phone is
+different: a 4000 x 3000 JPEG (or a PNG, WebP, TIFF, GIF...), stored sideways
+with an EXIF tag saying how to turn it, sometimes grey, transparent or CMYK. This module reads
+any of them as an upright RGB picture (`read_photo`), lets the model look at a small copy, and
+brings the answer back to the photo's own size (`segment`):
+
+    photo (H, W) ──resize──► (S, S) ──model──► logits (S, S) ──bilinear──► (H, W) ── > t ──► mask
+
+The logits, not the mask, are enlarged: a mask enlarged from S x S pixels would have a
+staircase edge; enlarged logits cross the threshold between pixels, so the edge stays smooth.
+
+    from petseg_lib.inference import load_model
+    from petseg_lib.photos import overlay_photo, read_photo, segment, segment_files
+
+    model = load_model("checkpoints/unet_best.pth")
+    photo = read_photo("my_cat.jpg")
+    mask = segment(model, photo)               # (H, W) bool, the photo's own size
+    overlay_photo(photo, mask).show()
+    segment_files(model, ["my_photos/"], "outputs/photos")   # NAME_mask.png, NAME_overlay.png
+
+or from a terminal (masks and overlays go to outputs/photos/):
+
+    python -m petseg_lib.photos --model checkpoints/unet_best.pth my_photos/ cat.jpg
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+from .predict import full_size_logits
+from .utils import to_image_array, to_mask_array
+
+MAX_PIXELS = 100_000_000  # 100 megapixels: larger "photos" are refused (decompression bombs)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+DEFAULT_SIZE = 256  # the size the model sees when it does not record its training size
+
+
+class PhotoError(ValueError):
+    """A photo that cannot be used: missing, empty, not an image, damaged or too large."""
+
+
+# ---------------------------------------------------------------------------
+# Reading: any source, any format, any colour mode -> upright RGB
+# ---------------------------------------------------------------------------
+
+def read_photo(source, name: str | None = None) -> Image.Image:
+    """An upright RGB photo from a path, a binary file, a PIL image, or an array/tensor.
+
+    Arrays are (H, W), (H, W, 3) or (H, W, 4), uint8 or float in [0, 1]; tensors may be (3, H, W).
+    Transparent pixels are put on white. NAME labels the photo in error messages.
+    """
+    if isinstance(source, Image.Image):
+        return _upright_rgb(source, name or getattr(source, "filename", "") or "image")
+    if isinstance(source, np.ndarray | torch.Tensor):
+        return _array_to_photo(source, name or "array")
+    if hasattr(source, "read"):  # an open binary file, or io.BytesIO of uploaded bytes
+        return _decode(source.read(), name or getattr(source, "name", "upload"))
+    name = name or str(source)
+    try:
+        data = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise PhotoError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise PhotoError(f"{name}: a folder, not a photo") from None
+    except OSError as error:
+        raise PhotoError(f"{name}: cannot be read ({error.strerror})") from None
+    return _decode(data, name)
+
+
+def _decode(data: bytes, name: str) -> Image.Image:
+    """Decode the bytes of an image file, refusing empty, unreadable and oversized ones."""
+    if not data:
+        raise PhotoError(f"{name}: empty file")
+    with warnings.catch_warnings():
+        # Pillow warns above ~89 megapixels; the size is checked just below, against MAX_PIXELS.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))  # reads the header only
+        except Image.DecompressionBombError as error:  # Pillow's own hard limit
+            raise PhotoError(f"{name}: too large: {error}") from None
+        except (OSError, SyntaxError, ValueError):
+            raise PhotoError(f"{name}: not an image Pillow can read") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise PhotoError(f"{name}: too large: {width} x {height} pixels "
+                         f"(limit {MAX_PIXELS:,})")
+    return _upright_rgb(image, name)
+
+
+def _upright_rgb(image: Image.Image, name: str) -> Image.Image:
+    """IMAGE decoded, turned as its EXIF orientation says, and converted to RGB."""
+    try:
+        image.load()  # decodes the pixels: a truncated or damaged file fails here
+        image = ImageOps.exif_transpose(image)  # phones store pictures sideways plus a tag
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        reason = " ".join(str(error).split())  # one line
+        raise PhotoError(f"{name}: truncated or damaged ({reason})") from None
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit grey: Pillow's convert would clip everything above 255 to white.
+        scaled = np.asarray(image, dtype=np.float32) / 257.0  # 0..65535 -> 0..255
+        image = Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.new("RGB", rgba.size, (255, 255, 255))
+        image.paste(rgba, mask=rgba.getchannel("A"))  # transparent pixels show the white
+        return image
+    try:
+        return image.convert("RGB")  # L, P, 1, CMYK, YCbCr, F...
+    except ValueError:
+        raise PhotoError(f"{name}: colour mode {image.mode} is not supported") from None
+
+
+def _array_to_photo(array, name: str) -> Image.Image:
+    """An (H, W), (H, W, 3) or (H, W, 4) uint8 or [0, 1] float array as an RGB photo."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    if not (array.dtype == np.uint8 or array.dtype.kind in "fb"):
+        raise PhotoError(f"{name}: an array of {array.dtype}; expected uint8, or float in [0, 1]")
+    if array.dtype != np.uint8 or (array.ndim == 3 and array.shape[-1] not in (1, 3, 4)):
+        # floats are clipped to [0, 1]; (3, H, W) becomes (H, W, 3)
+        array = (to_image_array(array) * 255 + 0.5).astype(np.uint8)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]  # (H, W, 1) -> (H, W)
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
+        raise PhotoError(f"{name}: an array of shape {tuple(array.shape)}; "
+                         "expected (H, W), (H, W, 3) or (H, W, 4)")
+    return _upright_rgb(Image.fromarray(np.ascontiguousarray(array)), name)  # L, RGB or RGBA
+
+
+# ---------------------------------------------------------------------------
+# Segmenting: the model sees a small copy, the logits come back at full size
+# ---------------------------------------------------------------------------
+
+def segment_logits(model: nn.Module, image, image_size: int | None = None,
+                   tta: bool = False, amp: bool = False) -> torch.Tensor:
+    """The model's logits for a photo, (H, W) float32 at the photo's own size, on the CPU.
+
+    The model sees the photo squeezed to IMAGE_SIZE x IMAGE_SIZE (default: the size it was
+    trained at), as in training; its logits are enlarged back to (H, W) with bilinear
+    interpolation (predict.full_size_logits). TTA and AMP as in `predict_logits`.
+    """
+    pixels = TF.pil_to_tensor(read_photo(image))  # (3, H, W) uint8
+    return full_size_logits(model, pixels, image_size, tta, amp)
+
+
+def threshold_logits(logits: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
+    """(H, W) bool mask: sigmoid(logits) > THRESHOLD, compared as logits > log(t / (1 - t))."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
+    cut = math.log(threshold / (1.0 - threshold))  # the logit whose sigmoid is THRESHOLD
+    return (torch.as_tensor(logits) > cut).numpy()  # no sigmoid over millions of pixels needed
+
+
+def segment(model: nn.Module, image, threshold: float = 0.5,
+            image_size: int | None = None) -> np.ndarray:
+    """The pet mask of a photo, (H, W) bool at the photo's own size (see `segment_logits`)."""
+    return threshold_logits(segment_logits(model, image, image_size), threshold)
+
+
+# ---------------------------------------------------------------------------
+# Pictures of the result
+# ---------------------------------------------------------------------------
+
+def mask_png(mask) -> Image.Image:
+    """MASK as an 8-bit greyscale picture: pet 255 (white), background 0 (black)."""
+    return Image.fromarray(to_mask_array(mask).astype(np.uint8) * 255)  # (H, W) mode "L"
+
+
+def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """The pixels of MASK less than WIDTH pixels from its edge: MASK XOR MASK eroded WIDTH times.
+
+    The frame of the picture does not count as an edge: a pet cut by it is not outlined there.
+    """
+    inner = mask
+    for _ in range(width):  # each pass removes the pet pixels with a background neighbour
+        eroded = inner.copy()
+        eroded[1:] &= inner[:-1]  # the pixel above is pet too
+        eroded[:-1] &= inner[1:]  # ... below
+        eroded[:, 1:] &= inner[:, :-1]  # ... left
+        eroded[:, :-1] &= inner[:, 1:]  # ... right
+        inner = eroded
+    return mask & ~inner
+
+
+def overlay_photo(photo, mask, color=(255, 64, 0), alpha: float = 0.45) -> Image.Image:
+    """The photo with the pet tinted in COLOR (ALPHA of it) and outlined in COLOR.
+
+    Made with Pillow in 8 bits, so a 24-megapixel photo needs no float copies
+    (`utils.overlay_mask` is the float version, for the small tensors of the datasets).
+    """
+    photo = read_photo(photo)
+    mask = to_mask_array(mask)  # (H, W) bool
+    if mask.shape != (photo.height, photo.width):
+        raise ValueError(f"mask {mask.shape[1]} x {mask.shape[0]} does not fit the photo "
+                         f"{photo.width} x {photo.height}")
+    tinted = Image.blend(photo, Image.new("RGB", photo.size, color), alpha)
+    picture = Image.composite(tinted, photo, mask_png(mask))  # tinted where the pet is
+    width = max(1, min(mask.shape) // 300)  # 1 px on small pictures, 13 px on 4000 x 6000
+    picture.paste(color, mask=mask_png(outline(mask, width)))
+    return picture
+
+
+# ---------------------------------------------------------------------------
+# Many files: a folder of photos -> masks and overlays on disk
+# ---------------------------------------------------------------------------
+
+def photo_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Each path as given; a folder gives its photo files (sorted, not its subfolders)."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir()
+                            if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+        else:
+            found.append(path)  # a missing file is reported when it is read
+    return found
+
+
+def save_png(picture: Image.Image, path: Path) -> Path:
+    """Write PICTURE as a PNG atomically: a hidden file in the same folder, then a rename."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        picture.save(partial, format="PNG")
+    except BaseException:
+        partial.unlink(missing_ok=True)  # no half-written leftovers (a full disk, Ctrl-C)
+        raise
+    os.replace(partial, path)  # never half a PNG under the final name
+    return path
+
+
+def _output_stem(path: Path, taken: set[str]) -> str:
+    """PATH's stem; stem_ext when another photo has it (a.jpg, a.png); then stem_ext2, ..."""
+    stem = path.stem
+    if stem.casefold() in taken:  # casefold: A.jpg and a.png collide on macOS and Windows
+        stem = f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+    base, number = stem, 2
+    while stem.casefold() in taken:  # a.jpg in two folders
+        stem, number = f"{base}{number}", number + 1
+    taken.add(stem.casefold())
+    return stem
+
+
+def segment_files(model: nn.Module, paths, output_dir: str | Path, threshold: float = 0.5,
+                  image_size: int | None = None) -> list[dict]:
+    """Segment every photo of PATHS (files or folders); write NAME_mask.png, NAME_overlay.png.
+
+    Returns one dict per photo: path, width, height, pet_share, ms (time to segment),
+    mask_path, overlay_path. Unreadable photos are skipped and listed in one warning.
+    """
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    files = photo_paths(paths)
+    if not files:
+        raise PhotoError(f"no photos found in {', '.join(map(str, paths))}")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results, problems, taken = [], [], set()
+    for path in files:
+        try:
+            photo = read_photo(path)
+        except PhotoError as error:
+            problems.append(str(error))
+            continue
+        start = time.perf_counter()
+        mask = segment(model, photo, threshold, image_size)  # (H, W) bool
+        ms = (time.perf_counter() - start) * 1000
+        stem = _output_stem(path, taken)
+        results.append({
+            "path": path, "width": photo.width, "height": photo.height,
+            "pet_share": float(mask.mean()), "ms": ms,
+            "mask_path": save_png(mask_png(mask), output_dir / f"{stem}_mask.png"),
+            "overlay_path": save_png(overlay_photo(photo, mask),
+                                     output_dir / f"{stem}_overlay.png"),
+        })
+    if not results:
+        raise PhotoError(f"none of the {len(files)} photos could be read: " + "; ".join(problems))
+    if problems:
+        listing = "\n".join(f"  {problem}" for problem in problems)
+        warnings.warn(f"Skipped {len(problems)} of {len(files)} photos:\n{listing}",
+                      stacklevel=2)
+    return results
