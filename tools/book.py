@@ -21,11 +21,14 @@ import os
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Empty
 
 import nbformat
+from jupyter_client import KernelClient
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
@@ -107,10 +110,41 @@ def kernel_env(stem: str, full: bool) -> dict[str, str]:
     return env
 
 
+class PollingClient(NotebookClient):
+    """nbclient's client, reading the kernel's replies in short polls.
+
+    nbclient waits for a cell's reply and for its last output with one long poll of each
+    ZeroMQ socket at once; now and then (a third of the runs of a cell that displays widgets,
+    here) that poll misses a message that has already arrived and waits out the whole cell
+    timeout (jupyter/nbclient#312). A poll that starts again every half second finds it.
+    """
+
+    poll_seconds = 0.5
+
+    async def async_start_new_kernel_client(self) -> KernelClient:
+        client = await super().async_start_new_kernel_client()
+        for channel in (client.shell_channel, client.iopub_channel):
+            channel.get_msg = self._in_short_polls(channel.get_msg)
+        return client
+
+    def _in_short_polls(self, get_msg: Callable[..., Awaitable[dict]]):
+        async def get(timeout: float | None = None) -> dict:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = (self.poll_seconds if deadline is None
+                        else min(self.poll_seconds, max(0.0, deadline - time.monotonic())))
+                try:
+                    return await get_msg(timeout=left)
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+        return get
+
+
 def execute(path: Path, full: bool, timeout: int) -> tuple[nbformat.NotebookNode, float]:
     """Run every cell of the notebook at PATH in a fresh kernel; return it and the seconds taken."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    client = PollingClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}},
                             store_widget_state=True)
     start = time.perf_counter()

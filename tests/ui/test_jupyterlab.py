@@ -93,7 +93,8 @@ def lab(tmp_path_factory) -> Iterator[tuple[str, str]]:
     env = dict(os.environ, PETSEG_QUICK="1", JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",  # CI is root
+               "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
                f"--LabApp.user_settings_dir={tmp / 'settings'}",
@@ -183,7 +184,7 @@ def drive_notebook_06(page, base: str, token: str) -> None:
     page.screenshot(path=SHOTS / "01_notebook_opened.png")
 
     page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.locator('li[data-command="notebook:run-all-cells"]').click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     started = time.monotonic()
 
     # The self-check cell prints this last; a traceback means a cell failed and Run All stopped.
@@ -201,8 +202,11 @@ def drive_notebook_06(page, base: str, token: str) -> None:
     for error in WIDGET_ERRORS:
         assert error not in content, f"the page shows a widget error: {error!r}"
 
+    # The explorer is the box with an "overlay alpha" slider (other boxes may have a threshold).
     label = page.locator(".widget-label", has_text=re.compile(r"^threshold$"))
-    explorer = page.locator(".widget-vbox").filter(has=label).last
+    alpha_label = page.locator(".widget-label", has_text=re.compile(r"^overlay alpha$"))
+    explorer = page.locator(".widget-vbox").filter(has=label).filter(has=alpha_label)
+    assert explorer.count() == 1, f"{explorer.count()} prediction explorers on the page"
     explorer.scroll_into_view_if_needed()
     figure = explorer.locator(".widget-output img").first
     figure.wait_for(timeout=60_000)
@@ -211,8 +215,8 @@ def drive_notebook_06(page, base: str, token: str) -> None:
     explorer.screenshot(path=SHOTS / "03_explorer_before.png")
     page.screenshot(path=SHOTS / "02_after_run_all.png")
 
-    alpha_label = explorer.locator(".widget-label", has_text="overlay alpha")
-    text, scroll_width, client_width = alpha_label.evaluate(
+    shown_label = explorer.locator(".widget-label", has_text="overlay alpha")
+    text, scroll_width, client_width = shown_label.evaluate(
         "el => [el.textContent, el.scrollWidth, el.clientWidth]")
     assert text.strip() == "overlay alpha"
     assert scroll_width <= client_width, (
@@ -227,9 +231,18 @@ def drive_notebook_06(page, base: str, token: str) -> None:
         handle.press("ArrowLeft")
     wait_for(lambda: readout.text_content().strip() == "0.30", 10, "the readout to say 0.30",
              interval=0.2)
-    after = wait_for(lambda: (src := figure.get_attribute("src")) != before and src, 60,
-                     "the explorer's figure to be redrawn", interval=0.5)
-    assert after.startswith("data:image/png;base64,")
+    wait_for(lambda: figure.get_attribute("src") != before, 60,
+             "the explorer's figure to be redrawn", interval=0.5)
+    # Each arrow key redraws once: wait for the last redraw (kernel idle, figure unchanged).
+    seen: list[str | None] = []
+
+    def settled() -> bool:
+        seen.append(figure.get_attribute("src"))
+        return len(seen) > 2 and seen[-1] == seen[-2] == seen[-3] and kernel_states(
+            base, token) == ["idle"]
+
+    wait_for(settled, 60, "the explorer's last redraw", interval=1)
+    assert seen[-1] != before and seen[-1].startswith("data:image/png;base64,")
     explorer.screenshot(path=SHOTS / "04_explorer_threshold_0.30.png")
 
     content = page.content()
