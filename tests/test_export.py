@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from petseg_lib import cli
 from petseg_lib.export import DEFAULT_OPSET, export_onnx, main
 from petseg_lib.inference import load_model
 from petseg_lib.models import build_model
@@ -172,7 +173,7 @@ def test_cli_file_that_is_not_a_checkpoint_exits_2(tmp_path, capsys, content):
     else:
         torch.save({"state_dict": {}, "image_size": 64}, crafted)
     with pytest.raises(SystemExit) as stop:
-        main(["--model", str(crafted), "--output", str(tmp_path / "m.onnx")])
+        cli.run_cli(main, ["--model", str(crafted), "--output", str(tmp_path / "m.onnx")])
     assert stop.value.code == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1
@@ -185,7 +186,7 @@ def test_cli_unwritable_output_exits_2_before_exporting(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("a file, not a folder")
     with pytest.raises(SystemExit) as stop:
-        main(["--model", str(checkpoint), "--output", str(blocker / "m.onnx")])
+        cli.run_cli(main, ["--model", str(checkpoint), "--output", str(blocker / "m.onnx")])
     assert stop.value.code == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1
