@@ -9,6 +9,7 @@ Per-image functions accept masks shaped (N, 1, H, W) or (N, H, W).
 
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -215,7 +216,8 @@ def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
         if sample.get("trimap") is None:
             raise ValueError("evaluate_at_original_size(): this dataset has no trimaps to score")
         pixels = torch.from_numpy(np.asarray(sample["image"])).permute(2, 0, 1)  # (3, H, W)
-        logits = full_size_logits(model, pixels, image_size, tta, amp)[None, None]
+        small = TF.resize(pixels, [image_size, image_size], antialias=True)  # as in training
+        logits = full_size_logits(model, small, pixels.shape[-2:], tta, amp)[None, None]
         trimap = torch.from_numpy(np.asarray(sample["trimap"]))[None, None]  # (1, 1, H, W)
         target, ignore = scoring_target(trimap, boundary)
         meter.update(logits, target, ignore, names=[sample["name"]])
