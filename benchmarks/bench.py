@@ -282,7 +282,7 @@ def find_case(cases: list[dict], label: str, layout: str) -> dict | None:
 def ratio_lines(cases: list[dict]) -> list[str]:
     """ResNet34_UNet / reference: medians of the per-repeat ratios, for each layout."""
     lines = []
-    for layout in ("NCHW", "NHWC"):
+    for layout in ("NCHW", "NHWC", "NHWC bf16"):
         ours = find_case(cases, "ResNet34_UNet", layout)
         theirs = find_case(cases, "SMP Unet resnet34", layout)
         if ours is None or theirs is None:
