@@ -335,6 +335,10 @@ print("QUICK mode: small images, a few epochs, a few dozen training images" if Q
 # 3. Call `worst_predictions` for the *worst* configuration of the table. Are its worst
 #    images the same as the best model's? What does that say about the difficulty of those
 #    images?
+#
+# Try them first; worked solutions, with checks, are in
+# `solutions/06_evaluation_and_comparison.py` (open it as a notebook in JupyterLab: right
+# click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check
