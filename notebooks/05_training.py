@@ -341,6 +341,9 @@ print(f"best validation Dice {max(full_history['valid_dice']):.4f} "
 #    this suggest about the loss "jumping around" that the report warns of?
 # 3. Train `course_config("resnet34_unet")` with `train()`. Compare the time per epoch with
 #    the UNet's and relate it to the operation counts of notebook 04.
+#
+# Try them first; worked solutions, with checks, are in `solutions/05_training.py` (open it
+# as a notebook in JupyterLab: right click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check

@@ -391,6 +391,10 @@ print(f"{originals[0]['name']}: mask {own_mask.shape[1]} x {own_mask.shape[0]} p
 # 3. Call `worst_predictions` for the *worst* configuration of the table. Are its worst
 #    images the same as the best model's? What does that say about the difficulty of those
 #    images?
+#
+# Try them first; worked solutions, with checks, are in
+# `solutions/06_evaluation_and_comparison.py` (open it as a notebook in JupyterLab: right
+# click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check
