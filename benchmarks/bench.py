@@ -31,7 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.flop_counter import FlopCounterMode
@@ -39,8 +41,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
+from petseg_lib.photos import mask_png, save_png, segment_logits, threshold_logits
 from petseg_lib.sample import ensure_sample_dataset, make_sample_dataset
-from petseg_lib.speed import glibc, keep_freed_memory, keep_memory_helps
+from petseg_lib.speed import amp_helps, glibc, keep_freed_memory, keep_memory_helps
 
 try:
     import segmentation_models_pytorch as smp
@@ -279,7 +282,7 @@ def find_case(cases: list[dict], label: str, layout: str) -> dict | None:
 def ratio_lines(cases: list[dict]) -> list[str]:
     """ResNet34_UNet / reference: medians of the per-repeat ratios, for each layout."""
     lines = []
-    for layout in ("NCHW", "NHWC"):
+    for layout in ("NCHW", "NHWC", "NHWC bf16"):
         ours = find_case(cases, "ResNet34_UNet", layout)
         theirs = find_case(cases, "SMP Unet resnet34", layout)
         if ours is None or theirs is None:
@@ -361,6 +364,34 @@ def data_root(args, workdir: Path) -> Path:
 # Command line
 # ---------------------------------------------------------------------------
 
+def photo_table(args, workdir: Path) -> list[str]:
+    """Own-photo latency: one big JPEG from file to mask PNG, for each model at its size."""
+    width, height = (400, 300) if args.smoke else (4000, 3000)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    pixels[height // 6:5 * height // 6, width // 4:3 * width // 4] = (230, 180, 120)  # a "pet"
+    path = workdir / "photo.jpg"
+    Image.fromarray(pixels).save(path, quality=90)
+    lines = [f"own photo: {width} x {height} JPEG -> decode, resize, predict, logits back to "
+             "full size, threshold, write the mask PNG (median of "
+             f"{args.repeats} after one warm-up)"]
+    cases = (("UNet base 16 at 64 px", lambda: UNet(base_channels=16), 64),
+             ("ResNet34_UNet at 256 px", ResNet34_UNet, 32 if args.smoke else 256))
+    for name, build, size in cases:
+        model = build().eval()
+        model.image_size = size
+        for amp in (False, amp_helps(torch.device("cpu"))) if not args.smoke else (False,):
+            seconds = []
+            for _ in range(args.repeats + 1):
+                started = time.perf_counter()
+                mask = threshold_logits(segment_logits(model, path, amp=amp))
+                save_png(mask_png(mask), workdir / "photo_mask.png")
+                seconds.append(time.perf_counter() - started)
+            lines.append(f"  {name:<26} {'bf16' if amp else 'fp32'}: "
+                         f"{statistics.median(seconds[1:]):.3f} s")
+    return lines
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The benchmark's options; --smoke shrinks every size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -420,6 +451,10 @@ def main(argv: list[str] | None = None) -> list[str]:
         lines += section
         best = find_case(cases, "ResNet34_UNet", "NHWC")
         train_rate = statistics.median(best["train"]) if best else None
+    with tempfile.TemporaryDirectory(prefix="petseg-bench-") as workdir:
+        section = ["", *photo_table(args, Path(workdir))]
+    print("\n".join(section), flush=True)
+    lines += section
     if args.skip_data:
         return lines
     with tempfile.TemporaryDirectory(prefix="petseg-bench-") as workdir:

@@ -241,6 +241,9 @@ plt.show()
 # 3. Compute the mean share of boundary pixels for the test split too (build an
 #    `OxfordPetDataset(DATA, "test")` and call `trimap_statistics`). How much could the Dice
 #    of one model change between "boundary as pet" and "boundary ignored"?
+#
+# Try them first; worked solutions, with checks, are in `solutions/01_data_exploration.py`
+# (open it as a notebook in JupyterLab: right click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check

@@ -198,6 +198,9 @@ plt.show()
 # 3. The report's configurations compare training with and without augmentation. Before you
 #    see the results in notebook 06, predict: which one has the lower *training* loss after
 #    the same number of epochs, and which one the higher *test* Dice?
+#
+# Try them first; worked solutions, with checks, are in `solutions/02_augmentation.py` (open
+# it as a notebook in JupyterLab: right click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check

@@ -339,6 +339,9 @@ print(f"ResNet34_UNet last layer {resnet_last} -> output {tuple(resnet_out.shape
 # 3. Use a `ConvTranspose2d(kernel_size=4, stride=2, padding=1)` with weights all 1 on the
 #    blob. Is there a checkerboard? Relate your answer to "kernel size a multiple of the
 #    stride".
+#
+# Try them first; worked solutions, with checks, are in `solutions/03_unet.py` (open it as a
+# notebook in JupyterLab: right click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check

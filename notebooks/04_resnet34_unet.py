@@ -423,6 +423,9 @@ except RuntimeError as err:
 # 3. Feed the model a 250 × 333 image. Which encoder sizes are rounded up? Why does
 #    `ResNet34_UNet.forward` need its final `F.interpolate`, and `UNet` only as a safety
 #    net?
+#
+# Try them first; worked solutions, with checks, are in `solutions/04_resnet34_unet.py` (open
+# it as a notebook in JupyterLab: right click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check

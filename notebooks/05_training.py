@@ -60,9 +60,10 @@ from petseg_lib.config import TrainConfig, course_config, quick_mode
 from petseg_lib.evaluate import evaluate
 from petseg_lib.history import new_history, record_epoch
 from petseg_lib.inference import load_model
+from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
 from petseg_lib.models.summary import count_parameters
-from petseg_lib.oxford_pet import find_dataset, make_loaders
+from petseg_lib.oxford_pet import find_dataset
 from petseg_lib.speed import pick_device
 from petseg_lib.train import train, train_one_epoch
 from petseg_lib.utils import markdown_grid, plot_training_metrics, visualize_comparison
@@ -340,6 +341,9 @@ print(f"best validation Dice {max(full_history['valid_dice']):.4f} "
 #    this suggest about the loss "jumping around" that the report warns of?
 # 3. Train `course_config("resnet34_unet")` with `train()`. Compare the time per epoch with
 #    the UNet's and relate it to the operation counts of notebook 04.
+#
+# Try them first; worked solutions, with checks, are in `solutions/05_training.py` (open it
+# as a notebook in JupyterLab: right click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check

@@ -30,7 +30,8 @@
 # - compare the four models' masks on the same images and find the images a model gets most
 #   wrong;
 # - explore the effect of the threshold on a mask and its Dice, interactively;
-# - relate your numbers to the report's, and say why they differ.
+# - relate your numbers to the report's, and say why they differ;
+# - segment a photo of your own pet at its full size.
 
 # %%
 # On Colab: fetch the course and make its package importable. In a local checkout: nothing.
@@ -67,6 +68,7 @@ from petseg_lib.inference import load_model
 from petseg_lib.masks import boundary_ignore
 from petseg_lib.oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from petseg_lib.paths import base_dir
+from petseg_lib.photos import segment
 from petseg_lib.utils import (
     markdown_grid,
     models_side_by_side,
@@ -75,7 +77,7 @@ from petseg_lib.utils import (
     prediction_gallery,
     visualize_comparison,
 )
-from petseg_lib.widgets import draw_prediction, prediction_explorer
+from petseg_lib.widgets import draw_prediction, photo_segmenter, prediction_explorer
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
@@ -362,6 +364,24 @@ print("QUICK mode: small images, a few epochs, a few dozen training images" if Q
 # report's claims, run this notebook without `PETSEG_QUICK` on the real dataset, on a GPU.
 
 # %% [markdown]
+# ## 8. Your own photo
+#
+# The model works on any photo, at the photo's own size: it sees the photo squeezed to its
+# training size, and its logits are enlarged back to full size *before* the threshold, so
+# the mask's edge stays smooth (`segment_logits` in `petseg_lib.photos`). Upload a photo of
+# a pet below (JPEG, PNG, WebP...; a phone's rotation is applied) and move the threshold.
+# Until you upload one, the box shows an image of the dataset in use. From a terminal,
+# `python -m petseg_lib.inference --model CKPT --images my_photos/` writes a mask and an
+# overlay for every photo of a folder.
+
+# %%
+fallback = originals[0]["image"]  # (H, W, 3) uint8: a test image at its original size
+display(photo_segmenter(best_model, fallback))
+own_mask = segment(best_model, fallback)
+print(f"{originals[0]['name']}: mask {own_mask.shape[1]} x {own_mask.shape[0]} px, "
+      f"pet {own_mask.mean():.1%} of the photo")
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. In the explorer, find an image whose Dice *rises* when you lower the threshold, and one
@@ -371,6 +391,10 @@ print("QUICK mode: small images, a few epochs, a few dozen training images" if Q
 # 3. Call `worst_predictions` for the *worst* configuration of the table. Are its worst
 #    images the same as the best model's? What does that say about the difficulty of those
 #    images?
+#
+# Try them first; worked solutions, with checks, are in
+# `solutions/06_evaluation_and_comparison.py` (open it as a notebook in JupyterLab: right
+# click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check
@@ -390,4 +414,5 @@ assert best["dice"] > pet_share, (best["dice"], pet_share)
 assert [w["dice"] for w in worst] == sorted(w["dice"] for w in worst), "worst first"
 assert abs(static_dice - mask_dice(worst[0]["probability"] > 0.3, worst[0]["mask"])) < 1e-9
 assert probabilities.shape == test_batch["mask"].shape
+assert own_mask.shape == fallback.shape[:2], "the photo's mask has the photo's own size"
 print("All checks passed.")

@@ -150,6 +150,9 @@ print(f"gap between the losses {gap:.4f}; largest spread between seeds {noise:.4
 #    two seeds predicted?
 # 3. Train one configuration with `augment=True, augment_level="strong"` (rotation, Cutout,
 #    CutMix; see notebook 02) and compare it with the report's augmentation over two seeds.
+#
+# Try them first; worked solutions, with checks, are in `solutions/07_beyond_the_report.py`
+# (open it as a notebook in JupyterLab: right click → Open With → Notebook).
 
 # %% [markdown]
 # ## Self-check

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -71,9 +72,13 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"'{path}' was refused: loading it would run pickled Python "
-                              "code, which a petseg checkpoint never needs (nothing in it "
-                              f"ran). {str(err).splitlines()[0]}") from err
+        code = re.search(r"GLOBAL ([\w.]+)", str(err))  # what the file wanted to run or build
+        if code is None:
+            raise CheckpointError(f"'{path}' is not a petseg checkpoint (damaged, or not a "
+                                  "PyTorch file).") from err
+        raise CheckpointError(f"'{path}' was refused: loading it would run pickled Python code "
+                              f"({code.group(1)}), which a petseg checkpoint never needs; "
+                              "nothing in it ran.") from err
     except Exception as err:  # a garbage or truncated file can fail anywhere in the unpickler
         raise CheckpointError(f"'{path}' is not a petseg checkpoint (it could not be read "
                               f"by torch.load: {str(err).splitlines()[0]}).") from err

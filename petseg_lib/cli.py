@@ -21,8 +21,9 @@ class UserError(ValueError):
     """A mistake in what the user asked for or handed in, explained in one line."""
 
 
-# The exception types that mean "the input was wrong", not "the program is wrong".
-USER_ERRORS = (CheckpointError, OSError, ValueError)  # UserError is a ValueError
+# The exception types that mean "the input was wrong", not "the program is wrong"; an
+# ImportError here is an optional extra that is not installed (its message says which).
+USER_ERRORS = (CheckpointError, OSError, ValueError, ImportError)  # UserError is a ValueError
 
 
 def run_cli(main: Callable, argv: list[str] | None = None):

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import RESUME_MUST_MATCH, CheckpointError, load_weights, read_checkpoint
 from .cli import positive, run_cli, writable_folder
-from .config import TrainConfig, quick_config
+from .config import TrainConfig, augment_suffix, quick_config
 from .evaluate import describe_protocol, evaluate, evaluate_at_original_size
 from .inference import load_model
 from .losses import LOSSES
@@ -52,17 +52,18 @@ def label(model: str, augment: bool, loss: str = "bce") -> str:
 
 
 def run_name(model: str, augment: bool, loss: str = "bce", seed: int = 0,
-             quick: bool = False) -> str:
+             quick: bool = False, augment_level: str = "report") -> str:
     """A configuration's file name stem, e.g. 'unet_aug', 'unet_dice_s1_quick'."""
-    return (model + ("_aug" if augment else "") + ("" if loss == "bce" else f"_{loss}")
+    return (model + augment_suffix(augment, augment_level) + ("" if loss == "bce" else f"_{loss}")
             + (f"_s{seed}" if seed else "") + ("_quick" if quick else ""))
 
 
 def make_config(model: str, augment: bool, quick: bool = False, loss: str = "bce",
                 seed: int = 0, **shared) -> TrainConfig:
     """The configuration of one run; SHARED settings apply to all of them."""
+    level = shared.get("augment_level", "report")
     settings = dict(model=model, augment=augment, loss=loss, seed=seed,
-                    run_name=run_name(model, augment, loss, seed, quick), **shared)
+                    run_name=run_name(model, augment, loss, seed, quick, level), **shared)
     return quick_config(**settings) if quick else TrainConfig(**settings)
 
 

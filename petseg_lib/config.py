@@ -26,7 +26,7 @@ class TrainConfig:
     augment: bool = False
     augment_level: str = "report"  # "report", or "strong": + rotation, Cutout, CutMix
     epochs: int = 20
-    batch_size: int = 8
+    batch_size: int = 8  # per process under torchrun: a step sees batch_size x processes
     learning_rate: float = 1e-4
     image_size: int = 256
     seed: int = 0
@@ -50,6 +50,7 @@ class TrainConfig:
     persistent_workers: bool | None = None  # None: keep workers alive when num_workers > 0
     cudnn_benchmark: bool | None = None  # cuDNN tries and keeps the fastest kernels; None: CUDA
     compile: bool = False  # torch.compile the model: a slow first batch, then maybe faster
+    sync_bn: bool = False  # torchrun: BatchNorm statistics over all processes (distributed.py)
     keep_memory: bool | None = None  # glibc keeps freed memory for the next batch; None: CPU
 
     def __post_init__(self):

@@ -7,8 +7,11 @@ A batch is a dict with "image" (N, 3, H, W) float in [0, 1] (or uint8 0-255), "m
 Per-image functions accept masks shaped (N, 1, H, W) or (N, H, W).
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -172,12 +175,15 @@ def evaluate(
     boundary: str = "pet",
     tta: bool = False,
     amp: bool = False,
+    reduce: Callable | None = None,
 ) -> dict:
     """Return loss (or None), per-image and pooled Dice and IoU of `model` over `loader`.
 
     BOUNDARY says how the trimap's boundary band is scored: "pet" (the design report),
     "background" or "ignore". The loss always uses the training mask, every pixel included.
     TTA adds the mirror image's logits; AMP runs the model in reduced precision (speed.py).
+    REDUCE(meter, loss_sum, n_images) -> (loss_sum, n_images) adds other processes' scores
+    (distributed.merge_meters).
     """
     was_training = model.training
     model.eval()
@@ -196,6 +202,8 @@ def evaluate(
                 meter.update(logits, target, ignore, names=batch.get("name"))
     finally:
         model.train(was_training)
+    if reduce is not None:
+        total_loss, n_images = reduce(meter, total_loss, n_images)
     results = meter.compute()
     loss = total_loss / n_images if criterion is not None else None
     return {"loss": loss, **results}
@@ -215,7 +223,8 @@ def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
         if sample.get("trimap") is None:
             raise ValueError("evaluate_at_original_size(): this dataset has no trimaps to score")
         pixels = torch.from_numpy(np.asarray(sample["image"])).permute(2, 0, 1)  # (3, H, W)
-        logits = full_size_logits(model, pixels, image_size, tta, amp)[None, None]
+        small = TF.resize(pixels, [image_size, image_size], antialias=True)  # as in training
+        logits = full_size_logits(model, small, pixels.shape[-2:], tta, amp)[None, None]
         trimap = torch.from_numpy(np.asarray(sample["trimap"]))[None, None]  # (1, 1, H, W)
         target, ignore = scoring_target(trimap, boundary)
         meter.update(logits, target, ignore, names=[sample["name"]])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,8 +30,10 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from .inference import CheckpointError, load_model
-from .models import MODELS, count_parameters
+from .cli import run_cli
+from .inference import load_model
+from .models import MODELS
+from .models.summary import count_parameters
 from .onnx_segmenter import OnnxSegmenter, optional_import
 
 if TYPE_CHECKING:  # for the type hints only: onnx belongs to the optional export extra
@@ -133,13 +134,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--image_size", type=int, default=None,
                         help="size stored in the metadata; default: the training size")
     args = parser.parse_args(argv)
-    try:
-        model = load_model(args.model)
-        path = export_onnx(model, args.output, opset=args.opset, image_size=args.image_size)
-    except (CheckpointError, OSError, ImportError, ValueError) as err:
-        message = " ".join(str(err).split())  # one line, whatever the error's text
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
+    model = load_model(args.model)
+    path = export_onnx(model, args.output, opset=args.opset, image_size=args.image_size)
     segmenter = OnnxSegmenter(path)
     print(f"Exported {segmenter.metadata['model_name']} "
           f"({count_parameters(model) / 1e6:.1f} M parameters, image size "
@@ -149,4 +145,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

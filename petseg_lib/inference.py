@@ -2,6 +2,7 @@
 
     python -m petseg_lib.inference --model checkpoints/unet_best.pth            # the test split
     python -m petseg_lib.inference --model checkpoints/unet_best.pth --images my_photos/
+    python -m petseg_lib.inference --onnx unet.onnx --images my_photos/    # no model code
 
 On a split, every line and figure that shows a score names its protocol: the split, how the
 trimap's boundary band counts (--boundary pet|background|ignore), and the resolution
@@ -20,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .checkpoint import load_weights, read_checkpoint
-from .cli import positive, run_cli, writable_folder
+from .cli import UserError, positive, run_cli, writable_folder
 from .evaluate import (
     SegmentationMeter,
     batch_target,
@@ -29,6 +30,7 @@ from .evaluate import (
 )
 from .masks import BOUNDARY_POLICIES
 from .models import build_model
+from .onnx_segmenter import OnnxSegmenter
 from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from .photos import segment_files
 from .predict import binarize, predict_logits, to_float_images
@@ -50,6 +52,21 @@ def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu") 
                          checkpoint_path)
     model.image_size = state.get("image_size")  # the size it was trained at
     return model.to(device).eval()
+
+
+class OnnxModel(nn.Module):
+    """An exported .onnx file behind a model's interface: onnxruntime computes the logits.
+
+    No model class of the course is needed to run it (export.py writes such files).
+    """
+
+    def __init__(self, path: str | Path):
+        super().__init__()
+        self.segmenter = OnnxSegmenter(path)
+        self.image_size = self.segmenter.image_size  # the size it was trained at
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.segmenter.logits(images.detach().cpu().numpy()))
 
 
 @torch.no_grad()
@@ -127,7 +144,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Segment a dataset split, or your own photos, with a trained checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
-    add("--model", required=True, help="checkpoint, e.g. checkpoints/unet_best.pth")
+    add("--model", default=None, help="checkpoint, e.g. checkpoints/unet_best.pth")
+    add("--onnx", default=None, metavar="FILE",
+        help="with --images: an exported .onnx model instead of a checkpoint")
     add("--images", nargs="+", default=None, metavar="PATH",
         help="photos or folders of photos to segment instead of a dataset split")
     add("--data_path", default=None, help="dataset folder; by default data/oxford-iiit-pet "
@@ -153,6 +172,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         positive(f"--{name}", getattr(args, name), minimum)
     if not 0.0 < args.threshold < 1.0:
         raise ValueError(f"--threshold must be between 0 and 1, not {args.threshold}")
+    if (args.model is None) == (args.onnx is None):
+        raise UserError("give a checkpoint (--model) or an exported model (--onnx), one of them")
+    if args.onnx is not None and args.images is None:
+        raise UserError("--onnx segments your photos: add --images PATH [PATH ...]")
     return args
 
 
@@ -162,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict | list | None:
     device = pick_device(args.device)
     args.amp = amp_helps(device) if args.amp is None else args.amp
     print(describe_precision(device, args.amp))
-    model = load_model(args.model, device)
+    model = OnnxModel(args.onnx) if args.onnx else load_model(args.model, device)
     image_size = args.image_size or model.image_size or 256
     writable_folder(args.output_dir)
     if args.images is None:

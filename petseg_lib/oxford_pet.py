@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import Dataset, default_collate
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -42,7 +42,6 @@ from .mask_folder import MaskFolderDataset, is_mask_folder, load_rgb
 from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
 from .paths import default_data_path
 from .sample import ensure_sample_dataset
-from .speed import pick_device, speedups
 
 MODES = ("train", "valid", "test")
 VALID_EVERY = 10  # every 10th trainval name is a validation image
@@ -305,24 +304,6 @@ def load_dataset(data_path: str | Path, mode: str, image_size: int = 256,
         return MaskFolderDataset(data_path, mode, image_size, augment, limit, augment_level)
     return SimpleOxfordPetDataset(data_path, mode, image_size=image_size, augment=augment,
                                   limit=limit, cache=cache, augment_level=augment_level)
-
-
-def make_loaders(config, data_path: Path,
-                 fast: dict[str, bool] | None = None) -> tuple[DataLoader, DataLoader]:
-    """Shuffled training loader and ordered validation loader."""
-    fast = fast or speedups(config, pick_device(config.device))
-    train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit,
-                             cache=fast["cache"], augment_level=config.augment_level)
-    valid_limit = None if config.limit is None else max(config.limit // 4, 1)
-    valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit,
-                             cache=fast["cache"])
-    generator = torch.Generator().manual_seed(config.seed)  # the shuffling order
-    common = dict(batch_size=config.batch_size, num_workers=config.num_workers,
-                  collate_fn=collate, pin_memory=fast["pin_memory"],
-                  persistent_workers=fast["persistent_workers"] and config.num_workers > 0)
-    train_loader = DataLoader(train_set, shuffle=True, generator=generator, **common)
-    valid_loader = DataLoader(valid_set, shuffle=False, **common)
-    return train_loader, valid_loader
 
 
 def main(argv: list[str] | None = None) -> None:

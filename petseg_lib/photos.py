@@ -41,7 +41,7 @@ from PIL import Image, ImageOps
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from .predict import full_size_logits
+from .predict import full_size_logits, input_size
 from .utils import to_image_array, to_mask_array
 
 MAX_PIXELS = 100_000_000  # 100 megapixels: larger "photos" are refused (decompression bombs)
@@ -153,8 +153,13 @@ def segment_logits(model: nn.Module, image, image_size: int | None = None,
     trained at), as in training; its logits are enlarged back to (H, W) with bilinear
     interpolation (predict.full_size_logits). TTA and AMP as in `predict_logits`.
     """
-    pixels = TF.pil_to_tensor(read_photo(image))  # (3, H, W) uint8
-    return full_size_logits(model, pixels, image_size, tta, amp)
+    photo = read_photo(image)
+    side = input_size(model, image_size)
+    # Pillow shrinks a 12-megapixel photo with the same antialiasing as the datasets' resize,
+    # several times faster than torch does; `reducing_gap` first bins whole blocks of pixels.
+    small = photo.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return full_size_logits(model, TF.pil_to_tensor(small), (photo.height, photo.width), tta,
+                            amp)
 
 
 def threshold_logits(logits: torch.Tensor, threshold: float = 0.5) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 from .speed import amp_dtype
@@ -42,20 +41,22 @@ def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False,
     return logits
 
 
-def full_size_logits(model: nn.Module, pixels: torch.Tensor, image_size: int | None = None,
+def full_size_logits(model: nn.Module, small: torch.Tensor, size: tuple[int, int],
                      tta: bool = False, amp: bool = False) -> torch.Tensor:
-    """Logits (H, W) float32, on the CPU, of one image PIXELS (3, H, W) uint8 at its own size.
+    """Logits (H, W) float32, on the CPU, of an image the model sees as SMALL (3, S, S) uint8.
 
-    The model sees the image squeezed to IMAGE_SIZE x IMAGE_SIZE (default: the size it was
-    trained at, `model.image_size`, else 256), resized as the datasets resize; its logits
-    (1, 1, S, S) are enlarged back to (H, W) with bilinear interpolation, once.
+    SMALL is the image squeezed to the model's input size; its logits (1, 1, S, S) are
+    enlarged back to SIZE = (H, W), the image's own size, with bilinear interpolation, once.
     """
-    size = image_size or getattr(model, "image_size", None) or 256
-    small = TF.resize(pixels, [size, size], antialias=True)  # (3, S, S)
     device = next(model.parameters(), torch.empty(0)).device  # no parameters: the CPU
     model.eval()
     with torch.no_grad():
         logits = predict_logits(model, to_float_images(small[None]).to(device), tta, amp)
-        full = F.interpolate(logits, size=tuple(pixels.shape[-2:]), mode="bilinear",
+        full = F.interpolate(logits.cpu(), size=tuple(size), mode="bilinear",
                              align_corners=False)  # (1, 1, H, W) float32
-    return full[0, 0].cpu()  # (H, W)
+    return full[0, 0]  # (H, W)
+
+
+def input_size(model: nn.Module, image_size: int | None = None) -> int:
+    """The side of the square a model sees: IMAGE_SIZE, else its training size, else 256."""
+    return image_size or getattr(model, "image_size", None) or 256

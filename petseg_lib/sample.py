@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .cli import run_cli
+from .cli import positive, run_cli
 from .paths import default_sample_root
 from .toy_pets import make_sample_image
 
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-test", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    positive("--n-trainval", args.n_trainval)
+    positive("--n-test", args.n_test)
     root = ensure_sample_dataset(args.root, n_trainval=args.n_trainval, n_test=args.n_test,
                                  seed=args.seed)
     print(f"Sample dataset ({args.n_trainval} trainval + {args.n_test} test toy pets) "

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .augment import AUGMENT_LEVELS
 from .checkpoint import (
     checkpoint_payload,
@@ -33,12 +34,13 @@ from .checkpoint import (
 )
 from .cli import run_cli, writable_folder
 from .config import TrainConfig, quick_config
-from .evaluate import dice_score, evaluate
+from .evaluate import dice_score
 from .history import new_history, print_epoch, record_epoch, save_history
+from .loaders import make_loaders
 from .logs import LOG_KINDS, first_samples, open_run_log
 from .losses import LOSSES, build_loss
 from .models import MODELS, build_model
-from .oxford_pet import find_dataset, make_loaders
+from .oxford_pet import find_dataset
 from .predict import to_float_images
 from .speed import (
     amp_dtype,
@@ -94,53 +96,55 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     device = pick_device(config.device)
     fast = speedups(config, device)
     torch.backends.cudnn.benchmark = fast["cudnn_benchmark"]
-    data_path = find_dataset(config.data_path)
+    data_path = distributed.main_first(find_dataset, config.data_path)  # sample made once
     train_loader, valid_loader = make_loaders(config, data_path, fast)
     model = build_model(config.model, **config.model_kwargs)
     model = model.to(device, memory_format=memory_format(fast["channels_last"]))
-    # The compiled model shares its weights with `model`, which is saved and evaluated.
-    step_model = torch.compile(model) if config.compile else model
+    # The DDP (torchrun) and compiled models share their weights with `model`, which is saved.
+    step_model = distributed.data_parallel(model, config.sync_bn)  # `model` without torchrun
+    step_model = torch.compile(step_model) if config.compile else step_model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scheduler = make_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler(device.type, enabled=fast["amp"] and device.type == "cuda")
     criterion = build_loss(config.loss)
     best_path, last_path = run_paths(config)
-
     history, best_dice, start_epoch = new_history(), -1.0, 0
     if config.resume and last_path.exists():
         history, best_dice, start_epoch = restore_training(
-            last_path, config, device, model, optimizer, scheduler, scaler,
-            train_loader.generator)
+            last_path, config, device, model, optimizer, scheduler, scaler, train_loader.generator)
 
     print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "
           f"and {len(valid_loader.dataset)} validation samples from {data_path}; "
           f"{describe_precision(device, fast['amp'])}.")
     epochs = tqdm(range(start_epoch, config.epochs), desc=config.run_name,
                   disable=not config.progress)
-    log = open_run_log(config.log, Path(config.output_dir) / "logs", config.run_name)
+    log = open_run_log(config.log if distributed.is_main() else None,
+                       Path(config.output_dir) / "logs", config.run_name)
     shown = first_samples(valid_loader.dataset)  # the images TensorBoard shows each epoch
     with keep_freed_memory(fast["keep_memory"]), log:
         for epoch in epochs:
             learning_rate = scheduler.get_last_lr()[0]  # the rate this epoch trains with
-            train_loss, train_dice = train_one_epoch(
+            distributed.begin_epoch(train_loader, epoch)  # torchrun: this epoch's shuffle
+            train_loss, train_dice = distributed.mean_over_processes(train_one_epoch(
                 step_model, train_loader, criterion, optimizer, device, epoch, config.progress,
-                amp=fast["amp"], scaler=scaler, channels_last=fast["channels_last"])
+                amp=fast["amp"], scaler=scaler, channels_last=fast["channels_last"]))
             scheduler.step()
-            valid = evaluate(model, valid_loader, device, criterion, amp=fast["amp"])
+            valid = distributed.evaluate(model, valid_loader, device, criterion, amp=fast["amp"])
             record_epoch(history, train_loss, train_dice, valid)
             log.epoch(epoch + 1, history, learning_rate, model, shown)
             epochs.set_postfix(valid_dice=f"{valid['dice']:.4f}")
-
-            if valid["dice"] > best_dice:
-                best_dice = valid["dice"]
-                save_checkpoint(checkpoint_payload(model, config, epoch + 1, valid), best_path)
-            save_checkpoint(training_state(model, config, epoch + 1, valid, optimizer,
-                                           scheduler, scaler, history, best_dice,
-                                           train_loader.generator), last_path)
+            improved, best_dice = valid["dice"] > best_dice, max(best_dice, valid["dice"])
+            if distributed.is_main():  # under torchrun only process 0 writes files
+                if improved:
+                    save_checkpoint(checkpoint_payload(model, config, epoch + 1, valid), best_path)
+                save_checkpoint(training_state(model, config, epoch + 1, valid, optimizer,
+                                               scheduler, scaler, history, best_dice,
+                                               train_loader.generator), last_path)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, history)
 
-    save_history(history, config)
+    if distributed.is_main():
+        save_history(history, config)
     print(f"Best validation Dice {best_dice:.4f}; weights in {best_path}")
     return history
 
@@ -202,7 +206,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        ("channels_last", "NHWC memory layout; default: where it is faster"),
                        ("amp", "mixed precision; default: with CUDA, and on a CPU with "
                                "native bfloat16"),
-                       ("compile", "torch.compile the model"),
+                       ("compile", "torch.compile the model"), ("sync_bn", "SyncBatchNorm (DDP)"),
                        ("keep_memory", "glibc keeps freed memory for the next batch; "
                                        "default: on a CPU"),
                        ("progress", "progress bars; default: in a terminal, else one line "
@@ -225,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
     config = parse_args(argv)
     writable_folder(config.checkpoint_dir)
     writable_folder(config.output_dir)
-    history = train(config, on_epoch_end=None if config.progress else print_epoch)
+    with distributed.process_group(config.device):  # under torchrun (distributed.py)
+        history = train(config, on_epoch_end=None if config.progress else print_epoch)
     if not history["valid_dice"] or not math.isfinite(history["valid_dice"][-1]):
         raise SystemExit("training produced no validation score")
     return history

@@ -1,7 +1,8 @@
-"""Interactive notebook pieces: sliders over predictions, and live training curves.
+"""Interactive notebook pieces: sliders over predictions, live training curves, your own photo.
 
-Each widget is a thin shell around a plain function (`draw_prediction`, `plot_training_metrics`)
-that the tests call directly, so what a slider shows is tested even where no browser runs.
+Each widget is a thin shell around a plain function (`draw_prediction`, `plot_training_metrics`,
+`draw_photo_segmentation`) that the tests call directly, so what a slider shows is tested even
+where no browser runs.
 """
 
 from __future__ import annotations

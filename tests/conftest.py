@@ -1,6 +1,7 @@
 """Shared fixtures: tiny datasets written on the fly, the sample dataset, the real mini set."""
 
 import shutil
+import urllib.request
 from pathlib import Path
 
 import matplotlib
@@ -111,3 +112,19 @@ def tiny_config(root, tmp_path, **overrides) -> TrainConfig:
                     progress=False)
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """Point the torch hub cache at an empty directory and block every download."""
+
+    def no_network(*args, **kwargs):
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    old_dir = torch.hub.get_dir()
+    hub_dir = tmp_path / "hub"
+    torch.hub.set_dir(str(hub_dir))
+    yield hub_dir
+    torch.hub.set_dir(old_dir)

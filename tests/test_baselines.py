@@ -1,7 +1,6 @@
 """Tests for the torchvision baselines: shapes, gradients, config, backbone weights, counts."""
 
 import os
-import urllib.request
 
 import pytest
 import torch
@@ -112,22 +111,6 @@ def test_normalize_input_applies_imagenet_mean_std():
 
 
 # ---------------------------------------------------------------- ImageNet backbone weights
-
-
-@pytest.fixture
-def empty_hub(tmp_path, monkeypatch):
-    """Point the torch hub cache at an empty directory and block every download."""
-
-    def no_network(*args, **kwargs):
-        raise OSError("network blocked by the test")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    old_dir = torch.hub.get_dir()
-    hub_dir = tmp_path / "hub"
-    torch.hub.set_dir(str(hub_dir))
-    yield hub_dir
-    torch.hub.set_dir(old_dir)
 
 
 @pytest.mark.parametrize("name", NAMES)

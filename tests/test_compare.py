@@ -30,8 +30,9 @@ def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path,
         assert r["iou"] <= r["dice"] + 1e-9  # IoU never exceeds Dice
         assert len(r["history"]["valid_dice"]) == 1
     table = (tmp_path / "cmp" / "results.md").read_text().splitlines()
-    assert len(table) == 6 and table[2].startswith("| UNet |")
-    assert f"{rows[0]['dice']:.4f}" in table[2]
+    assert table[0].startswith("Protocol: test split, boundary counted as pet, at 32 px")
+    assert len(table) == 8 and table[4].startswith("| UNet |")
+    assert f"{rows[0]['dice']:.4f}" in table[4]
     for name in ("test_scores.png", "validation_curves.png"):
         assert (tmp_path / "cmp" / name).stat().st_size > 1000
 

@@ -1,7 +1,6 @@
 """Tests for the segmentation models: shapes, parameter counts, encoder weights, gradients."""
 
 import os
-import urllib.request
 
 import pytest
 import torch
@@ -213,22 +212,6 @@ def test_eval_mode_is_deterministic(name):
 
 
 # ---------------------------------------------------------------- pretrained encoder
-
-
-@pytest.fixture
-def empty_hub(tmp_path, monkeypatch):
-    """Point the torch hub cache at an empty directory and block every download."""
-
-    def no_network(*args, **kwargs):
-        raise OSError("network blocked by the test")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    old_dir = torch.hub.get_dir()
-    hub_dir = tmp_path / "hub"
-    torch.hub.set_dir(str(hub_dir))
-    yield hub_dir
-    torch.hub.set_dir(old_dir)
 
 
 def test_pretrained_encoder_without_network_raises_clear_error(empty_hub):

@@ -1,0 +1,209 @@
+"""A web demo: segment a photo in the browser, with a threshold slider and a mask to download.
+
+    pip install -e ".[app]"
+    python -m petseg_lib.app --model checkpoints/unet_best.pth     # then open http://127.0.0.1:7860
+
+The page (made with Gradio) offers:
+
+- an upload box for a photo of your own, and a few examples from the test split of the dataset
+  in use (`find_dataset`: the real one, or the offline sample); the first one is shown at once;
+- a threshold slider: moving it re-thresholds the logits kept for the photo, the model does not
+  run again;
+- the photo with the pet tinted and outlined, the mask (white pet, black background), and the
+  mask as a PNG at the photo's own size, to download;
+- one status line: the photo's size and pet share, or why a file cannot be used (not an image,
+  damaged, too large); the server keeps running.
+
+All the work of a request is in `segment_upload`, a plain function that the tests call; the page
+(`build_page`) only wires it to the widgets. The server listens on 127.0.0.1 unless --host says
+otherwise: nothing leaves your machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .cli import UserError, run_cli
+from .inference import load_model
+from .mask_folder import MaskFolderDataset, is_mask_folder
+from .oxford_pet import OxfordPetDataset, find_dataset
+from .photos import (
+    PhotoError,
+    mask_png,
+    overlay_photo,
+    read_photo,
+    save_png,
+    segment_logits,
+    threshold_logits,
+)
+from .speed import pick_device
+
+if TYPE_CHECKING:  # for the type hint of build_page only: gradio is an optional extra
+    import gradio as gr
+
+KEPT_PHOTOS = 4  # the logits of this many photos are kept, for the slider
+DISPLAY_SIZE = 1600  # the overlay is shown at most this wide and high; the mask file is full size
+MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads before any of our code reads them
+WELCOME = "Upload a photo, or pick an example below."
+
+
+# ---------------------------------------------------------------------------
+# One request: a photo and a threshold -> overlay, mask file, status line
+# ---------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=KEPT_PHOTOS)
+def _file_logits(model: nn.Module, path: str, name: str,
+                 stamp: tuple[int, int]) -> tuple[Image.Image, torch.Tensor]:
+    """The photo at PATH and its logits; STAMP (modification time, size) tells a changed file."""
+    photo = read_photo(path, name=name)
+    return photo, segment_logits(model, photo)
+
+
+def photo_logits(model: nn.Module, source, name: str) -> tuple[Image.Image, torch.Tensor]:
+    """The upright RGB photo and its (H, W) logits; a file seen recently is not run again."""
+    if isinstance(source, str | Path):
+        try:
+            stat = os.stat(source)
+        except OSError:
+            pass  # missing or unreadable: read_photo below says so in a PhotoError
+        else:
+            return _file_logits(model, str(source), name, (stat.st_mtime_ns, stat.st_size))
+    photo = read_photo(source, name=name)
+    return photo, segment_logits(model, photo)
+
+
+def segment_upload(model: nn.Module, source, threshold: float = 0.5,
+                   output_dir: str | Path | None = None,
+                   ) -> tuple[Image.Image | None, Path | None, str]:
+    """One photo (path, file, PIL image or array) -> (overlay, mask PNG path, status line).
+
+    A file that cannot be used gives (None, None, the reason) instead of an exception. The mask
+    PNG (pet 255, background 0, the photo's own size) goes to a new folder in OUTPUT_DIR
+    (default: the system's temporary folder), named after the photo.
+    """
+    if source is None:
+        return None, None, WELCOME
+    name = Path(source).name if isinstance(source, str | Path) else "photo"
+    try:
+        photo, logits = photo_logits(model, source, name)
+    except PhotoError as error:
+        return None, None, f"**Cannot use this file.** {error}"
+    mask = threshold_logits(logits, threshold)  # (H, W) bool
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="mask-", dir=output_dir))  # one per answer: no clashes
+    mask_path = save_png(mask_png(mask), folder / f"{Path(name).stem}_mask.png")
+    message = (f"{name}: {photo.width} x {photo.height} pixels, pet {100 * mask.mean():.1f} % "
+               f"at threshold {threshold:.2f}")
+    return overlay_photo(photo, mask), mask_path, message
+
+
+def example_photos(data_path: str | Path | None = None, count: int = 4) -> list[Path]:
+    """COUNT photos of the test split of the dataset in use (`find_dataset`), evenly spread."""
+    if count < 1:
+        return []
+    root = find_dataset(data_path)
+    if is_mask_folder(root):  # your own images/ and masks/
+        dataset = MaskFolderDataset(root, "test", limit=count)
+        return [dataset.images[name][0] for name in dataset.names]
+    dataset = OxfordPetDataset(root, "test", limit=count)
+    return [dataset.images_dir / f"{name}.jpg" for name in dataset.names]
+
+
+# ---------------------------------------------------------------------------
+# The page: Gradio widgets around segment_upload
+# ---------------------------------------------------------------------------
+
+def build_page(model: nn.Module, examples: list[Path], threshold: float = 0.5,
+               output_dir: str | Path | None = None) -> gr.Blocks:
+    """The Gradio Blocks of the demo (not started: call its `launch`)."""
+    # Gradio is an optional extra (a large web stack); the rest of the course runs without it,
+    # so it is imported here, where it is needed, and not when petseg_lib is imported.
+    try:
+        import gradio as gr
+    except ImportError:
+        raise UserError('the web demo needs Gradio: pip install -e ".[app]"') from None
+
+    def answer(source: str | None, cut: float):
+        """The four outputs of the page: overlay, shown mask, mask to download, status."""
+        overlay, mask_path, message = segment_upload(model, source, cut, output_dir)
+        if overlay is None:
+            return None, None, None, message
+        overlay.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE))  # in place; keeps the aspect ratio
+        return overlay, str(mask_path), str(mask_path), message  # gr.File takes str, not Path
+
+    with gr.Blocks(title="petseg: pet or background?", analytics_enabled=False,
+                   delete_cache=(600, 3600)) as page:  # Gradio's copies of files: 1 hour
+        gr.Markdown("## petseg: pet or background?\nUpload a photo: the model marks the pet.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                first = str(examples[0]) if examples else None  # shown when the page opens
+                photo = gr.File(first, label="Your photo", type="filepath")
+                slider = gr.Slider(0.01, 0.99, threshold, step=0.01, label="Threshold",
+                                   info="a pixel is pet when the model's probability is above")
+                status = gr.Markdown(WELCOME)
+                if examples:
+                    gr.Examples([[str(path)] for path in examples], inputs=[photo],
+                                label="Examples from the test split")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    overlay = gr.Image(label="Pet tinted and outlined", type="pil",
+                                       format="jpeg", interactive=False)
+                    mask = gr.Image(label="Mask", type="filepath", interactive=False)
+                mask_file = gr.File(label="Mask PNG (the photo's size)", interactive=False)
+        outputs = [overlay, mask, mask_file, status]
+        photo.change(answer, [photo, slider], outputs, api_name="segment")
+        slider.release(answer, [photo, slider], outputs, api_name="threshold")  # kept logits
+        page.load(answer, [photo, slider], outputs, api_visibility="private")  # the first example
+    return page
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of `python -m petseg_lib.app`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m petseg_lib.app",
+        description="A web page that segments your photos with a trained checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--model", required=True, help="checkpoint, e.g. checkpoints/unet_best.pth")
+    add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
+    add("--port", type=int, default=7860)
+    add("--threshold", type=float, default=0.5, help="the slider's starting value")
+    add("--data_path", default=None, help="dataset whose test split gives the examples; "
+        "by default data/oxford-iiit-pet when present, else the offline sample dataset")
+    add("--examples", type=int, default=4, help="how many examples (0: none)")
+    add("--device", default="auto")
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be between 1 and 65535, not {args.port}")
+    if not 0.01 <= args.threshold <= 0.99:
+        raise UserError(f"--threshold must be between 0.01 and 0.99, not {args.threshold}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m petseg_lib.app`: serve the page until Ctrl-C."""
+    args = parse_args(argv)
+    model = load_model(args.model, pick_device(args.device))
+    examples = example_photos(args.data_path, args.examples)
+    with tempfile.TemporaryDirectory(prefix="petseg-app-") as masks:  # removed on exit
+        page = build_page(model, examples, args.threshold, masks)
+        page.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
+                    allowed_paths=sorted({str(path.parent) for path in examples}))
+
+
+if __name__ == "__main__":
+    run_cli(main)

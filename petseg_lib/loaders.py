@@ -1,0 +1,38 @@
+"""Data loaders: the batches a training run learns from and is validated on.
+
+The training loader shuffles with its own seeded generator, so the same seed gives the same
+order; the validation loader keeps the dataset's order. Under torchrun each process gets its
+own share of both (distributed.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from . import distributed
+from .config import TrainConfig
+from .oxford_pet import collate, load_dataset
+from .speed import pick_device, speedups
+
+
+def make_loaders(config: TrainConfig, data_path: Path,
+                 fast: dict[str, bool] | None = None) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training loader and ordered validation loader."""
+    fast = fast or speedups(config, pick_device(config.device))
+    train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit,
+                             cache=fast["cache"], augment_level=config.augment_level)
+    valid_limit = None if config.limit is None else max(config.limit // 4, 1)
+    valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit,
+                             cache=fast["cache"])
+    generator = torch.Generator().manual_seed(config.seed)  # the shuffling order
+    common = dict(batch_size=config.batch_size, num_workers=config.num_workers,
+                  collate_fn=collate, pin_memory=fast["pin_memory"],
+                  persistent_workers=fast["persistent_workers"] and config.num_workers > 0)
+    sampler = distributed.train_sampler(train_set, config.seed)  # None without torchrun
+    train_loader = DataLoader(train_set, shuffle=sampler is None, sampler=sampler,
+                              generator=generator, **common)
+    valid_loader = DataLoader(valid_set, sampler=distributed.valid_sampler(valid_set), **common)
+    return train_loader, valid_loader
