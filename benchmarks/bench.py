@@ -7,7 +7,8 @@ that a busy machine slows all of them alike.
     python benchmarks/bench.py            # the full table: 256 px, batch 8, 3 repeats
     python benchmarks/bench.py --smoke    # tiny sizes, one repeat: checks that it still runs
 
-Models: UNet (base 64 and 32), ResNet34_UNet and, when the `bench` extra is installed
+Models: UNet (base 64 and 32), ResNet34_UNet, the torchvision baselines LR-ASPP MobileNetV3
+and DeepLabV3 ResNet50, and, when the `bench` extra is installed
 (`pip install -e ".[bench]"`), segmentation_models_pytorch's Unet with a ResNet34 encoder as
 the reference. Each is timed as stored (NCHW) and in channels_last (NHWC) memory layout.
 
@@ -38,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.flop_counter import FlopCounterMode
 
+from petseg_lib.models.baselines import DeepLabV3_ResNet50, LRASPP_MobileNetV3
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
@@ -141,6 +143,8 @@ def model_builders(smoke: bool) -> dict:
         f"UNet base {wide}": lambda: UNet(base_channels=wide),
         f"UNet base {narrow}": lambda: UNet(base_channels=narrow),
         "ResNet34_UNet": ResNet34_UNet,
+        "LR-ASPP MobileNetV3": LRASPP_MobileNetV3,  # torchvision baselines (models/baselines.py)
+        "DeepLabV3 ResNet50": DeepLabV3_ResNet50,
     }
     if smp is not None:
         builders["SMP Unet resnet34"] = lambda: smp.Unet("resnet34", encoder_weights=None,

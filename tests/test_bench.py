@@ -26,7 +26,8 @@ def test_benchmark_smoke_mode_prints_the_whole_table(tmp_path, capsys):
     text = "\n".join(lines)
     assert capsys.readouterr().out.strip().endswith(lines[-1].strip())
     assert "torch " + torch.__version__ in text and "matmul peak" in text
-    for label in ("UNet base 8", "UNet base 4", "ResNet34_UNet"):
+    for label in ("UNet base 8", "UNet base 4", "ResNet34_UNet", "LR-ASPP MobileNetV3",
+                  "DeepLabV3 ResNet50"):
         rows = [line for line in lines if line[:20].strip() == label]
         assert [row.split()[-7] for row in rows] == ["NCHW", "NHWC"], label
         train_rate, mfu = float(rows[1].split()[-6]), rows[1].split()[-1]
