@@ -7,7 +7,8 @@
 Each notebook is read from notebooks/, executed in memory by nbclient with its working folder
 set to notebooks/ (so relative paths work) and written only as HTML: nothing is written into
 notebooks/. The widgets' state is stored in the page, so the sliders of notebook 06 are drawn
-(as they were when the notebook ran: without a kernel, moving them changes nothing). Figures are
+(as they were when the notebook ran: without a kernel, moving them changes nothing; the page
+loads nbconvert's widget renderer from unpkg.com, so they need a network). Figures are
 embedded as base64 PNGs, so a page is one self-contained file. `site/index.html` is the course
 map: each notebook's title (its first heading), a one-line summary, a link and how long it took
 to execute. `make book` runs this; `FULL=1 make book` runs it with --full.
@@ -30,7 +31,7 @@ from queue import Empty
 import nbformat
 from jupyter_client import KernelClient
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,7 +223,7 @@ def build(output: Path, only: list[str] | None = None, full: bool = False,
         print(f"book: executing {path.name} ...", flush=True)
         try:
             nb, seconds = execute(path, full, timeout)
-        except CellExecutionError as error:
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
             raise SystemExit(f"book: {path.name} failed:\n{error}") from None
         print(f"book: {path.name} took {seconds:.1f} s", flush=True)
         title, summary = title_and_summary(nb)
