@@ -71,7 +71,7 @@ from petseg_lib.widgets import live_metrics_plot
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
-# The report's settings, or small ones in QUICK mode (64 px, 64 images, 4 epochs).
+# The report's settings, or small ones in QUICK mode (64 px, 8 epochs, a narrow UNet).
 config = course_config("unet", data_path=str(DATA), progress=False)
 EPOCHS_PER_RUN = 3 if QUICK else 1  # epochs trained each time the epoch cell of section 6 runs
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from .checkpoint import RESUME_MUST_MATCH, CheckpointError, load_weights, read_checkpoint
@@ -67,14 +68,15 @@ def make_config(model: str, augment: bool, quick: bool = False, loss: str = "bce
     return quick_config(**settings) if quick else TrainConfig(**settings)
 
 
-def test_scores(checkpoint: Path, data_path: Path, device, limit: int | None = None,
-                batch_size: int = 8, boundary: str = "pet", original_size: bool = False,
-                tta: bool = False) -> dict:
+def test_scores(checkpoint: Path, data_path: Path, device: str | torch.device,
+                limit: int | None = None, batch_size: int = 8, boundary: str = "pet",
+                original_size: bool = False, tta: bool = False) -> dict:
     """Dice and IoU on the test split under BOUNDARY, and with the boundary ignored.
 
     Images are resized to the size the checkpoint was trained at; with ORIGINAL_SIZE the
     predictions are scored back at each image's own size.
     """
+    device = torch.device(device)  # "cpu" or a torch.device
     model = load_model(checkpoint, device)
     image_size, amp = model.image_size, amp_helps(device)
     model = fast_layout(model, device, image_size)

@@ -47,6 +47,7 @@ from .utils import to_image_array, to_mask_array
 MAX_PIXELS = 100_000_000  # 100 megapixels: larger "photos" are refused (decompression bombs)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_SIZE = 256  # the size the model sees when it does not record its training size
+EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a stored photo must be turned
 
 
 class PhotoError(ValueError):
@@ -67,22 +68,47 @@ def read_photo(source, name: str | None = None) -> Image.Image:
         return _upright_rgb(source, name or getattr(source, "filename", "") or "image")
     if isinstance(source, np.ndarray | torch.Tensor):
         return _array_to_photo(source, name or "array")
+    data, name = _read_bytes(source, name)
+    return _upright_rgb(_open_image(data, name), name)
+
+
+def read_photo_for_model(source, side: int,
+                         name: str | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """The photo decoded no larger than a model of input SIDE needs, and its full (H, W).
+
+    A JPEG file is decoded at 1/2, 1/4 or 1/8 of its size, the smallest scale whose sides
+    stay at least SIDE: the decoder averages blocks of pixels instead of producing all 12
+    million of a phone photo. Other formats, and photos already decoded, come at full size.
+    """
+    if isinstance(source, Image.Image | np.ndarray | torch.Tensor):
+        photo = read_photo(source, name)
+        return photo, (photo.height, photo.width)
+    data, name = _read_bytes(source, name)
+    image = _open_image(data, name)
+    width, height = image.size
+    if image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored turned by 90 degrees
+        width, height = height, width
+    image.draft("RGB", (side, side))  # JPEG only; it keeps both sides >= SIDE
+    return _upright_rgb(image, name), (height, width)
+
+
+def _read_bytes(source, name: str | None) -> tuple[bytes, str]:
+    """The bytes of a path or an open binary file, and the name to show in errors."""
     if hasattr(source, "read"):  # an open binary file, or io.BytesIO of uploaded bytes
-        return _decode(source.read(), name or getattr(source, "name", "upload"))
+        return source.read(), name or getattr(source, "name", "upload")
     name = name or str(source)
     try:
-        data = Path(source).read_bytes()
+        return Path(source).read_bytes(), name
     except FileNotFoundError:
         raise PhotoError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise PhotoError(f"{name}: a folder, not a photo") from None
     except OSError as error:
         raise PhotoError(f"{name}: cannot be read ({error.strerror})") from None
-    return _decode(data, name)
 
 
-def _decode(data: bytes, name: str) -> Image.Image:
-    """Decode the bytes of an image file, refusing empty, unreadable and oversized ones."""
+def _open_image(data: bytes, name: str) -> Image.Image:
+    """The image in DATA, header read only; empty, unreadable and oversized files refused."""
     if not data:
         raise PhotoError(f"{name}: empty file")
     with warnings.catch_warnings():
@@ -98,7 +124,7 @@ def _decode(data: bytes, name: str) -> Image.Image:
     if width * height > MAX_PIXELS:
         raise PhotoError(f"{name}: too large: {width} x {height} pixels "
                          f"(limit {MAX_PIXELS:,})")
-    return _upright_rgb(image, name)
+    return image
 
 
 def _upright_rgb(image: Image.Image, name: str) -> Image.Image:
@@ -153,13 +179,12 @@ def segment_logits(model: nn.Module, image, image_size: int | None = None,
     trained at), as in training; its logits are enlarged back to (H, W) with bilinear
     interpolation (predict.full_size_logits). TTA and AMP as in `predict_logits`.
     """
-    photo = read_photo(image)
     side = input_size(model, image_size)
+    photo, size = read_photo_for_model(image, side)  # a JPEG file: decoded at a reduced scale
     # Pillow shrinks a 12-megapixel photo with the same antialiasing as the datasets' resize,
     # several times faster than torch does; `reducing_gap` first bins whole blocks of pixels.
     small = photo.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return full_size_logits(model, TF.pil_to_tensor(small), (photo.height, photo.width), tta,
-                            amp)
+    return full_size_logits(model, TF.pil_to_tensor(small), size, tta, amp)
 
 
 def threshold_logits(logits: torch.Tensor, threshold: float = 0.5) -> np.ndarray:

@@ -189,7 +189,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        ("seed", "random seed (same seed on CPU: same history)"),
                        ("num_workers", "DataLoader worker processes"),
                        ("limit", "use only this many training images"),
-                       ("base_channels", "UNet width (64 in the report; 16 or 32 on a CPU)")):
+                       ("base_channels", "model width: channels of the first layer, doubled "
+                        "at each level (64 in the report and in ResNet34; 8 to 32 on a CPU)")):
         option(name, text, type=int)
     option("learning_rate", "Adam learning rate", type=float)
     option("loss", "bce as in the report; dice, bce_dice or focal", choices=sorted(LOSSES))
@@ -212,8 +213,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        ("progress", "progress bars; default: in a terminal, else one line "
                                     "per epoch")):
         option(name, text, action=argparse.BooleanOptionalAction)
-    parser.add_argument("--quick", action="store_true", help="a CPU smoke run: 64 px, "
-                        "64 images, 4 epochs, for whatever is not given explicitly")
+    parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: 64 px, "
+                        "8 epochs, narrow models, for whatever is not given explicitly")
     given = vars(parser.parse_args(argv))
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file
     if "base_channels" in given:

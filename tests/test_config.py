@@ -16,7 +16,8 @@ def test_course_config_follows_petseg_quick(monkeypatch):
     monkeypatch.setenv("PETSEG_QUICK", "1")
     quick = course_config("resnet34_unet", augment=True)
     assert quick.run_name == "resnet34_unet_aug_quick" and quick.image_size == 64
-    assert quick.checkpoint_dir.endswith("checkpoints") and quick.model_kwargs == {}
+    assert quick.checkpoint_dir.endswith("checkpoints")
+    assert quick.model_kwargs == {"base_channels": 16}  # a narrow ResNet34 layout
     monkeypatch.setenv("PETSEG_QUICK", "0")
     full = course_config("unet")
     assert (full.run_name, full.image_size, full.epochs) == ("unet", 256, 20)

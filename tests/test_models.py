@@ -155,6 +155,27 @@ def test_encoder_matches_torchvision_resnet34():
     torch.testing.assert_close(got, expected)
 
 
+def test_narrow_resnet34_unet_keeps_the_layout_at_a_fraction_of_the_width():
+    narrow = ResNet34_UNet(base_channels=16)
+    tv = torchvision.models.resnet34(weights=None)
+    # Every channel count of ResNet34 (64 ... 512) divided by 4; kernels and depth unchanged.
+    expected = {key: tuple(d // 4 if i < 2 and d % 64 == 0 else d for i, d in enumerate(shape))
+                for key, shape in ((k, v.shape) for k, v in tv_encoder_state_dict(tv).items())}
+    assert {k: tuple(v.shape) for k, v in narrow.encoder.state_dict().items()} == expected
+    assert count_parameters(narrow) < count_parameters(ResNet34_UNet()) / 12  # about 1/16
+    rebuilt = ResNet34_UNet(**narrow.config)  # what a checkpoint stores rebuilds the model
+    rebuilt.load_state_dict(narrow.state_dict(), strict=True)
+    with torch.no_grad():
+        assert narrow.eval()(torch.rand(2, 3, 65, 47)).shape == (2, 1, 65, 47)
+
+
+@pytest.mark.parametrize("kwargs", [{"base_channels": 6}, {"base_channels": 18},
+                                    {"base_channels": 16, "pretrained_encoder": True}])
+def test_impossible_resnet34_unet_widths_are_refused(kwargs):
+    with pytest.raises(ValueError, match="base_channels"):
+        ResNet34_UNet(**kwargs)
+
+
 def test_normalize_input_applies_imagenet_mean_std():
     torch.manual_seed(0)
     with_norm = ResNet34_UNet(normalize_input=True).eval()

@@ -21,6 +21,7 @@ from petseg_lib.photos import (
     outline,
     overlay_photo,
     read_photo,
+    read_photo_for_model,
     segment,
     segment_files,
     segment_logits,
@@ -228,6 +229,22 @@ def test_a_24_megapixel_photo_is_segmented_at_its_size_from_a_small_copy(tmp_pat
     mask = segment(model, tmp_path / "big.jpg")
     assert mask.shape == (4000, 6000)
     assert iou(mask, np.asarray(photo)[..., 0] > 127) > 0.98
+
+
+def test_a_jpeg_is_decoded_only_as_large_as_the_model_needs(tmp_path, model):
+    upright, truth = pet_photo(1600, 1200)
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # a phone photo, stored sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=90)
+    small, size = read_photo_for_model(tmp_path / "phone.jpg", 64)
+    assert small.size == (200, 150) and size == (1200, 1600)  # 1/8 scale, upright, full size
+    assert read_photo_for_model(tmp_path / "phone.jpg", 400)[0].size == (800, 600)  # 1/2
+    assert read_photo_for_model(upright, 64)[0].size == (1600, 1200)  # already decoded
+    reduced = segment(model, tmp_path / "phone.jpg")  # from the 1/8-scale decode
+    full = segment(model, read_photo(tmp_path / "phone.jpg"))  # from every pixel
+    assert reduced.shape == full.shape == (1200, 1600)
+    assert (reduced == full).mean() > 0.995 and iou(reduced, truth) > 0.97
 
 
 def test_image_size_defaults_to_the_models_then_256(model):

@@ -86,17 +86,18 @@ class BasicBlock(nn.Module):
 class ResNet34Encoder(nn.Module):
     """ResNet34 without avgpool and fc; returns the features used as skip connections."""
 
-    def __init__(self, in_channels: int = 3):
+    def __init__(self, in_channels: int = 3, width: int = 64):
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.inplanes = width  # 64 in ResNet34; a narrower encoder keeps its depth and layout
+        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3,
+                               bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(64, 3)
-        self.layer2 = self._make_layer(128, 4, stride=2)
-        self.layer3 = self._make_layer(256, 6, stride=2)
-        self.layer4 = self._make_layer(512, 3, stride=2)
+        self.layer1 = self._make_layer(width, 3)
+        self.layer2 = self._make_layer(2 * width, 4, stride=2)
+        self.layer3 = self._make_layer(4 * width, 6, stride=2)
+        self.layer4 = self._make_layer(8 * width, 3, stride=2)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         """Stack `blocks` BasicBlocks; the first one may change stride and channels."""
@@ -159,12 +160,19 @@ class ResNet34_UNet(nn.Module):
         pretrained_encoder: bool = False,
         normalize_input: bool | None = None,
         bilinear: bool = False,
+        base_channels: int = 64,
     ):
         super().__init__()
         if normalize_input is None:
             normalize_input = pretrained_encoder
         if (pretrained_encoder or normalize_input) and in_channels != 3:
             raise ValueError("ImageNet weights and normalisation need in_channels=3")
+        if not (isinstance(base_channels, int) and base_channels >= 8 and base_channels % 4 == 0):
+            raise ValueError(f"base_channels must be a multiple of 4 of at least 8, "
+                             f"not {base_channels!r}")
+        if pretrained_encoder and base_channels != 64:
+            raise ValueError("ImageNet weights exist for ResNet34's own width only: "
+                             "base_channels=64")
         self.pretrained_encoder = pretrained_encoder
         self.normalize_input = normalize_input
         # Everything needed to rebuild the architecture without downloading (see module doc).
@@ -173,6 +181,7 @@ class ResNet34_UNet(nn.Module):
             "out_channels": out_channels,
             "normalize_input": normalize_input,
             "bilinear": bilinear,
+            "base_channels": base_channels,
         }
         # Not saved in the state dict, so its keys are the same with or without normalisation.
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -180,24 +189,25 @@ class ResNet34_UNet(nn.Module):
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
 
-        self.encoder = ResNet34Encoder(in_channels)
+        b = base_channels  # 64: ResNet34; every width below scales with it
+        self.encoder = ResNet34Encoder(in_channels, width=b)
         if pretrained_encoder:
             load_imagenet_weights(self.encoder)
 
-        self.up1 = Up(512, 256, bilinear)  # with layer3
-        self.up2 = Up(256, 128, bilinear)  # with layer2
-        self.up3 = Up(128, 64, bilinear)  # with layer1
-        self.up4 = Up(64, 32, bilinear, skip_channels=64)  # with the stem
+        self.up1 = Up(8 * b, 4 * b, bilinear)  # with layer3
+        self.up2 = Up(4 * b, 2 * b, bilinear)  # with layer2
+        self.up3 = Up(2 * b, b, bilinear)  # with layer1
+        self.up4 = Up(b, b // 2, bilinear, skip_channels=b)  # with the stem
         # Last step back to full resolution, without a skip connection.
         if bilinear:
             self.final_up = nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                nn.Conv2d(32, 16, kernel_size=1),
+                nn.Conv2d(b // 2, b // 4, kernel_size=1),
             )
         else:
-            self.final_up = nn.ConvTranspose2d(32, 16, kernel_size=2, stride=2)
-        self.final_conv = DoubleConv(16, 16)
-        self.outc = nn.Conv2d(16, out_channels, kernel_size=1)
+            self.final_up = nn.ConvTranspose2d(b // 2, b // 4, kernel_size=2, stride=2)
+        self.final_conv = DoubleConv(b // 4, b // 4)
+        self.outc = nn.Conv2d(b // 4, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]  # (H, W)
