@@ -1,7 +1,7 @@
 """The resized-image cache: decode every JPEG once, then read small arrays in later epochs.
 
-`SimpleOxfordPetDataset(..., cache=True)` (training turns it on with CUDA) stores images and
-trimaps at the training size as uint8 .npy files in
+`SimpleOxfordPetDataset(..., cache=True)` (training turns it on with CUDA when it does not
+augment) stores images and trimaps at the training size as uint8 .npy files in
 
     ROOT/cache/<image_size>-v<CACHE_VERSION>/<mode>-<fingerprint>-{images,trimaps,sizes}.npy
 

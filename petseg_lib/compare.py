@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -151,15 +152,17 @@ def score_run(config: TrainConfig, retrain: bool, test_limit: int | None, bounda
     """Train CONFIG (or reuse its checkpoint) and score it on the test split."""
     best = Path(config.checkpoint_dir) / f"{config.run_name}_best.pth"
     history_file = Path(config.output_dir) / f"{config.run_name}_history.json"
+    seconds = None  # training time; None for a reused run
     if retrain or not reusable(best, history_file, config):
+        started = time.perf_counter()
         train(config)
-        status = "trained"
+        status, seconds = "trained", time.perf_counter() - started
     else:
         print(f"{config.run_name}: reused {best} (same settings)")
         status = "reused"
     scores = test_scores(best, find_dataset(config.data_path), pick_device(config.device),
                          test_limit, config.batch_size, boundary, original_size, tta)
-    return {"run_name": config.run_name, "status": status,
+    return {"run_name": config.run_name, "status": status, "train_seconds": seconds,
             "history": json.loads(history_file.read_text()), **scores}
 
 
@@ -169,6 +172,8 @@ SCORES = ("dice", "dice_pooled", "iou", "iou_pooled", "dice_no_boundary")
 def summarise(runs: list[dict], name: str) -> dict:
     """One row from a configuration's runs: each score's mean, and its spread as `<key>_std`."""
     row = {**runs[0], "label": name, "runs": runs, "seeds": len(runs)}
+    seconds = [run["train_seconds"] for run in runs]
+    row["train_seconds"] = None if None in seconds else sum(seconds)  # all seeds together
     for key in SCORES:
         values = np.array([run[key] for run in runs])
         row[key], row[f"{key}_std"] = float(values.mean()), float(values.std(ddof=1)) \
@@ -179,21 +184,28 @@ def summarise(runs: list[dict], name: str) -> dict:
 def markdown_table(rows: list[dict]) -> str:
     """The test scores of each configuration as a Markdown table, under its protocol."""
     header = ["configuration", "Dice", "Dice (pooled)", "IoU", "IoU (pooled)",
-              "Dice, boundary ignored"]
+              "Dice, boundary ignored", "training"]
     keys = SCORES
     protocols = sorted({r["protocol"] for r in rows})
     seeds = max(r.get("seeds", 1) for r in rows)
     spread = f" Mean ± standard deviation over {seeds} seeds." if seeds > 1 else ""
     note = (f"Protocol: {'; '.join(protocols)}. Dice and IoU: mean over images, or pooled "
-            f"over all pixels of the split.{spread}\n\n")
-    return note + markdown_grid(header, [[r["label"], *(cell(r, k) for k in keys)]
-                                         for r in rows])
+            f"over all pixels of the split.{spread} Training: seconds of training on this "
+            "machine (— for a run reused from an earlier session).\n\n")
+    return note + markdown_grid(header, [[r["label"], *(cell(r, k) for k in keys),
+                                          training_time(r)] for r in rows])
 
 
 def cell(row: dict, key: str) -> str:
     """A score for the table: '0.8123', or '0.8123 ± 0.0100' over several seeds."""
     spread = row.get(f"{key}_std", 0.0) if row.get("seeds", 1) > 1 else None
     return f"{row[key]:.4f}" + ("" if spread is None else f" ± {spread:.4f}")
+
+
+def training_time(row: dict) -> str:
+    """'12 s' when the row's runs were trained just now, '—' when a saved run was reused."""
+    seconds = row.get("train_seconds")
+    return "—" if seconds is None else f"{seconds:.0f} s"
 
 
 def write_report(rows: list[dict], output_dir: str | Path) -> Path:

@@ -43,7 +43,7 @@ class TrainConfig:
     loss: str = "bce"  # "bce" (the report), "dice", "bce_dice" or "focal" (losses.py)
     log: str | None = None  # None or "none", "csv" or "tensorboard": outputs/logs (logs.py)
     # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
-    cache: bool | None = None  # resized-image cache in the data folder; None: on with CUDA
+    cache: bool | None = None  # resized-image cache in the data folder; None: CUDA, no augment
     channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and CPU
     amp: bool | None = None  # mixed precision (float16 + GradScaler on CUDA); None: on with CUDA
     pin_memory: bool | None = None  # page-locked batches, faster copies; None: on with CUDA

@@ -115,7 +115,10 @@ def speedups(config, device: torch.device) -> dict[str, bool]:
     """CONFIG's speed-up switches, each None replaced by the default for DEVICE."""
     cuda = device.type == "cuda"
     defaults = {
-        "cache": cuda,  # on a CPU the model, not JPEG decoding, is the bottleneck
+        # On a CPU the model, not JPEG decoding, is the bottleneck. With augmentation the
+        # cache's crops are cut from its small copies and lose detail: -0.07 test Dice for
+        # the demo's recipe on the sample (benchmarks/README.md), so it stays off then.
+        "cache": cuda and not config.augment,
         "channels_last": channels_last_helps(device, config.image_size),
         "amp": amp_helps(device),
         "pin_memory": cuda,

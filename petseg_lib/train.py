@@ -203,7 +203,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     option("log", "also log each epoch to outputs/logs: a CSV file or TensorBoard",
            choices=LOG_KINDS)
     option("resume", "continue from <run_name>_last.pth", action="store_true")
-    for name, text in (("cache", "resized-image cache in the data folder; default: with CUDA"),
+    for name, text in (("cache", "resized-image cache in the data folder; default: with "
+                                 "CUDA, without --augment"),
                        ("channels_last", "NHWC memory layout; default: where it is faster"),
                        ("amp", "mixed precision; default: with CUDA, and on a CPU with "
                                "native bfloat16"),

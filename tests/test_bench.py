@@ -41,6 +41,6 @@ def test_benchmark_smoke_mode_prints_the_whole_table(tmp_path, capsys):
             assert any(line.split()[:2] == [kind, source] for line in lines), (kind, source)
     assert "cache / jpeg, plain" in text
     assert "own photo: 400 x 300 JPEG" in text
-    photo_rows = [line for line in lines if line.strip().startswith(("UNet base 16 at 64 px",
-                                                                      "ResNet34_UNet at"))]
+    photo_rows = [line for line in lines
+                  if line.strip().startswith(("UNet base 8 at 64 px", "ResNet34_UNet at"))]
     assert len(photo_rows) == 2 and all(float(row.split()[-2]) > 0 for row in photo_rows)

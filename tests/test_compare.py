@@ -33,6 +33,8 @@ def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path,
     assert table[0].startswith("Protocol: test split, boundary counted as pet, at 32 px")
     assert len(table) == 8 and table[4].startswith("| UNet |")
     assert f"{rows[0]['dice']:.4f}" in table[4]
+    assert all(r["train_seconds"] > 0 for r in rows)  # all trained just now, and timed
+    assert table[4].endswith(f" {rows[0]['train_seconds']:.0f} s |")
     for name in ("test_scores.png", "validation_curves.png"):
         assert (tmp_path / "cmp" / name).stat().st_size > 1000
 
@@ -43,6 +45,8 @@ def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path,
     again = compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,
                                    **shared)
     assert [r["dice"] for r in again] == pytest.approx([r["dice"] for r in rows])
+    assert all(r["train_seconds"] is None for r in again)  # reused: no training time
+    assert compare.markdown_table(again).splitlines()[4].endswith(" — |")
 
 
 def test_a_checkpoint_that_no_longer_fits_is_trained_again(sample_root, tmp_path, monkeypatch,

@@ -76,6 +76,8 @@ def test_speedup_defaults_follow_the_device():
     cuda = speedups(TrainConfig(num_workers=2), torch.device("cuda"))
     assert cuda.pop("keep_memory") is False  # the big tensors live on the GPU
     assert all(cuda.values())
+    augmented = speedups(TrainConfig(augment=True), torch.device("cuda"))
+    assert not augmented["cache"]  # crops from the small cached copies would lose detail
     chosen = speedups(TrainConfig(cache=True, channels_last=False, amp=True, num_workers=2,
                                   persistent_workers=False), torch.device("cpu"))
     assert chosen["cache"] and chosen["amp"] and not chosen["channels_last"]
