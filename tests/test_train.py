@@ -113,7 +113,8 @@ def test_train_cli_help_lists_defaults(capsys):
 
 def test_quick_flag_shrinks_unless_told_otherwise():
     quick = parse_args(["--quick"])
-    assert quick.image_size < 256 and quick.epochs < 20 and quick.limit is not None
+    assert quick.image_size < 256 and quick.epochs < 20 and quick.batch_size == 16
+    assert quick.model_kwargs == {"base_channels": 8}  # a narrow UNet
     assert parse_args(["--quick", "--epochs", "5"]).epochs == 5
     full = parse_args(["--model", "resnet34_unet", "--augment"])
     assert (full.epochs, full.batch_size, full.learning_rate) == (20, 8, 1e-4)
@@ -150,7 +151,7 @@ def test_explicit_values_win_over_quick_even_when_equal_to_the_defaults():
     config = parse_args(["--quick", "--epochs", "20", "--image_size", "256",
                          "--learning_rate", "1e-4", "--lr_schedule", "constant"])
     assert (config.epochs, config.image_size, config.learning_rate) == (20, 256, 1e-4)
-    assert config.lr_schedule == "constant" and config.limit == 64  # the rest stays quick
+    assert config.lr_schedule == "constant" and config.batch_size == 16  # the rest: quick
     assert parse_args(["--quick"]).run_name == "unet"
 
 
