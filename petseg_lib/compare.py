@@ -191,7 +191,7 @@ def markdown_table(rows: list[dict]) -> str:
     spread = f" Mean ± standard deviation over {seeds} seeds." if seeds > 1 else ""
     note = (f"Protocol: {'; '.join(protocols)}. Dice and IoU: mean over images, or pooled "
             f"over all pixels of the split.{spread} Training: seconds of training on this "
-            "machine (— for a run reused from an earlier session).\n\n")
+            "machine (— where a saved run was reused).\n\n")
     return note + markdown_grid(header, [[r["label"], *(cell(r, k) for k in keys),
                                           training_time(r)] for r in rows])
 

@@ -23,6 +23,11 @@ expensive ones (a 3x3 convolution costs 4 times more per channel at H than at H/
 are kept narrow; the encoder does the heavy lifting. This makes the model as fast as common
 ResNet34 U-Nets (see benchmarks/README.md).
 
+Width: ``base_channels`` (default 64, ResNet34's own) sets the stem's channels; every layer
+scales with it, so ``base_channels=16`` keeps ResNet34's depth and layout at a quarter of
+its width and about a sixteenth of its operations (the course's quick mode on a CPU). The
+ImageNet weights exist for the default width only.
+
 Input: float images in [0, 1] of shape (N, 3, H, W) with H, W >= 32 (odd or non-square
 sizes work). When the encoder uses ImageNet weights, the ImageNet mean/std normalisation is
 applied inside ``forward``, so callers always pass [0, 1] images. In training mode use inputs
