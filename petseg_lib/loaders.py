@@ -32,7 +32,10 @@ def make_loaders(config: TrainConfig, data_path: Path,
                   collate_fn=collate, pin_memory=fast["pin_memory"],
                   persistent_workers=fast["persistent_workers"] and config.num_workers > 0)
     sampler = distributed.train_sampler(train_set, config.seed)  # None without torchrun
+    # A last batch of a single image breaks BatchNorm wherever a map is 1 x 1 (DeepLabV3's
+    # pooling branch): that image is left out of the epoch, a different one each epoch.
+    lone = len(sampler if sampler is not None else train_set) % config.batch_size == 1
     train_loader = DataLoader(train_set, shuffle=sampler is None, sampler=sampler,
-                              generator=generator, **common)
+                              generator=generator, drop_last=lone, **common)
     valid_loader = DataLoader(valid_set, sampler=distributed.valid_sampler(valid_set), **common)
     return train_loader, valid_loader

@@ -10,7 +10,9 @@ from torch import nn
 from petseg_lib import losses
 from petseg_lib import train as train_module
 from petseg_lib.checkpoint import CheckpointError
+from petseg_lib.config import TrainConfig
 from petseg_lib.inference import main as inference_main
+from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, load_dataset
 from petseg_lib.train import parse_args, train, train_one_epoch
@@ -176,3 +178,12 @@ def test_checkpoints_load_without_pickled_code(sample_root, tmp_path):
     for name in ("w_best.pth", "w_last.pth"):
         state = torch.load(tmp_path / "ckpt" / name, weights_only=True)  # no error
         assert state["format"] == "petseg-checkpoint"
+
+
+@pytest.mark.parametrize("limit, sizes", [(9, [8]), (10, [8, 2]), (16, [8, 8])])
+def test_a_lone_last_training_image_is_left_out_of_the_epoch(sample_root, limit, sizes):
+    config = TrainConfig(data_path=str(sample_root), image_size=32, batch_size=8, limit=limit)
+    train_loader, valid_loader = make_loaders(config, sample_root)
+    assert [len(batch["image"]) for batch in train_loader] == sizes  # never a batch of one
+    seen = {name for _ in range(4) for batch in train_loader for name in batch["name"]}
+    assert len(seen) == limit  # shuffled anew each epoch: no image is always left out
