@@ -374,6 +374,16 @@ for name, net in (("UNet", unet), ("ResNet34-UNet", model)):
 # for ResNet34-UNet, after 20 epochs from random weights). A deep encoder trained from
 # scratch on a few thousand images does not reach its full strength; that is where
 # pretrained weights come in.
+#
+# One more knob: `ResNet34_UNet(base_channels=16)` keeps ResNet34's depth and layout (3, 4, 6
+# and 3 BasicBlocks, the same strides and skips) at a quarter of every width, so a sixteenth
+# of the parameters and operations. QUICK mode trains that one in notebooks 05 to 07, so a
+# laptop CPU gets through the comparison in about a minute.
+
+# %%
+narrow = ResNet34_UNet(base_channels=16)
+print(f"ResNet34_UNet(base_channels=16): {count_parameters(narrow):,} parameters "
+      f"({count_parameters(narrow) / count_parameters(model):.1%} of the full width)")
 
 # %% [markdown]
 # ## 8. Optional: an encoder pretrained on ImageNet
