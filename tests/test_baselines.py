@@ -49,6 +49,22 @@ def test_every_parameter_gets_a_finite_gradient(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_batchnorm_statistics_follow_the_batches_within_tens_of_steps(name):
+    model = build(name).train()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.1 for m in norms)  # MobileNetV3's own is 0.01
+    first, seen = norms[0], []
+    first.register_forward_hook(lambda module, inputs, out: seen.append(inputs[0]))
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        for _ in range(30):
+            model(x)
+    batch_mean = seen[-1].mean(dim=(0, 2, 3))  # what evaluation should normalise with
+    # After 30 steps the running mean has covered 1 - 0.9^30 = 96 % of the way (26 % at 0.01).
+    torch.testing.assert_close(first.running_mean, 0.958 * batch_mean, rtol=0.02, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_eval_mode_is_deterministic(name):
     model = build(name).eval()
     x = torch.rand(2, 3, 64, 64)
