@@ -82,9 +82,8 @@ from petseg_lib.widgets import draw_prediction, photo_segmenter, prediction_expl
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
 ROOT = base_dir()  # checkpoints/ and outputs/ live here
-# progress=False: one line per run instead of a progress bar for every epoch of four runs.
 SETTINGS = dict(data_path=str(DATA), checkpoint_dir=str(ROOT / "checkpoints"),
-                output_dir=str(ROOT / "outputs"), progress=False)
+                output_dir=str(ROOT / "outputs"))
 REPORT = {"UNet": 0.9054, "ResNet34-UNet": 0.9038, "UNet + augmentation": 0.9221,
           "ResNet34-UNet + augmentation": 0.9195}  # test Dice in the design report
 

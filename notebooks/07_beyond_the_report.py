@@ -60,7 +60,7 @@ QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epo
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
 ROOT = base_dir()  # checkpoints/ and outputs/ live here
 SETTINGS = dict(data_path=str(DATA), checkpoint_dir=str(ROOT / "checkpoints"),
-                output_dir=str(ROOT / "outputs"), progress=False)
+                output_dir=str(ROOT / "outputs"))
 SEEDS = 2  # trainings per configuration: enough to see a spread, few enough for a laptop
 
 # %% [markdown]

@@ -132,9 +132,11 @@ def run_comparison(quick: bool = False, retrain: bool = False,
     A configuration is a model, with or without augmentation (AUGMENTS), and a loss; each is trained
     SEEDS times (seeds 0, 1, ...) and its row holds the mean and standard deviation of the
     scores. SHARED settings (e.g. data_path, epochs, image_size) apply to every TrainConfig;
-    a saved run is reused only when it was trained with the same settings.
+    a saved run is reused only when it was trained with the same settings. Runs print one
+    line each, without progress bars, unless SHARED says progress=True.
     """
     check_boundary_policy(boundary)
+    shared = {"progress": False, **shared}  # bars for many runs flood a notebook's output
     rows = []
     for loss in losses:
         for augment in augments:
@@ -256,8 +258,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return run_comparison(args["quick"], args["retrain"], args["output_dir"],
                           args["test_limit"], args["boundary"], args["at_original_size"],
                           args["tta"], tuple(args["models"]), tuple(args["loss"]),
-                          args["seeds"], checkpoint_dir=args["checkpoint_dir"],
-                          progress=False, **shared)
+                          args["seeds"], checkpoint_dir=args["checkpoint_dir"], **shared)
 
 
 if __name__ == "__main__":

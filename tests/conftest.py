@@ -1,6 +1,7 @@
 """Shared fixtures: tiny datasets written on the fly, the sample dataset, the real mini set."""
 
 import shutil
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +17,16 @@ from petseg_lib.config import TrainConfig
 matplotlib.use("Agg")
 
 MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oxford-iiit-pet-mini"
+
+
+def end_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Terminate PROCESS and wait for it; kill it if it has not ended within TIMEOUT seconds."""
+    process.terminate()
+    try:
+        process.communicate(timeout=timeout)  # also drains its pipes, if it has any
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate(timeout=timeout)
 
 
 def write_pair(root: Path, name: str, size=(48, 40), trimap=True, seed=0) -> None:

@@ -20,7 +20,7 @@ from petseg_lib.cli import UserError, run_cli
 from petseg_lib.config import TrainConfig
 from petseg_lib.models import UNet
 
-from .conftest import RedIsPet, write_dataset
+from .conftest import RedIsPet, end_process, write_dataset
 from .test_photos import png_header
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,9 +204,4 @@ def test_the_served_page_segments_photos_and_reports_bad_files(tiny_checkpoint, 
         *_, message = client.predict(handle_file(str(photo)), 0.25, api_name="/threshold")
         assert "threshold 0.25" in message  # the server is still up after the bad file
     finally:
-        server.terminate()
-        try:
-            server.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate(timeout=15)
+        end_process(server)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import end_process
+
 pytestmark = pytest.mark.ui
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,12 +130,7 @@ def stop(server: subprocess.Popen, base: str, token: str) -> None:
             api(base, token, "/api/shutdown", method="POST")
             server.wait(timeout=30)
         except (urllib.error.URLError, OSError, subprocess.TimeoutExpired):
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+            end_process(server, timeout=10)
     try:  # kernels left behind share the server's process group
         os.killpg(server.pid, signal.SIGKILL)
     except ProcessLookupError:
