@@ -4,7 +4,7 @@ Trains the demo's recipe (petseg_lib.demo.DEMO: UNet base 8, 64 px, augmentation
 the offline sample dataset once per seed in each precision and prints the best validation
 Dice of every run, each precision's mean, and the difference of the means.
 
-    python benchmarks/bf16_accuracy.py              # 3 seeds, 24 epochs: about 6 minutes on 2 cores
+    python benchmarks/bf16_accuracy.py              # 3 seeds of each: about 8 minutes on 2 cores
     python benchmarks/bf16_accuracy.py --smoke      # 1 seed, 1 epoch: checks that it still runs
 """
 

@@ -3,15 +3,14 @@
 `SimpleOxfordPetDataset(..., cache=True)` (training turns it on with CUDA when it does not
 augment) stores images and trimaps at the training size as uint8 .npy files in
 
-    ROOT/cache/<image_size>-v<CACHE_VERSION>/<mode>-<fingerprint>-{images,trimaps,sizes}.npy
+    ROOT/cache/<image_size>-v<CACHE_VERSION>/<mode>-<fingerprint>-{images,trimaps}.npy
 
 The fingerprint hashes the names, sizes and modification times of the image and trimap
 files, so a changed dataset gets a new cache. Later epochs read the files memory-mapped
 instead of decoding JPEGs. Delete ROOT/cache/ at any time to free the disk space.
 
-Augmented samples are augmented after reading (`augment_cached`): a random crop box is drawn
-in the original image's pixels, as without the cache, and cut from the cached image, so the
-geometry is the same and only the resampling differs.
+Augmented samples do not come from the cache: their random crops are cut from the full-size
+JPEG, where the small cached copy would lose detail (crops are zoomed in).
 """
 
 from __future__ import annotations
@@ -25,12 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
-from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 # Bump when what the cache stores changes: older caches are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: no `sizes` file (only cropping from the cache used it)
 
 
 def files_fingerprint(paths: list[Path]) -> str:
@@ -48,15 +45,15 @@ def can_write(folder: Path) -> bool:
 
 
 class ResizedCache:
-    """Resized images, trimaps and original sizes of a list of names, in .npy files.
+    """Resized images and trimaps of a list of names, in .npy files.
 
-    images (N, 3, S, S) uint8, trimaps (N, 1, S, S) uint8 when there are masks, and the
-    original (h, w) of each image in sizes (N, 2) int32; read back memory-mapped.
+    images (N, 3, S, S) uint8 and, when there are masks, trimaps (N, 1, S, S) uint8; read
+    back memory-mapped.
     """
 
     def __init__(self, folder: Path, stem: str, count: int, image_size: int, has_masks: bool):
         self.folder, self.count = folder, count
-        self.shapes = {"images": (count, 3, image_size, image_size), "sizes": (count, 2)}
+        self.shapes = {"images": (count, 3, image_size, image_size)}
         if has_masks:
             self.shapes["trimaps"] = (count, 1, image_size, image_size)
         self.paths = {part: folder / f"{stem}-{part}.npy" for part in self.shapes}
@@ -71,7 +68,7 @@ class ResizedCache:
             return False
 
     def build(self, decode: Callable, desc: str = "caching") -> None:
-        """Fill the files with DECODE(i) -> (image, trimap or None, (h, w)) for every index.
+        """Fill the files with DECODE(i) -> (image, trimap or None) for every index.
 
         Each file is written under a temporary name, then renamed: another process sees the
         old file or the finished one, never half of one, even when both build at once.
@@ -84,18 +81,16 @@ class ResizedCache:
                                                 suffix=".tmp")
                 os.close(handle)
                 temporary[part] = Path(name)
-                dtype = np.int32 if part == "sizes" else np.uint8
-                arrays[part] = np.lib.format.open_memmap(name, "w+", dtype=dtype, shape=shape)
-            for i in tqdm(range(self.count), desc=desc, leave=False):
-                image, trimap, size = decode(i)
+                arrays[part] = np.lib.format.open_memmap(name, "w+", dtype=np.uint8, shape=shape)
+            for i in tqdm(range(self.count), desc=desc, leave=False, disable=None):  # a terminal
+                image, trimap = decode(i)
                 arrays["images"][i] = image
-                arrays["sizes"][i] = size
                 if trimap is not None:
                     arrays["trimaps"][i] = trimap
             for array in arrays.values():
                 array.flush()
             arrays.clear()
-            for part in ("sizes", "trimaps", "images"):  # images last: is_valid checks all
+            for part in ("trimaps", "images"):  # images last: is_valid checks both
                 if part in temporary:
                     os.chmod(temporary[part], 0o644)  # mkstemp makes files only we can read
                     os.replace(temporary.pop(part), self.paths[part])
@@ -103,14 +98,13 @@ class ResizedCache:
             for path in temporary.values():
                 path.unlink(missing_ok=True)
 
-    def read(self, index: int) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
-        """The resized image, resized trimap (or None) and original (h, w) of INDEX."""
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The resized image and resized trimap (or None) of INDEX."""
         if self.arrays is None:
             self.arrays = {part: np.load(path, mmap_mode="r") for part, path in self.paths.items()}
         trimaps = self.arrays.get("trimaps")
         trimap = None if trimaps is None else np.array(trimaps[index])  # (1, S, S) copy
-        h, w = self.arrays["sizes"][index]
-        return np.array(self.arrays["images"][index]), trimap, (int(h), int(w))
+        return np.array(self.arrays["images"][index]), trimap
 
     def __getstate__(self) -> dict:
         # DataLoader workers reopen the files rather than receive copies of the arrays.
@@ -139,30 +133,3 @@ def open_cache(root: Path, mode: str, files: list[Path], count: int, image_size:
                       "the JPEGs are decoded every epoch.", stacklevel=4)
         return None
     return cache
-
-
-def crop_in_original_pixels(crop: v2.RandomResizedCrop, image, trimap,
-                            original_size: tuple[int, int], image_size: int) -> tuple:
-    """CROP's random box drawn in the original (h, w), then cut from the resized pair."""
-    h, w = original_size
-    box = crop.make_params([torch.empty(1, 1, 1).expand(1, h, w)])  # a box in (h, w)
-    sy, sx = image_size / h, image_size / w
-    top, left = round(box["top"] * sy), round(box["left"] * sx)
-    height = max(1, round(box["height"] * sy))
-    width = max(1, round(box["width"] * sx))
-    out = [image_size, image_size]
-    image = v2.functional.resized_crop(image, top, left, height, width, out, antialias=True)
-    trimap = v2.functional.resized_crop(trimap, top, left, height, width, out)  # nearest
-    return image, trimap
-
-
-def augment_cached(transforms: list, image, trimap, original_size: tuple[int, int],
-                   image_size: int) -> tuple:
-    """Apply TRANSFORMS in order to a cached pair; random crops act in original pixels."""
-    for transform in transforms:
-        if isinstance(transform, v2.RandomResizedCrop):
-            image, trimap = crop_in_original_pixels(transform, image, trimap, original_size,
-                                                    image_size)
-        else:
-            image, trimap = transform(image, trimap)
-    return image, trimap

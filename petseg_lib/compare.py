@@ -186,7 +186,7 @@ def summarise(runs: list[dict], name: str) -> dict:
 def markdown_table(rows: list[dict]) -> str:
     """The test scores of each configuration as a Markdown table, under its protocol."""
     header = ["configuration", "Dice", "Dice (pooled)", "IoU", "IoU (pooled)",
-              "Dice, boundary ignored", "training"]
+              "Dice, boundary ignored", "trained", "training"]
     keys = SCORES
     protocols = sorted({r["protocol"] for r in rows})
     seeds = max(r.get("seeds", 1) for r in rows)
@@ -195,13 +195,19 @@ def markdown_table(rows: list[dict]) -> str:
             f"over all pixels of the split.{spread} Training: seconds of training on this "
             "machine (— where a saved run was reused).\n\n")
     return note + markdown_grid(header, [[r["label"], *(cell(r, k) for k in keys),
-                                          training_time(r)] for r in rows])
+                                          trained(r), training_time(r)] for r in rows])
 
 
 def cell(row: dict, key: str) -> str:
     """A score for the table: '0.8123', or '0.8123 ± 0.0100' over several seeds."""
     spread = row.get(f"{key}_std", 0.0) if row.get("seeds", 1) > 1 else None
     return f"{row[key]:.4f}" + ("" if spread is None else f" ± {spread:.4f}")
+
+
+def trained(row: dict) -> str:
+    """How a row's model was trained: '24 epochs at 64 px' (its size is the test's size)."""
+    epochs = len(row["history"]["train_loss"]) if "history" in row else "?"
+    return f"{epochs} epoch{'' if epochs == 1 else 's'} at {row.get('image_size', '?')} px"
 
 
 def training_time(row: dict) -> str:

@@ -35,7 +35,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .augment import augmentations, cut_mix, model_sample, to_tv_tensors
-from .cache import ResizedCache, augment_cached, open_cache
+from .cache import ResizedCache, open_cache
 from .cli import run_cli
 from .download import download, is_downloaded, missing_message, network_available
 from .mask_folder import MaskFolderDataset, is_mask_folder, load_rgb
@@ -205,10 +205,10 @@ class OxfordPetDataset(Dataset):
 class SimpleOxfordPetDataset(OxfordPetDataset):
     """Square, resized, float samples ready for a model; doubled with augmentation when asked.
 
-    cache=True reads images and trimaps from the resized-image cache (cache.py), building
-    it on first use. Plain samples are then bit for bit the ones decoded from JPEG; augmented
-    ones have the same geometry, only the resampling differs. When ROOT cannot be written,
-    the dataset warns and decodes JPEGs as without the cache.
+    cache=True reads plain samples from the resized-image cache (cache.py), building it on
+    first use: bit for bit the ones decoded from JPEG. Augmented samples are always cut from
+    the full-size JPEG, so their crops keep every detail. When ROOT cannot be written, the
+    dataset warns and decodes JPEGs as without the cache.
 
     augment_level picks the augmentations (augment.AUGMENT_LEVELS); at "strong", augmented
     samples also get CutMix with another training image drawn with torch's global random
@@ -239,26 +239,25 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
         sample = OxfordPetDataset.__getitem__(self, index)
         return (*to_tv_tensors(sample), sample["name"])
 
-    def _decode_resized(self, index: int) -> tuple[np.ndarray, np.ndarray | None, tuple]:
-        """What the cache stores for name INDEX: resized image, resized trimap, (h, w)."""
+    def _decode_resized(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """What the cache stores for name INDEX: the resized image and trimap (or None)."""
         image, trimap, _ = self._decode(index)
-        size = tuple(image.shape[-2:])
         if trimap is None:
-            return self.resize(image).numpy(), None, size
+            return self.resize(image).numpy(), None
         image, trimap = self.resize(image, trimap)
-        return image.numpy(), trimap.numpy(), size
+        return image.numpy(), trimap.numpy()
 
-    def _cached(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None, tuple]:
-        """Resized image and trimap (or None) of name INDEX from the cache, and its (h, w)."""
-        image, trimap, size = self.cache.read(index)
+    def _cached(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None]:
+        """Resized image and trimap (or None) of name INDEX from the cache."""
+        image, trimap = self.cache.read(index)
         trimap = None if trimap is None else tv_tensors.Mask(torch.from_numpy(trimap))
-        return tv_tensors.Image(torch.from_numpy(image)), trimap, size
+        return tv_tensors.Image(torch.from_numpy(image)), trimap
 
     def _random_resized(self) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
         """A training image drawn at random (now and then this one), resized as plain ones are."""
         index = int(torch.randint(len(self.names), (1,)))
         if self.cache is not None:
-            return self._cached(index)[:2]
+            return self._cached(index)
         image, trimap, _ = self._decode(index)
         return self.resize(image, trimap)
 
@@ -269,13 +268,10 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
     def __getitem__(self, index: int) -> dict:
         augmented = self.augment and index % 2 == 1
         index = index // 2 if self.augment else index
-        if self.cache is not None:
-            image, trimap, size = self._cached(index)
+        if self.cache is not None and not augmented:  # the resized JPEG's very pixels
+            image, trimap = self._cached(index)
             name = self.names[index]
-            if augmented and trimap is not None:
-                image, trimap = augment_cached(self.augmentations.transforms, image, trimap,
-                                               size, self.image_size)
-        else:
+        else:  # augmentations crop from the full-size image, so they decode the JPEG
             image, trimap, name = self._decode(index)
             if trimap is None:
                 image = self.resize(image)

@@ -57,6 +57,23 @@ def full_size_logits(model: nn.Module, small: torch.Tensor, size: tuple[int, int
     return full[0, 0]  # (H, W)
 
 
+def probabilities_at_model_size(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Pet probabilities (N, 1, H, W) of float IMAGES (N, 3, H, W), computed at the model's size.
+
+    Each model sees the images at the size it was trained at (its `image_size`); its logits
+    are resized back to (H, W) before the sigmoid. So models trained at different sizes can be
+    compared on the same images.
+    """
+    size, side = images.shape[-2:], input_size(model)
+    model.eval()
+    with torch.no_grad():
+        seen = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True,
+                             align_corners=False)  # (N, 3, S, S): the model's own size
+        logits = F.interpolate(model(seen), size=tuple(size), mode="bilinear",
+                               align_corners=False)  # (N, 1, H, W)
+    return torch.sigmoid(logits)
+
+
 def input_size(model: nn.Module, image_size: int | None = None) -> int:
     """The side of the square a model sees: IMAGE_SIZE, else its training size, else 256."""
     return image_size or getattr(model, "image_size", None) or 256

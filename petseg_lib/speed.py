@@ -8,7 +8,8 @@ they are None, into the defaults that help on DEVICE:
 - amp: mixed precision: float16 with a GradScaler on CUDA, bfloat16 on a CPU that computes it
   natively (AMX or AVX-512 BF16: about 1.6-2.4 x faster training), float32 elsewhere;
 - pin_memory, persistent_workers, cudnn_benchmark: faster input copies and kernels on CUDA;
-- cache: the resized-image cache (cache.py), worth it when the GPU outruns JPEG decoding;
+- cache: the resized-image cache (cache.py), worth it when the step outruns JPEG decoding:
+  on CUDA, and on a CPU for small images (QUICK mode trains 1.4-1.7 x faster with it);
 - keep_memory: on a CPU, glibc keeps freed memory for the next step (`keep_freed_memory`).
 """
 
@@ -47,6 +48,11 @@ def pick_device(name: str = "auto") -> torch.device:
 def channels_last_helps(device: torch.device, image_size: int) -> bool:
     """NHWC convolutions are faster on CUDA, and on a CPU from about 128 px (slower below)."""
     return device.type == "cuda" or (device.type == "cpu" and image_size >= 128)
+
+
+def cache_helps(device: torch.device, image_size: int) -> bool:
+    """Decoding JPEGs costs more than the step on CUDA, and on a CPU up to about 128 px."""
+    return device.type == "cuda" or image_size <= 128
 
 
 def keep_memory_helps(device: torch.device) -> bool:
@@ -115,10 +121,9 @@ def speedups(config, device: torch.device) -> dict[str, bool]:
     """CONFIG's speed-up switches, each None replaced by the default for DEVICE."""
     cuda = device.type == "cuda"
     defaults = {
-        # On a CPU the model, not JPEG decoding, is the bottleneck. With augmentation the
-        # cache's crops are cut from its small copies and lose detail: -0.07 test Dice for
-        # the demo's recipe on the sample (benchmarks/README.md), so it stays off then.
-        "cache": cuda and not config.augment,
+        # JPEG decoding is the bottleneck on CUDA, and on a CPU for small images (about a
+        # third of a 64-px epoch); at the report's 256 px a CPU step dwarfs it.
+        "cache": cache_helps(device, config.image_size),
         "channels_last": channels_last_helps(device, config.image_size),
         "amp": amp_helps(device),
         "pin_memory": cuda,

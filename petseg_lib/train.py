@@ -204,7 +204,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
            choices=LOG_KINDS)
     option("resume", "continue from <run_name>_last.pth", action="store_true")
     for name, text in (("cache", "resized-image cache in the data folder; default: with "
-                                 "CUDA, without --augment"),
+                                 "CUDA, and up to 128 px"),
                        ("channels_last", "NHWC memory layout; default: where it is faster"),
                        ("amp", "mixed precision; default: with CUDA, and on a CPU with "
                                "native bfloat16"),
@@ -214,8 +214,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        ("progress", "progress bars; default: in a terminal, else one line "
                                     "per epoch")):
         option(name, text, action=argparse.BooleanOptionalAction)
-    parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: 64 px, "
-                        "8 epochs, narrow models, for whatever is not given explicitly")
+    parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: narrow models, "
+                        "64 px (128 for resnet34_unet), 12-32 epochs, for whatever is not "
+                        "given explicitly")
     given = vars(parser.parse_args(argv))
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file
     if "base_channels" in given:

@@ -9,6 +9,7 @@ from petseg_lib.checkpoint import CheckpointError
 from petseg_lib.inference import load_model, predict
 from petseg_lib.inference import main as inference_main
 from petseg_lib.oxford_pet import load_dataset
+from petseg_lib.predict import probabilities_at_model_size
 from petseg_lib.train import train
 
 from .conftest import tiny_config, write_dataset
@@ -58,3 +59,22 @@ def test_inference_on_a_split_without_ground_truth(sample_root, tmp_path, capsys
     assert len(figures) == 3
     width, height = Image.open(figures[0]).size
     assert width < 2.5 * height  # two panels, not three
+
+
+def test_probabilities_at_model_size_feed_each_model_its_training_size():
+    model = nn.Conv2d(3, 1, kernel_size=3, padding=1)
+    seen = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    images = torch.rand(2, 3, 64, 64)
+    model.image_size = 64  # trained at the images' size: exactly the model's own output
+    expected = torch.sigmoid(model(images)).detach()
+    torch.testing.assert_close(probabilities_at_model_size(model, images), expected)
+    model.image_size = 32  # trained at 32 px: it sees the images at 32 px, answers at 64
+    probabilities = probabilities_at_model_size(model, images)
+    assert seen[-1] == (2, 3, 32, 32) and probabilities.shape == (2, 1, 64, 64)
+    small = torch.nn.functional.interpolate(images, size=(32, 32), mode="bilinear",
+                                            antialias=True, align_corners=False)
+    coarse = torch.sigmoid(model(small)).detach()  # (2, 1, 32, 32)
+    torch.testing.assert_close(probabilities[..., ::2, ::2].mean(), coarse.mean(), atol=0.01,
+                               rtol=0)
+    assert not model.training  # evaluation mode

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from petseg_lib import speed
+from petseg_lib.cache import CACHE_VERSION
 from petseg_lib.config import TrainConfig
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
@@ -71,13 +72,12 @@ def test_speedup_defaults_follow_the_device():
     native = native_bfloat16() is not None  # bfloat16 autocast where the CPU computes it
     assert cpu == {"cache": False, "channels_last": True, "amp": native, "pin_memory": False,
                    "persistent_workers": False, "cudnn_benchmark": False, "keep_memory": True}
-    small = speedups(TrainConfig(image_size=64), torch.device("cpu"))
+    small = speedups(TrainConfig(image_size=64, augment=True), torch.device("cpu"))
     assert not small["channels_last"]  # NHWC is slower than NCHW for small CPU images
+    assert small["cache"]  # decoding JPEGs is a third of a small CPU epoch
     cuda = speedups(TrainConfig(num_workers=2), torch.device("cuda"))
     assert cuda.pop("keep_memory") is False  # the big tensors live on the GPU
     assert all(cuda.values())
-    augmented = speedups(TrainConfig(augment=True), torch.device("cuda"))
-    assert not augmented["cache"]  # crops from the small cached copies would lose detail
     chosen = speedups(TrainConfig(cache=True, channels_last=False, amp=True, num_workers=2,
                                   persistent_workers=False), torch.device("cpu"))
     assert chosen["cache"] and chosen["amp"] and not chosen["channels_last"]
@@ -144,7 +144,7 @@ def test_training_with_the_fast_paths_on_the_cpu(pets, tmp_path, monkeypatch):
                     output_dir=str(tmp_path / "o"), amp=False)
     fast = train(TrainConfig(run_name="fast", cache=True, channels_last=True,
                              compile=True, **{**settings, "amp": True}))
-    assert len(compiled) == 1 and (pets / "cache" / "32-v1").is_dir()
+    assert len(compiled) == 1 and (pets / "cache" / f"32-v{CACHE_VERSION}").is_dir()
     assert all(np.isfinite(v).all() for v in fast.values())
     plain = train(TrainConfig(run_name="plain", channels_last=False, **settings))
     again = train(TrainConfig(run_name="again", channels_last=True, **settings))

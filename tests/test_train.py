@@ -115,7 +115,7 @@ def test_train_cli_help_lists_defaults(capsys):
 
 def test_quick_flag_shrinks_unless_told_otherwise():
     quick = parse_args(["--quick"])
-    assert quick.image_size < 256 and quick.epochs < 20 and quick.batch_size == 16
+    assert quick.image_size < 256 and quick.batch_size == 16 and quick.lr_schedule == "cosine"
     assert quick.model_kwargs == {"base_channels": 8}  # a narrow UNet
     assert parse_args(["--quick", "--epochs", "5"]).epochs == 5
     full = parse_args(["--model", "resnet34_unet", "--augment"])
