@@ -80,7 +80,7 @@ def test_scores(checkpoint: Path, data_path: Path, device: str | torch.device,
     device = torch.device(device)  # "cpu" or a torch.device
     model = load_model(checkpoint, device)
     image_size, amp = model.image_size, amp_helps(device)
-    model = fast_layout(model, device, image_size)
+    model = fast_layout(model, device)
     test_set = load_dataset(data_path, "test", image_size, limit=limit)
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collate)
     with keep_freed_memory(keep_memory_helps(device)):

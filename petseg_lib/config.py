@@ -44,7 +44,7 @@ class TrainConfig:
     log: str | None = None  # None or "none", "csv" or "tensorboard": outputs/logs (logs.py)
     # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
     cache: bool | None = None  # resized-image cache in the data folder; None: CUDA, or <= 128 px
-    channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and CPU
+    channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and on a CPU
     amp: bool | None = None  # mixed precision (float16 + GradScaler on CUDA); None: on with CUDA
     pin_memory: bool | None = None  # page-locked batches, faster copies; None: on with CUDA
     persistent_workers: bool | None = None  # None: keep workers alive when num_workers > 0
@@ -79,7 +79,7 @@ def augment_suffix(augment: bool, level: str = "report") -> str:
 # stem divides an image by 4 before its first block, which leaves too little of a 64 px pet:
 # the ResNet34-UNet trains at 128 px. Augmentation doubles an epoch, so it gets fewer epochs.
 QUICK_MODELS = {  # model: (base_channels, image_size, epochs, epochs with augmentation)
-    "unet": (8, 64, 32, 16),
+    "unet": (8, 64, 28, 16),
     "resnet34_unet": (16, 128, 16, 12),
 }
 QUICK_BASELINES = (64, 8, 8)  # image_size, epochs, epochs with augmentation: baselines.py

@@ -119,7 +119,7 @@ def segment_split(model: nn.Module, args: argparse.Namespace, device: torch.devi
     data = find_dataset(args.data_path)
     dataset = load_dataset(data, args.mode, image_size, limit=args.limit)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, collate_fn=collate)
-    model = fast_layout(model, device, image_size)  # training's speed-ups, where they help
+    model = fast_layout(model, device)  # training's speed-ups, where they help
     with keep_freed_memory(keep_memory_helps(device)):
         scores = run_inference(model, loader, args.output_dir, args.num_figures,
                                args.threshold, args.boundary, args.tta, args.amp)

@@ -215,7 +215,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                                     "per epoch")):
         option(name, text, action=argparse.BooleanOptionalAction)
     parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: narrow models, "
-                        "64 px (128 for resnet34_unet), 12-32 epochs, for whatever is not "
+                        "64 px (128 for resnet34_unet), 12-28 epochs, for whatever is not "
                         "given explicitly")
     given = vars(parser.parse_args(argv))
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file

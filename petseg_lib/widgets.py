@@ -77,8 +77,15 @@ def prediction_explorer(images, probabilities, gt_masks=None, names=None):
     return widgets.VBox([widgets.HBox([sample, threshold, alpha]), output])
 
 
-def live_metrics_plot(epoch: int, history: dict, title: str | None = None) -> None:
-    """Replace the notebook cell's output with the curves so far (fits `on_epoch_end`)."""
+def live_metrics_plot(epoch: int, history: dict, title: str | None = None,
+                      every: int = 1) -> None:
+    """Replace the notebook cell's output with the curves so far (fits `on_epoch_end`).
+
+    With EVERY > 1 only every EVERY-th epoch is drawn: drawing costs a fraction of a second,
+    as much as a short epoch.
+    """
+    if (epoch + 1) % every != 0:
+        return
     fig = plot_training_metrics(history, title=title or f"Training curves after epoch {epoch + 1}")
     clear_output(wait=True)  # the old figure goes when the new one arrives: no flicker
     display(fig)

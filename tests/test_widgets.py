@@ -24,6 +24,11 @@ def test_live_metrics_plot_clears_then_displays_one_closed_figure(monkeypatch):
     np.testing.assert_allclose(dice_ax.lines[1].get_ydata(), HISTORY["valid_dice"])
     assert "epoch 2" in fig.get_suptitle()
     assert not plt.fignum_exists(fig.number), "the figure is closed after being displayed"
+    calls.clear()
+    for epoch in range(8):
+        live_metrics_plot(epoch, HISTORY, every=4)
+    assert len(calls) == 4  # epochs 4 and 8: clear, then display, twice
+    assert "epoch 8" in calls[-1].get_suptitle()
 
 
 def test_threshold_callback_rebinarises_and_scores():
