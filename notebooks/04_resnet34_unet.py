@@ -377,8 +377,9 @@ for name, net in (("UNet", unet), ("ResNet34-UNet", model)):
 #
 # One more knob: `ResNet34_UNet(base_channels=16)` keeps ResNet34's depth and layout (3, 4, 6
 # and 3 BasicBlocks, the same strides and skips) at a quarter of every width, so a sixteenth
-# of the parameters and operations. QUICK mode trains that one in notebooks 05 to 07, so a
-# laptop CPU gets through the comparison in about a minute.
+# of the parameters and operations. QUICK mode trains that one in notebook 06, at 128 px:
+# the stem (section 3) shrinks an image four times before the first BasicBlock, and at
+# 64 px too little of a pet would be left for the blocks to learn from.
 
 # %%
 narrow = ResNet34_UNet(base_channels=16)
