@@ -79,7 +79,7 @@ QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epo
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
 # The report's settings, or small ones in QUICK mode (64 px, 28 epochs, a narrow UNet).
 config = course_config("unet", data_path=str(DATA), progress=False)
-EPOCHS_PER_RUN = 3 if QUICK else 1  # epochs trained each time the epoch cell of section 6 runs
+EPOCHS_PER_RUN = 3 if QUICK else 1  # epochs trained each time the epoch cell of section 8 runs
 
 # %% [markdown]
 # ## 1. The settings
@@ -344,9 +344,10 @@ print(f"best validation Dice {max(full_history['valid_dice']):.4f} "
 #
 # Notebook 02 built the augmentations; here is what they do to training. `augment=True`
 # adds a randomly changed copy of every training image to each epoch (crop and zoom, flip,
-# greyscale, brightness), so an epoch is twice as long: in QUICK mode the run trains half as
-# many epochs, and sees as many images as the run above. Like the run above, it continues
-# where it stopped if it was interrupted. Notebook 06 reuses both runs in its comparison.
+# greyscale, brightness), so an epoch is twice as long: in QUICK mode the run trains 16
+# epochs instead of 28, and sees about as many images as the run above. Like the run above,
+# it continues where it stopped if it was interrupted. Notebook 06 reuses both runs in its
+# comparison.
 
 # %%
 augmented_config = course_config("unet", augment=True, data_path=str(DATA), resume=True)
