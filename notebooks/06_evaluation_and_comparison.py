@@ -400,9 +400,9 @@ print(f"{originals[0]['name']}: mask {own_mask.shape[1]} x {own_mask.shape[0]} p
 #    where it falls. What do the probability maps of the two look like?
 # 2. Change the worked example of section 2 so that the large pet is missed and the small
 #    one found. Which Dice changes more, per-image or pooled? Why?
-# 3. Call `worst_predictions` for the *worst* configuration of the table. Are its worst
-#    images the same as the best model's? What does that say about the difficulty of those
-#    images?
+# 3. Call `worst_predictions` for the *worst* configuration of the table (give it the test
+#    split loaded at that model's own `image_size`). Are its worst images the same as the
+#    best model's? What does that say about the difficulty of those images?
 #
 # Try them first; worked solutions, with checks, are in
 # `solutions/06_evaluation_and_comparison.py` (open it as a notebook in JupyterLab: right
