@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import RESUME_MUST_MATCH, CheckpointError, load_weights, read_checkpoint
 from .cli import positive, run_cli, writable_folder
 from .config import TrainConfig, augment_suffix, quick_config
-from .evaluate import describe_protocol, evaluate, evaluate_at_original_size
+from .evaluate import describe_protocol, describe_protocols, evaluate, evaluate_at_original_size
 from .inference import load_model
 from .losses import LOSSES
 from .masks import BOUNDARY_POLICIES, check_boundary_policy
@@ -188,10 +188,10 @@ def markdown_table(rows: list[dict]) -> str:
     header = ["configuration", "Dice", "Dice (pooled)", "IoU", "IoU (pooled)",
               "Dice, boundary ignored", "trained", "training"]
     keys = SCORES
-    protocols = sorted({r["protocol"] for r in rows})
+    protocol = describe_protocols([r["protocol"] for r in rows])
     seeds = max(r.get("seeds", 1) for r in rows)
     spread = f" Mean ± standard deviation over {seeds} seeds." if seeds > 1 else ""
-    note = (f"Protocol: {'; '.join(protocols)}. Dice and IoU: mean over images, or pooled "
+    note = (f"Protocol: {protocol}. Dice and IoU: mean over images, or pooled "
             f"over all pixels of the split.{spread} Training: seconds of training on this "
             "machine (— where a saved run was reused).\n\n")
     return note + markdown_grid(header, [[r["label"], *(cell(r, k) for k in keys),

@@ -7,6 +7,7 @@ A batch is a dict with "image" (N, 3, H, W) float in [0, 1] (or uint8 0-255), "m
 Per-image functions accept masks shaped (N, 1, H, W) or (N, H, W).
 """
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -237,6 +238,21 @@ def describe_protocol(split: str, boundary: str, image_size: int | None,
     where = "at each image's original size" if original_size else f"at {image_size} px"
     return (f"{split} split, {BOUNDARY_POLICIES[check_boundary_policy(boundary)]}, {where}"
             + (", mirror TTA" if tta else ""))
+
+
+def describe_protocols(protocols: list[str]) -> str:
+    """Several rows' protocols in one phrase; sizes alone that differ are named together.
+
+    ['test split, ..., at 128 px', 'test split, ..., at 64 px'] -> 'test split, ..., at 64
+    or 128 px (each model at its training size)'; other differences are listed with '; '.
+    """
+    distinct = sorted(set(protocols))
+    sizes = sorted({int(size) for text in distinct for size in re.findall(r"at (\d+) px", text)})
+    sizeless = {re.sub(r"at \d+ px", "at SIZE", text) for text in distinct}
+    if len(distinct) < 2 or len(sizeless) > 1 or len(sizes) != len(distinct):
+        return "; ".join(distinct)
+    together = " or ".join(str(size) for size in sizes)
+    return sizeless.pop().replace("at SIZE", f"at {together} px (each model at its training size)")
 
 
 def worst_predictions(model: nn.Module, dataset, device: torch.device | str = "cpu", n: int = 6,

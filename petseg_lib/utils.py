@@ -16,7 +16,7 @@ import torch
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.ticker import MaxNLocator
 
-from .evaluate import mask_dice
+from .evaluate import describe_protocols, mask_dice
 from .masks import BOUNDARY, trimap_to_mask
 
 
@@ -287,7 +287,7 @@ def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
                       yerr=spread if any(spread) else None, capsize=4)
         ax.bar_label(bars, fmt="%.3f", fontsize=8, label_type="center")
     ax.set_xticks(x, [r["label"].replace(" + ", "\n+ ") for r in rows])
-    protocol = "; ".join(sorted({r["protocol"] for r in rows if "protocol" in r}))
+    protocol = describe_protocols([r["protocol"] for r in rows if "protocol" in r])
     seeds = max(r.get("seeds", 1) for r in rows)
     spread_note = f", bars: ± 1 std over {seeds} seeds" if seeds > 1 else ""
     ax.set(title=f"Test scores of {len(rows)} configurations{spread_note}"

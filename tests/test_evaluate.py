@@ -12,6 +12,7 @@ from petseg_lib.evaluate import (
     binarize,
     confusion_counts,
     describe_protocol,
+    describe_protocols,
     dice_score,
     evaluate,
     iou_score,
@@ -365,6 +366,17 @@ def test_protocols_are_described_in_words():
     assert describe_protocol("test", "pet", 64) == "test split, boundary counted as pet, at 64 px"
     text = describe_protocol("valid", "ignore", 64, original_size=True, tta=True)
     assert text == "valid split, boundary ignored, at each image's original size, mirror TTA"
+
+
+def test_protocols_that_differ_only_in_size_are_named_together():
+    small, large = (describe_protocol("test", "pet", size) for size in (64, 128))
+    assert describe_protocols([small, small]) == small
+    assert describe_protocols([large, small, large]) == (
+        "test split, boundary counted as pet, at 64 or 128 px (each model at its training size)")
+    other = describe_protocol("test", "ignore", 64)
+    assert describe_protocols([small, other]) == f"{small}; {other}"  # not only the size
+    at_original = describe_protocol("test", "pet", 64, original_size=True)
+    assert describe_protocols([at_original, large]) == f"{large}; {at_original}"
 
 
 def test_worst_predictions_show_the_augmented_sample_that_was_scored():
