@@ -1,7 +1,8 @@
 """The resized-image cache: decode every JPEG once, then read small arrays in later epochs.
 
-`SimpleOxfordPetDataset(..., cache=True)` (training turns it on with CUDA when it does not
-augment) stores images and trimaps at the training size as uint8 .npy files in
+`SimpleOxfordPetDataset(..., cache=True)` (training turns it on with CUDA, and on a CPU for
+images up to 128 px: speed.cache_helps) stores images and trimaps at the training size as
+uint8 .npy files in
 
     ROOT/cache/<image_size>-v<CACHE_VERSION>/<mode>-<fingerprint>-{images,trimaps}.npy
 
@@ -82,7 +83,8 @@ class ResizedCache:
                 os.close(handle)
                 temporary[part] = Path(name)
                 arrays[part] = np.lib.format.open_memmap(name, "w+", dtype=np.uint8, shape=shape)
-            for i in tqdm(range(self.count), desc=desc, leave=False, disable=None):  # a terminal
+            # disable=None: a progress bar in a terminal only, not in logs or notebooks
+            for i in tqdm(range(self.count), desc=desc, leave=False, disable=None):
                 image, trimap = decode(i)
                 arrays["images"][i] = image
                 if trimap is not None:

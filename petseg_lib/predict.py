@@ -69,7 +69,7 @@ def probabilities_at_model_size(model: nn.Module, images: torch.Tensor) -> torch
     with torch.no_grad():
         seen = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True,
                              align_corners=False)  # (N, 3, S, S): the model's own size
-        logits = F.interpolate(model(seen), size=tuple(size), mode="bilinear",
+        logits = F.interpolate(predict_logits(model, seen), size=tuple(size), mode="bilinear",
                                align_corners=False)  # (N, 1, H, W)
     return torch.sigmoid(logits)
 
