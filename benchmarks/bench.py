@@ -45,7 +45,7 @@ from petseg_lib.models.unet import UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
 from petseg_lib.photos import mask_png, save_png, segment_logits, threshold_logits
 from petseg_lib.sample import ensure_sample_dataset, make_sample_dataset
-from petseg_lib.speed import amp_helps, glibc, keep_freed_memory, keep_memory_helps
+from petseg_lib.speed import amp_dtype, amp_helps, glibc, keep_freed_memory, keep_memory_helps
 
 try:
     import segmentation_models_pytorch as smp
@@ -165,7 +165,7 @@ class Runner:
     """One model, its optimizer and a fixed batch, with timed training and inference steps."""
 
     def __init__(self, model: nn.Module, batch_size: int, image_size: int,
-                 device: torch.device, channels_last: bool, amp: bool = False):
+                 device: torch.device, channels_last: bool, amp: bool = False, steps: int = 1):
         layout = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(device, memory_format=layout)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
@@ -174,30 +174,39 @@ class Runner:
         self.images = self.images.contiguous(memory_format=layout)
         self.masks = (torch.rand(batch_size, 1, image_size, image_size, device=device) > 0.5)
         self.masks = self.masks.float()
-        self.device, self.amp = device, amp
-        self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.device, self.amp, self.steps = device, amp, steps
+        self.amp_dtype = amp_dtype(device)  # as training: float16 on CUDA, bfloat16 on a CPU
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
 
     def train_step(self) -> float:
-        """Seconds for one Adam step on the batch."""
+        """Seconds per Adam step on the batch, the mean of STEPS steps in a row."""
         self.model.train()
         start = time.perf_counter()
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            loss = self.criterion(self.model(self.images).float(), self.masks)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        for _ in range(self.steps):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                loss = self.criterion(self.model(self.images).float(), self.masks)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         synchronize(self.device)
-        return time.perf_counter() - start
+        return (time.perf_counter() - start) / self.steps
 
     def infer_step(self) -> float:
-        """Seconds for one forward pass on the batch in eval mode, without autograd."""
+        """Seconds per forward pass in eval mode without autograd, the mean of STEPS passes."""
         self.model.eval()
         start = time.perf_counter()
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.amp_dtype,
                                                     enabled=self.amp):
-            self.model(self.images)
+            for _ in range(self.steps):
+                self.model(self.images)
         synchronize(self.device)
-        return time.perf_counter() - start
+        return (time.perf_counter() - start) / self.steps
+
+
+def amp_layout(device: torch.device) -> str:
+    """The label of the mixed-precision rows: the reduced type that DEVICE uses in training."""
+    return "NHWC fp16" if amp_dtype(device) == torch.float16 else "NHWC bf16"
 
 
 def model_cases(args, device: torch.device) -> list[dict]:
@@ -211,11 +220,11 @@ def model_cases(args, device: torch.device) -> list[dict]:
         flops = train_flops_per_image(copy.deepcopy(model), args.image_size)
         variants = [("NCHW", False, False), ("NHWC", True, False)]
         if args.bf16:
-            variants.append(("NHWC bf16", True, True))
+            variants.append((amp_layout(device), True, True))
         for layout, channels_last, amp in variants:
             torch.manual_seed(0)
             runner = Runner(copy.deepcopy(model), args.batch_size, args.image_size, device,
-                            channels_last, amp)
+                            channels_last, amp, args.steps)
             runner.train_step()  # warm-up: first calls pick kernels and allocate Adam's state
             runner.infer_step()
             memory = peak_memory_mb(runner.train_step, device)
@@ -231,7 +240,7 @@ def compiled_case(args, device: torch.device) -> dict:
     torch.manual_seed(0)
     model = ResNet34_UNet()
     flops = train_flops_per_image(model, args.image_size)
-    runner = Runner(model, args.batch_size, args.image_size, device, True)
+    runner = Runner(model, args.batch_size, args.image_size, device, True, steps=args.steps)
     runner.model = torch.compile(model)
     start = time.perf_counter()
     runner.train_step()
@@ -286,7 +295,7 @@ def find_case(cases: list[dict], label: str, layout: str) -> dict | None:
 def ratio_lines(cases: list[dict]) -> list[str]:
     """ResNet34_UNet / reference: medians of the per-repeat ratios, for each layout."""
     lines = []
-    for layout in ("NCHW", "NHWC", "NHWC bf16"):
+    for layout in ("NCHW", "NHWC", "NHWC bf16", "NHWC fp16"):
         ours = find_case(cases, "ResNet34_UNet", layout)
         theirs = find_case(cases, "SMP Unet resnet34", layout)
         if ours is None or theirs is None:
@@ -379,8 +388,8 @@ def photo_table(args, workdir: Path) -> list[str]:
     pixels[height // 6:5 * height // 6, width // 4:3 * width // 4] = (230, 180, 120)
     path = workdir / "photo.jpg"
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
-    lines = [f"own photo: {width} x {height} JPEG -> decode, resize, predict, logits back to "
-             "full size, threshold, write the mask PNG (median of "
+    lines = [f"own photo on the CPU: {width} x {height} JPEG -> decode, resize, predict, logits "
+             "back to full size, threshold, write the mask PNG (median of "
              f"{args.repeats} after one warm-up)"]
     cases = (("UNet base 8 at 64 px (demo)", lambda: UNet(base_channels=8), 64),
              ("ResNet34_UNet at 256 px", ResNet34_UNet, 32 if args.smoke else 256))
@@ -420,13 +429,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="glibc keeps freed memory between steps, as training does "
                              "(default: on with a CPU)")
     parser.add_argument("--bf16", action="store_true",
-                        help="also time bfloat16 autocast (not fp32: not counted in MFU)")
+                        help="also time mixed precision as training uses it: bfloat16 autocast "
+                             "on a CPU, float16 with a gradient scaler on CUDA (rows 'NHWC "
+                             "bf16' or 'NHWC fp16'; compared with the fp32 peak in MFU)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps timed in a row per measurement (default: 1 on a CPU, 20 "
+                             "on CUDA, where one step takes milliseconds)")
     args = parser.parse_args(argv)
     smoke = args.smoke
     args.image_size = args.image_size or (32 if smoke else 256)
     args.batch_size = args.batch_size or (2 if smoke else 8)
     args.repeats = args.repeats or (1 if smoke else 3)
     args.matmul_size = 128 if smoke else 2048
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be at least 1, not {args.steps}")
+    args.steps = args.steps or (20 if torch.cuda.is_available() and not smoke else 1)
     if smoke and args.threads is None:
         args.threads = 1  # tiny ops on a busy machine: more threads mostly wait for each other
     args.workers = (0, 2) if smoke else (0, 1, 2)
@@ -440,13 +457,15 @@ def main(argv: list[str] | None = None) -> list[str]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # as training does (speed.py)
     lines = machine_lines(device)
     if args.keep_memory is None:
         args.keep_memory = keep_memory_helps(device)  # as TrainConfig's default
     kept = args.keep_memory and glibc() is not None
     lines.append(f"image size {args.image_size}, batch {args.batch_size}, fp32, "
-                 f"{args.repeats} interleaved repeats, medians; freed memory kept between "
-                 f"steps as in training (keep_freed_memory): {'yes' if kept else 'no'}")
+                 f"{args.repeats} interleaved repeats of {args.steps} step(s), medians; freed "
+                 f"memory kept between steps as in training (keep_freed_memory): "
+                 f"{'yes' if kept else 'no'}")
     print("\n".join(lines), flush=True)
     train_rate = None
     if not args.skip_models:

@@ -153,7 +153,7 @@ def restore_training(path: Path, config, device: torch.device, model: nn.Module,
     scheduler.load_state_dict(state["scheduler"])
     if state["scaler"]:  # empty when the run had no gradient scaler
         scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng"])
-    generator.set_state(state["loader_rng"])
+    torch.set_rng_state(state["rng"].cpu())  # random states are CPU tensors, whatever DEVICE
+    generator.set_state(state["loader_rng"].cpu())
     print(f"Resuming {config.run_name} after epoch {state['epoch']}.")
     return state["history"], state["best_dice"], state["epoch"]

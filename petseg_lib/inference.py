@@ -33,7 +33,7 @@ from .models import build_model
 from .onnx_segmenter import OnnxSegmenter
 from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from .photos import segment_files
-from .predict import binarize, predict_logits, to_float_images
+from .predict import binarize, model_device, predict_logits, to_float_images
 from .speed import (
     amp_helps,
     describe_precision,
@@ -73,7 +73,7 @@ class OnnxModel(nn.Module):
 def predict(model: nn.Module, images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Binary masks (N, 1, H, W) float in {0, 1}: sigmoid of the logits > THRESHOLD."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     logits = model(to_float_images(images).to(device))  # (N, 1, H, W)
     return binarize(logits, threshold).float()
 
@@ -83,7 +83,7 @@ def run_inference(model: nn.Module, loader: DataLoader, output_dir: str | Path,
                   tta: bool = False, amp: bool = False) -> dict | None:
     """Predict every batch, save comparison PNGs of the first N_FIGURES; return the scores."""
     output_dir = Path(output_dir)
-    device = next(model.parameters()).device
+    device = model_device(model)
     meter = SegmentationMeter(threshold)
     drawn = 0
     model.eval()

@@ -41,6 +41,11 @@ def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False,
     return logits
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where MODEL's weights are; the CPU for a model without any."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 def full_size_logits(model: nn.Module, small: torch.Tensor, size: tuple[int, int],
                      tta: bool = False, amp: bool = False) -> torch.Tensor:
     """Logits (H, W) float32, on the CPU, of an image the model sees as SMALL (3, S, S) uint8.
@@ -48,7 +53,7 @@ def full_size_logits(model: nn.Module, small: torch.Tensor, size: tuple[int, int
     SMALL is the image squeezed to the model's input size; its logits (1, 1, S, S) are
     enlarged back to SIZE = (H, W), the image's own size, with bilinear interpolation, once.
     """
-    device = next(model.parameters(), torch.empty(0)).device  # no parameters: the CPU
+    device = model_device(model)
     model.eval()
     with torch.no_grad():
         logits = predict_logits(model, to_float_images(small[None]).to(device), tta, amp)
@@ -62,14 +67,16 @@ def probabilities_at_model_size(model: nn.Module, images: torch.Tensor) -> torch
 
     Each model sees the images at the size it was trained at (its `image_size`); its logits
     are resized back to (H, W) before the sigmoid. So models trained at different sizes can be
-    compared on the same images.
+    compared on the same images. The result is on the images' device, whatever the model's.
     """
     size, side = images.shape[-2:], input_size(model)
+    device = model_device(model)
     model.eval()
     with torch.no_grad():
         seen = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True,
                              align_corners=False)  # (N, 3, S, S): the model's own size
-        logits = F.interpolate(predict_logits(model, seen), size=tuple(size), mode="bilinear",
+        logits = predict_logits(model, seen.to(device)).to(images.device)
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear",
                                align_corners=False)  # (N, 1, H, W)
     return torch.sigmoid(logits)
 

@@ -40,7 +40,21 @@ def test_benchmark_smoke_mode_prints_the_whole_table(tmp_path, capsys):
         for source in ("jpeg", "cache"):
             assert any(line.split()[:2] == [kind, source] for line in lines), (kind, source)
     assert "cache / jpeg, plain" in text
-    assert "own photo: 400 x 300 JPEG" in text
+    assert "own photo on the CPU: 400 x 300 JPEG" in text
     photo_rows = [line for line in lines
                   if line.strip().startswith(("UNet base 8 at 64 px", "ResNet34_UNet at"))]
     assert len(photo_rows) == 2 and all(float(row.split()[-2]) > 0 for row in photo_rows)
+
+
+def test_report_training_smoke_mode_prints_a_row_per_model(capsys):
+    spec = importlib.util.spec_from_file_location("petseg_report_training",
+                                                  BENCH.parent / "report_training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = module.main(["--smoke"])
+    rows = {line.split()[0]: line.split()[1:] for line in lines[4:]}
+    assert set(rows) == {"unet", "resnet34_unet"} and lines[3].split()[0] == "model"
+    for numbers in rows.values():
+        first, typical, rate, valid, test, _ = map(float, numbers)
+        assert first > 0 and typical > 0 and rate > 0 and 0 <= valid <= 1 and 0 <= test <= 1
+    assert "1 epochs, 32 px, batch 8" in lines[1]
