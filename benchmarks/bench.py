@@ -45,7 +45,14 @@ from petseg_lib.models.unet import UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
 from petseg_lib.photos import mask_png, save_png, segment_logits, threshold_logits
 from petseg_lib.sample import ensure_sample_dataset, make_sample_dataset
-from petseg_lib.speed import amp_dtype, amp_helps, glibc, keep_freed_memory, keep_memory_helps
+from petseg_lib.speed import (
+    amp_dtype,
+    amp_helps,
+    glibc,
+    keep_freed_memory,
+    keep_memory_helps,
+    synchronize,
+)
 
 try:
     import segmentation_models_pytorch as smp
@@ -93,12 +100,6 @@ def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 5, tries: int
         synchronize(device)
         best = max(best, 2 * n**3 * reps / (time.perf_counter() - start) / 1e9)
     return best
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so that timings include it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 # ---------------------------------------------------------------------------
@@ -225,9 +226,12 @@ def model_cases(args, device: torch.device) -> list[dict]:
             torch.manual_seed(0)
             runner = Runner(copy.deepcopy(model), args.batch_size, args.image_size, device,
                             channels_last, amp, args.steps)
+            started = time.perf_counter()
             runner.train_step()  # warm-up: first calls pick kernels and allocate Adam's state
             runner.infer_step()
             memory = peak_memory_mb(runner.train_step, device)
+            print(f"{label} {layout}: warmed up in {time.perf_counter() - started:.0f} s",
+                  flush=True)
             cases.append(dict(label=label, layout=layout, runner=runner, flops=flops,
                               memory=memory, train=[], infer=[], mfu=[]))
     if args.compile:
@@ -432,6 +436,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also time mixed precision as training uses it: bfloat16 autocast "
                              "on a CPU, float16 with a gradient scaler on CUDA (rows 'NHWC "
                              "bf16' or 'NHWC fp16'; compared with the fp32 peak in MFU)")
+    parser.add_argument("--cudnn_benchmark", action=argparse.BooleanOptionalAction,
+                        default=True, help="CUDA: cuDNN tries its kernels for each new shape "
+                        "and keeps the fastest, as training does (slow warm-up)")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps timed in a row per measurement (default: 1 on a CPU, 20 "
                              "on CUDA, where one step takes milliseconds)")
@@ -457,7 +464,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cudnn.benchmark = device.type == "cuda"  # as training does (speed.py)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark and device.type == "cuda"
     lines = machine_lines(device)
     if args.keep_memory is None:
         args.keep_memory = keep_memory_helps(device)  # as TrainConfig's default

@@ -65,7 +65,7 @@ from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
 from petseg_lib.models.summary import count_parameters
 from petseg_lib.oxford_pet import find_dataset
-from petseg_lib.speed import pick_device
+from petseg_lib.speed import pick_device, synchronize
 from petseg_lib.train import train, train_one_epoch
 from petseg_lib.utils import (
     markdown_grid,
@@ -230,9 +230,10 @@ timed_loss = criterion(model(images), masks)  # forward and loss
 timed_loss.backward()  # backward
 optimizer.step()  # Adam step
 optimizer.zero_grad(set_to_none=True)
+synchronize(device)  # a GPU works asynchronously: wait for it before reading the clock
 step_seconds = time.perf_counter() - started
-print(f"one step here: {step_seconds:.2f} s; {len(train_loader)} steps per epoch "
-      f"-> about {step_seconds * len(train_loader):.0f} s per epoch, "
+print(f"one step here: {step_seconds:.3f} s; {len(train_loader)} steps per epoch "
+      f"-> about {step_seconds * len(train_loader):.1f} s per epoch, "
       f"{step_seconds * len(train_loader) * config.epochs / 60:.1f} min for {config.epochs} epochs")
 
 # %% [markdown]
@@ -361,7 +362,8 @@ plt.show()
 for name, curves in runs.items():
     gap = curves["train_dice"][-1] - curves["valid_dice"][-1]
     print(f"{name}: best validation Dice {max(curves['valid_dice']):.4f}; last epoch: "
-          f"training Dice {curves['train_dice'][-1]:.4f}, {gap:+.4f} above validation")
+          f"training Dice {curves['train_dice'][-1]:.4f}, {abs(gap):.4f} "
+          f"{'above' if gap >= 0 else 'below'} validation")
 
 # %% [markdown]
 # With augmentation the training Dice is *lower*: the changed copies are harder than the

@@ -47,6 +47,12 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait until DEVICE has done the work queued on it, so that a timing includes it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def channels_last_helps(device: torch.device) -> bool:
     """NHWC convolutions are faster on CUDA, and on a CPU (oneDNN's native layout)."""
     return device.type in ("cuda", "cpu")
