@@ -9,7 +9,7 @@ the best validation Dice and the test Dice of the best checkpoint (per image, bo
 pet), and the total time.
 
     python benchmarks/report_training.py                  # both models: an hour or more on a CPU
-    python benchmarks/report_training.py --num_workers 8  # on a GPU: decode JPEGs in parallel
+    python benchmarks/report_training.py --num_workers 8  # more JPEG decoders (CUDA default 4)
     python benchmarks/report_training.py --smoke          # 1 epoch at 32 px: checks that it runs
 """
 
@@ -29,7 +29,7 @@ from petseg_lib.evaluate import evaluate
 from petseg_lib.inference import load_model
 from petseg_lib.models import MODELS
 from petseg_lib.oxford_pet import collate, find_dataset, load_dataset
-from petseg_lib.speed import describe_precision, pick_device, speedups
+from petseg_lib.speed import data_workers, describe_precision, pick_device, speedups
 from petseg_lib.train import train
 
 
@@ -69,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=["unet", "resnet34_unet"],
                         choices=sorted(MODELS))
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers")
+    parser.add_argument("--num_workers", type=int, default=None,
+                        help="DataLoader workers (default: 4 with CUDA, else 0)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the sample)")
     parser.add_argument("--no_augment", action="store_true", help="train without augmentation")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models")
@@ -99,8 +100,8 @@ def main(argv: list[str] | None = None) -> list[str]:
                           f"{describe_precision(device, amp)}",
                           f"{config.epochs} epochs, {config.image_size} px, batch "
                           f"{config.batch_size}, Adam {config.learning_rate:g}, augmentation: "
-                          f"{'yes' if config.augment else 'no'}, {config.num_workers} "
-                          f"workers, data: {data}", "",
+                          f"{'yes' if config.augment else 'no'}, "
+                          f"{data_workers(config.num_workers, device)} workers, data: {data}", "",
                           f"{'model':<16} {'epoch 1 s':>9} {'epoch s':>9} {'train img/s':>11} "
                           f"{'best valid':>10} {'test Dice':>9} {'total s':>8}"]
                 print("\n".join(lines), flush=True)

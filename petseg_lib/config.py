@@ -30,7 +30,7 @@ class TrainConfig:
     learning_rate: float = 1e-4
     image_size: int = 256
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int | None = None  # DataLoader processes; None: 4 with CUDA, 0 on a CPU
     device: str = "auto"  # "auto": cuda, then mps, then cpu
     run_name: str | None = None  # None: "<model>" or "<model>_aug"
     checkpoint_dir: str = "checkpoints"

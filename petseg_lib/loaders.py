@@ -15,22 +15,24 @@ from torch.utils.data import DataLoader
 from . import distributed
 from .config import TrainConfig
 from .oxford_pet import collate, load_dataset
-from .speed import pick_device, speedups
+from .speed import data_workers, pick_device, speedups
 
 
 def make_loaders(config: TrainConfig, data_path: Path,
                  fast: dict[str, bool] | None = None) -> tuple[DataLoader, DataLoader]:
     """Shuffled training loader and ordered validation loader."""
-    fast = fast or speedups(config, pick_device(config.device))
+    device = pick_device(config.device)
+    fast = fast or speedups(config, device)
+    workers = data_workers(config.num_workers, device)  # None: 4 with CUDA, else 0
     train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit,
                              cache=fast["cache"], augment_level=config.augment_level)
     valid_limit = None if config.limit is None else max(config.limit // 4, 1)
     valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit,
                              cache=fast["cache"])
     generator = torch.Generator().manual_seed(config.seed)  # the shuffling order
-    common = dict(batch_size=config.batch_size, num_workers=config.num_workers,
+    common = dict(batch_size=config.batch_size, num_workers=workers,
                   collate_fn=collate, pin_memory=fast["pin_memory"],
-                  persistent_workers=fast["persistent_workers"] and config.num_workers > 0)
+                  persistent_workers=fast["persistent_workers"] and workers > 0)
     sampler = distributed.train_sampler(train_set, config.seed)  # None without torchrun
     # A last batch of a single image breaks BatchNorm wherever a map is 1 x 1 (DeepLabV3's
     # pooling branch): that image is left out of the epoch, a different one each epoch.

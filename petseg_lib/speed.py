@@ -10,6 +10,9 @@ they are None, into the defaults that help on DEVICE:
 - amp: mixed precision: float16 with a GradScaler on CUDA, bfloat16 on a CPU that computes it
   natively (AMX or AVX-512 BF16: about 1.6-2.4 x faster training), float32 elsewhere;
 - pin_memory, persistent_workers, cudnn_benchmark: faster input copies and kernels on CUDA;
+- num_workers (`data_workers`): with CUDA, 4 processes decode and augment images while the
+  GPU computes (1.6 x faster epochs with augmentation on an H100); on a CPU none, since they
+  would take the cores that compute;
 - cache: the resized-image cache (cache.py), worth it when the step outruns JPEG decoding:
   on CUDA, and on a CPU for small images (QUICK mode trains 1.4-1.7 x faster with it);
 - keep_memory: on a CPU, glibc keeps freed memory for the next step (`keep_freed_memory`).
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -56,6 +60,13 @@ def synchronize(device: torch.device) -> None:
 def channels_last_helps(device: torch.device) -> bool:
     """NHWC convolutions are faster on CUDA, and on a CPU (oneDNN's native layout)."""
     return device.type in ("cuda", "cpu")
+
+
+def data_workers(num_workers: int | None, device: torch.device) -> int:
+    """NUM_WORKERS DataLoader processes; for None, 4 with CUDA (fewer on fewer cores), else 0."""
+    if num_workers is not None:
+        return num_workers
+    return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 def cache_helps(device: torch.device, image_size: int) -> bool:
@@ -135,7 +146,7 @@ def speedups(config, device: torch.device) -> dict[str, bool]:
         "channels_last": channels_last_helps(device),
         "amp": amp_helps(device),
         "pin_memory": cuda,
-        "persistent_workers": config.num_workers > 0,
+        "persistent_workers": data_workers(config.num_workers, device) > 0,
         "cudnn_benchmark": cuda,
         "keep_memory": keep_memory_helps(device),
     }

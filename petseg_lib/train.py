@@ -187,7 +187,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        ("batch_size", "images per Adam step"),
                        ("image_size", "images are resized to this square size"),
                        ("seed", "random seed (same seed on CPU: same history)"),
-                       ("num_workers", "DataLoader worker processes"),
+                       ("num_workers", "DataLoader worker processes (default: 4 with CUDA, "
+                        "else 0)"),
                        ("limit", "use only this many training images"),
                        ("base_channels", "model width: channels of the first layer, doubled "
                         "at each level (64 in the report and in ResNet34; 8 to 32 on a CPU)")):

@@ -2,6 +2,7 @@
 kept memory, bfloat16 steps and training with every fast path on."""
 
 import ctypes
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,13 @@ from torch import nn
 from petseg_lib import speed
 from petseg_lib.cache import CACHE_VERSION
 from petseg_lib.config import TrainConfig
+from petseg_lib.loaders import make_loaders
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
 from petseg_lib.speed import (
     MIB,
     MMAP_THRESHOLD_AFTER,
+    data_workers,
     glibc,
     keep_freed_memory,
     native_bfloat16,
@@ -78,10 +81,27 @@ def test_speedup_defaults_follow_the_device():
     cuda = speedups(TrainConfig(num_workers=2), torch.device("cuda"))
     assert cuda.pop("keep_memory") is False  # the big tensors live on the GPU
     assert all(cuda.values())
+    assert speedups(TrainConfig(), torch.device("cuda"))["persistent_workers"]  # 4 by default
     chosen = speedups(TrainConfig(cache=True, channels_last=False, amp=True, num_workers=2,
                                   persistent_workers=False), torch.device("cpu"))
     assert chosen["cache"] and chosen["amp"] and not chosen["channels_last"]
     assert not chosen["persistent_workers"]
+
+
+def test_data_workers_decode_beside_a_gpu_only(monkeypatch):
+    assert data_workers(None, torch.device("cpu")) == 0  # workers would take the CPU's cores
+    assert data_workers(None, torch.device("cuda")) == min(4, os.cpu_count())
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert data_workers(None, torch.device("cuda")) == 2
+    assert data_workers(3, torch.device("cpu")) == 3 and data_workers(0, torch.device("cuda")) == 0
+
+
+def test_loaders_start_the_workers_asked_for(sample_root):
+    config = TrainConfig(data_path=str(sample_root), image_size=32, limit=8, device="cpu")
+    assert make_loaders(config, sample_root)[0].num_workers == 0
+    config = TrainConfig(data_path=str(sample_root), image_size=32, limit=8, num_workers=2)
+    train_loader, valid_loader = make_loaders(config, sample_root)
+    assert train_loader.num_workers == valid_loader.num_workers == 2
 
 
 def rss_mb() -> float:
