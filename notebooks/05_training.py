@@ -105,12 +105,15 @@ display(Markdown(markdown_grid(["setting", "this run", "the report"], rows)))
 # `make_loaders` builds the two `DataLoader`s of a run. The training loader **shuffles**:
 # each epoch visits the images in a new order, so the batches differ from epoch to epoch
 # and the model cannot learn anything from the order. The validation loader keeps a fixed
-# order: its job is to measure, the same way every time.
+# order: its job is to measure, the same way every time. On a GPU both start 4 worker
+# processes (`num_workers`) that read and augment images while the GPU computes; on a CPU the
+# notebook's own process reads them, since workers would take the cores that compute.
 
 # %%
 train_loader, valid_loader = make_loaders(config, DATA)
 print(f"training:   {len(train_loader.dataset):>5} images in {len(train_loader):>4} batches")
 print(f"validation: {len(valid_loader.dataset):>5} images in {len(valid_loader):>4} batches")
+print(f"worker processes: {train_loader.num_workers}")
 
 # %% [markdown]
 # ## 3. One batch
