@@ -47,7 +47,7 @@ def timed_run(config: TrainConfig) -> dict:
     return {"history": history, "epoch_seconds": seconds, "total": ends[-1] - started}
 
 
-def test_dice(config: TrainConfig, data: Path, device: torch.device, amp: bool) -> float:
+def score_on_test_split(config: TrainConfig, data: Path, device: torch.device, amp: bool) -> float:
     """Test Dice (per image, boundary as pet) of the run's best checkpoint."""
     model = load_model(Path(config.checkpoint_dir) / f"{config.run_name}_best.pth", device)
     test_set = load_dataset(data, "test", config.image_size, limit=config.limit)
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> list[str]:
             run = timed_run(config)
             train_images = len(load_dataset(data, "train", config.image_size, config.augment,
                                             config.limit))
-            lines.append(result_line(name, run, train_images, test_dice(config, data, device,
-                                                                         amp)))
+            dice = score_on_test_split(config, data, device, amp)
+            lines.append(result_line(name, run, train_images, dice))
             print(lines[-1], flush=True)
     return lines
 
