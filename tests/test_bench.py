@@ -1,23 +1,23 @@
-"""The benchmark script in smoke mode: every row of its table is printed."""
+"""The benchmark scripts in smoke mode: every row of their tables is printed."""
 
 import importlib.util
 from pathlib import Path
 
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def load_bench():
-    """benchmarks/bench.py as a module (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("petseg_bench", BENCH)
+def load_benchmark(name: str):
+    """benchmarks/NAME.py as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"petseg_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_benchmark_smoke_mode_prints_the_whole_table(tmp_path, capsys):
-    bench = load_bench()
+    bench = load_benchmark("bench")
     threads = torch.get_num_threads()
     try:
         lines = bench.main(["--smoke"])
@@ -47,11 +47,7 @@ def test_benchmark_smoke_mode_prints_the_whole_table(tmp_path, capsys):
 
 
 def test_report_training_smoke_mode_prints_a_row_per_model(capsys):
-    spec = importlib.util.spec_from_file_location("petseg_report_training",
-                                                  BENCH.parent / "report_training.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    lines = module.main(["--smoke"])
+    lines = load_benchmark("report_training").main(["--smoke"])
     rows = {line.split()[0]: line.split()[1:] for line in lines[4:]}
     assert set(rows) == {"unet", "resnet34_unet"} and lines[3].split()[0] == "model"
     for numbers in rows.values():

@@ -7,7 +7,6 @@ resized-image cache, torch.compile behind its flag) trains, resumes and saves ch
 that a CPU can use, and that reduced precision does not change what a model predicts.
 """
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,16 @@ from petseg_lib.inference import main as inference_main
 from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, load_dataset
-from petseg_lib.predict import predict_logits, probabilities_at_model_size
+from petseg_lib.predict import model_device, predict_logits, probabilities_at_model_size
 from petseg_lib.speed import speedups
 from petseg_lib.train import train, train_one_epoch
 
 from .conftest import tiny_config
+from .test_bench import load_benchmark
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 CUDA = torch.device("cuda")
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
 def gpu_config(root, tmp_path, **overrides) -> TrainConfig:
@@ -56,7 +55,7 @@ def test_training_on_cuda_uses_the_gradient_scaler_and_saves_cpu_checkpoints(
     assert last["scaler"]["scale"] > 0  # an enabled GradScaler saved its state
     assert last["rng"].device.type == "cpu"
     model = load_model(tmp_path / "ckpt/g_best.pth", "cpu")  # trained on CUDA, used on a CPU
-    assert next(model.parameters()).device.type == "cpu"
+    assert model_device(model).type == "cpu"
 
 
 def test_fp16_steps_with_the_scaler_lower_the_loss():
@@ -135,8 +134,6 @@ def test_inference_on_cuda_scores_a_split_and_segments_photos(sample_root, tmp_p
 
 
 def test_benchmark_smoke_mode_runs_on_cuda():
-    spec = importlib.util.spec_from_file_location("petseg_bench", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench")
     text = "\n".join(bench.main(["--smoke", "--skip_data", "--bf16", "--models", "ResNet34"]))
     assert "cuda" in text.lower() and "NHWC fp16" in text
