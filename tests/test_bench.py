@@ -54,3 +54,10 @@ def test_report_training_smoke_mode_prints_a_row_per_model(capsys):
         first, typical, rate, valid, test, _ = map(float, numbers)
         assert first > 0 and typical > 0 and rate > 0 and 0 <= valid <= 1 and 0 <= test <= 1
     assert "1 epochs, 32 px, batch 8" in lines[1]
+
+
+def test_bf16_accuracy_smoke_mode_scores_both_precisions(capsys):
+    scores = load_benchmark("bf16_accuracy").main(["--smoke"])
+    assert set(scores) == {"float32", "bfloat16"}
+    assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in scores.values())
+    assert "bfloat16 - float32, mean best valid Dice" in capsys.readouterr().out
