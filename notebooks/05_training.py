@@ -221,8 +221,9 @@ optimizer.zero_grad(set_to_none=True)  # gradients add up otherwise: clear them 
 # training loop) is timed; an epoch repeats it once per batch. With the report's settings
 # on 2 CPU cores one step of 8 images at 256 px takes about 20 seconds, so an epoch over the
 # 3 312 training images (414 steps) takes more than two hours. `train()` (section 9) turns
-# on two CPU speed-ups, the channels-last memory layout and memory kept between steps, and
-# gets the step down to about 12 seconds: still more than a day for 20 epochs.
+# on the CPU speed-ups: the channels-last memory layout and memory kept between steps get
+# the step down to about 12 seconds, and bfloat16 autocast, on a CPU that computes in
+# bfloat16 natively, to about 7 (`benchmarks/README.md`): still most of a day for 20 epochs.
 # A GPU such as Colab's T4 does the same step in well under a second: a few minutes per
 # epoch, about an hour for the whole run. That is why QUICK mode exists, and why the report
 # trained on a GPU.

@@ -102,8 +102,9 @@ REPORT = {"UNet": 0.9054, "ResNet34-UNet": 0.9038, "UNet + augmentation": 0.9221
 # columns say how each model was trained and for how long; each is tested at its own size.
 #
 # `run_comparison` trains a configuration only when its checkpoint (`<run>_best.pth`) and
-# history are missing, or when the checkpoint no longer fits the model (saved by an older
-# version of `petseg_lib`), and reuses them otherwise; QUICK runs are named `<run>_quick`, so
+# history are missing, when the run was trained with other settings, or when the checkpoint
+# no longer fits the model (saved by an older version of `petseg_lib`), and reuses them
+# otherwise; QUICK runs are named `<run>_quick`, so
 # they never overwrite full runs (after notebook 05, the two UNet runs are already there).
 # Then it scores each best checkpoint on the test split, twice: with the trimap's boundary
 # band counted as pet, and with it left out. Running this notebook a second time is

@@ -148,8 +148,9 @@ print(f"gap between the losses {gap:.4f}; largest spread between seeds {noise:.4
 #    in section 1 say it puts the weight, and does that show in its Dice here?
 # 2. Raise `SEEDS` to 3. Do the means move by more or less than the standard deviations of
 #    two seeds predicted?
-# 3. Train one configuration with `augment=True, augment_level="strong"` (rotation, Cutout,
-#    CutMix; see notebook 02) and compare it with the report's augmentation over two seeds.
+# 3. Train one configuration with `augment=True, augment_level="strong"` (the report's set
+#    plus rotation, Cutout and CutMix: `augment.augmentations(..., level="strong")`) and
+#    compare it with the report's augmentation over two seeds.
 #
 # Try them first; worked solutions, with checks, are in `solutions/07_beyond_the_report.py`
 # (open it as a notebook in JupyterLab: right click → Open With → Notebook).

@@ -180,12 +180,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--model", required=True, help="checkpoint, e.g. checkpoints/unet_best.pth")
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
-    add("--port", type=int, default=7860)
+    add("--port", type=int, default=7860, help="port of the page")
     add("--threshold", type=float, default=0.5, help="the slider's starting value")
     add("--data_path", default=None, help="dataset whose test split gives the examples; "
         "by default data/oxford-iiit-pet when present, else the offline sample dataset")
     add("--examples", type=int, default=4, help="how many examples (0: none)")
-    add("--device", default="auto")
+    add("--device", default="auto", help="auto: cuda, mps, then cpu")
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be between 1 and 65535, not {args.port}")

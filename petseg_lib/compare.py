@@ -235,12 +235,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="small CPU-sized runs")
     parser.add_argument("--retrain", action="store_true", help="train even when a checkpoint "
                         "of the configuration exists")
-    parser.add_argument("--data_path", default=None)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--image_size", type=int, default=None)
+    parser.add_argument("--data_path", default=None, help="dataset folder; by default "
+                        "data/oxford-iiit-pet when present, else the offline sample dataset")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default: the report's 20, or the quick settings'")
+    parser.add_argument("--image_size", type=int, default=None,
+                        help="default: the report's 256, or the quick settings'")
     parser.add_argument("--limit", type=int, default=None, help="training images per run")
     parser.add_argument("--test_limit", type=int, default=None, help="test images scored")
-    parser.add_argument("--checkpoint_dir", default="checkpoints")
+    parser.add_argument("--checkpoint_dir", default="checkpoints",
+                        help="where each run's checkpoints go and are reused from")
     parser.add_argument("--output_dir", default="outputs/comparison",
                         help="where the table and charts go")
     parser.add_argument("--boundary", choices=sorted(BOUNDARY_POLICIES), default="pet",

@@ -45,7 +45,7 @@ class TrainConfig:
     # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
     cache: bool | None = None  # resized-image cache in the data folder; None: CUDA, or <= 128 px
     channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and on a CPU
-    amp: bool | None = None  # mixed precision (float16 + GradScaler on CUDA); None: on with CUDA
+    amp: bool | None = None  # float16 + GradScaler on CUDA, bfloat16 on a CPU; None: where native
     pin_memory: bool | None = None  # page-locked batches, faster copies; None: on with CUDA
     persistent_workers: bool | None = None  # None: keep workers alive when num_workers > 0
     cudnn_benchmark: bool | None = None  # cuDNN tries and keeps the fastest kernels; None: CUDA

@@ -151,10 +151,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="photos or folders of photos to segment instead of a dataset split")
     add("--data_path", default=None, help="dataset folder; by default data/oxford-iiit-pet "
         "when present, else the offline sample dataset")
-    add("--mode", default="test", choices=("train", "valid", "test"))
-    add("--batch_size", type=int, default=8)
+    add("--mode", default="test", choices=("train", "valid", "test"),
+        help="dataset split to score")
+    add("--batch_size", type=int, default=8, help="images per forward pass")
     add("--image_size", type=int, default=None, help="default: the size the model was trained at")
-    add("--threshold", type=float, default=0.5)
+    add("--threshold", type=float, default=0.5,
+        help="probability above which a pixel is pet")
     add("--num_figures", type=int, default=8, help="save comparison PNGs for this many images")
     add("--limit", type=int, default=None, help="use only this many images")
     add("--boundary", choices=sorted(BOUNDARY_POLICIES), default="pet",
@@ -164,8 +166,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--tta", action="store_true", help="average the logits of each image and its mirror")
     add("--amp", action=argparse.BooleanOptionalAction, default=None,
         help="reduced precision; default: with CUDA, and on a CPU with native bfloat16")
-    add("--output_dir", default="outputs/inference")
-    add("--device", default="auto")
+    add("--output_dir", default="outputs/inference", help="where figures and masks go")
+    add("--device", default="auto", help="auto: cuda, mps, then cpu")
     args = parser.parse_args(argv)
     for name, minimum in (("batch_size", 1), ("image_size", 32), ("num_figures", 0),
                           ("limit", 1)):

@@ -171,8 +171,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(prog="python -m petseg_lib.train", description="Train a "
                                      "UNet or ResNet34-UNet on the Oxford-IIIT Pet dataset.")
 
-    def option(name: str, text: str, **kwargs) -> None:
-        default = getattr(defaults, name, None)
+    def option(name: str, text: str, show_default: bool = True, **kwargs) -> None:
+        default = getattr(defaults, name, None) if show_default else None
         shown = f" (default: {default})" if default is not None else ""
         parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=text + shown, **kwargs)
 
@@ -198,7 +198,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     option("lr_schedule", "constant as in the report, or cosine annealing to 0",
            choices=("constant", "cosine"))
     option("device", "auto: cuda, mps, then cpu")
-    option("run_name", "default: <model> or <model>_aug")
+    option("run_name", "default: <model> or <model>_aug", show_default=False)
     option("checkpoint_dir", "where <run_name>_best.pth and _last.pth go")
     option("output_dir", "where the metrics plot and history go")
     option("log", "also log each epoch to outputs/logs: a CSV file or TensorBoard",
@@ -212,11 +212,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        ("compile", "torch.compile the model"), ("sync_bn", "SyncBatchNorm (DDP)"),
                        ("keep_memory", "glibc keeps freed memory for the next batch; "
                                        "default: on a CPU"),
-                       ("progress", "progress bars; default: in a terminal, else one line "
-                                    "per epoch")):
+                       ("pin_memory", "page-locked batches for faster GPU copies; default: "
+                                      "with CUDA"),
+                       ("persistent_workers", "keep DataLoader workers between epochs; "
+                                              "default: when there are workers"),
+                       ("cudnn_benchmark", "cuDNN tries and keeps the fastest kernels; "
+                                           "default: with CUDA")):
         option(name, text, action=argparse.BooleanOptionalAction)
+    option("progress", "progress bars; default: in a terminal, else one line per epoch",
+           show_default=False, action=argparse.BooleanOptionalAction)
     parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: narrow models, "
-                        "64 px (128 for resnet34_unet), 12-28 epochs, for whatever is not "
+                        "64 px (128 for resnet34_unet), 8-28 epochs, for whatever is not "
                         "given explicitly")
     given = vars(parser.parse_args(argv))
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file

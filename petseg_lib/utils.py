@@ -306,7 +306,7 @@ def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
         epochs = range(1, len(r["history"]["valid_loss"]) + 1)
         ax_loss.plot(epochs, r["history"]["valid_loss"], "o-", label=r["label"])
         ax_dice.plot(epochs, r["history"]["valid_dice"], "o-", label=r["label"])
-    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="training loss")
+    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="validation loss")
     ax_dice.set(title="Validation Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)

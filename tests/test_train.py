@@ -1,5 +1,6 @@
 """Training, checkpoints and inference, on tiny configurations of the sample dataset."""
 
+import dataclasses
 import json
 import sys
 
@@ -111,6 +112,20 @@ def test_train_cli_help_lists_defaults(capsys):
     text = " ".join(text.split())
     assert "--epochs EPOCHS passes over the training set (default: 20)" in text
     assert "Adam learning rate (default: 0.0001)" in text
+
+
+def test_every_switch_of_train_config_has_an_on_and_an_off_flag(capsys):
+    switches = [f.name for f in dataclasses.fields(TrainConfig) if f.type == "bool | None"]
+    assert {"cache", "amp", "pin_memory", "cudnn_benchmark"} <= set(switches)
+    for name in switches:
+        assert getattr(parse_args([f"--{name}"]), name) is True
+        assert getattr(parse_args([f"--no-{name}"]), name) is False
+        assert getattr(parse_args([]), name) is None  # None: speed.speedups decides
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    # Decided at run time, so no fixed default is shown for them:
+    assert "<model>_aug --checkpoint_dir" in text and "(default: True)" not in text
 
 
 def test_quick_flag_shrinks_unless_told_otherwise():

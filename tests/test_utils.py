@@ -13,6 +13,7 @@ from petseg_lib.utils import (
     markdown_grid,
     models_side_by_side,
     overlay_mask,
+    plot_curves,
     plot_training_metrics,
     prediction_gallery,
     show_augmentations,
@@ -82,6 +83,22 @@ def test_training_metrics_plot(tmp_path):
     assert loss_ax.get_xlabel() == "epoch" and dice_ax.get_ylabel() == "Dice"
     np.testing.assert_allclose(dice_ax.lines[1].get_ydata(), history["valid_dice"])
     assert (tmp_path / "m.png").stat().st_size > 1000
+
+
+def test_curves_plot_each_runs_validation_history_on_labelled_axes(tmp_path):
+    rows = [{"label": "UNet", "history": {"valid_loss": [0.6, 0.4, 0.3],
+                                          "valid_dice": [0.5, 0.7, 0.8]}},
+            {"label": "UNet + augmentation", "history": {"valid_loss": [0.5, 0.3],
+                                                         "valid_dice": [0.6, 0.9]}}]
+    fig = plot_curves(rows, tmp_path / "curves.png")
+    ax_loss, ax_dice = fig.axes
+    assert (ax_loss.get_ylabel(), ax_dice.get_ylabel()) == ("validation loss", "Dice")
+    for ax, key in ((ax_loss, "valid_loss"), (ax_dice, "valid_dice")):
+        assert [line.get_label() for line in ax.get_lines()] == ["UNet", "UNet + augmentation"]
+        for line, row in zip(ax.get_lines(), rows, strict=True):
+            assert list(line.get_xdata()) == list(range(1, len(row["history"][key]) + 1))
+            assert list(line.get_ydata()) == row["history"][key]
+    assert Image.open(tmp_path / "curves.png").size[0] > 0
 
 
 def test_show_samples_grid(tmp_path, tiny_root):

@@ -87,8 +87,8 @@ print(f"UNet(base_channels=32): {n32:>12,} "
 # **Answer.** About 7.76 million: a quarter of the 31.04 million of `UNet()`. The quarter
 # rule is off by less than 0.1 %, because only a few thousand parameters (the first
 # convolution, the BatchNorms, the biases) grow linearly instead of quadratically. The same
-# reasoning says that `base_channels=16`, the QUICK setting, has a sixteenth of the weights,
-# and also about a quarter of the computation of `base_channels=32`.
+# reasoning says that `base_channels=16` has a sixteenth of the weights of `UNet()`, and
+# about a quarter of the computation of `base_channels=32`.
 
 # %%
 assert unet_parameters(64) == n64, "the formula counts every parameter of UNet()"
