@@ -13,6 +13,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from .paths import written_atomically
 from .utils import plot_training_metrics
 
 HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
@@ -35,8 +36,8 @@ def record_epoch(history: dict, train_loss: float, train_dice: float, valid: dic
 def save_history(history: dict, config) -> None:
     """Write the history as JSON and its curves as a PNG into the output folder."""
     outputs = Path(config.output_dir)
-    outputs.mkdir(parents=True, exist_ok=True)
-    (outputs / f"{config.run_name}_history.json").write_text(json.dumps(history, indent=2))
+    with written_atomically(outputs / f"{config.run_name}_history.json") as partial:
+        partial.write_text(json.dumps(history, indent=2))
     fig = plot_training_metrics(history, outputs / f"{config.run_name}_metrics.png",
                                 title=f"{config.run_name}: training curves",
                                 loss_name=LOSS_NAMES.get(config.loss, config.loss))

@@ -6,6 +6,9 @@ from the repository root when the package runs from a checkout, else from the cu
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -38,3 +41,16 @@ def default_checkpoint_dir() -> Path:
 def default_output_dir() -> Path:
     """Where the notebooks write figures and histories: outputs/."""
     return base_dir() / "outputs"
+
+
+@contextmanager
+def written_atomically(path: str | Path) -> Iterator[Path]:
+    """A hidden file beside PATH to write to; it becomes PATH only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)  # readers see the old file or the new one, never half of one
+    finally:
+        partial.unlink(missing_ok=True)  # a full disk or Ctrl-C leaves no half-written file

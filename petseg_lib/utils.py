@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .evaluate import describe_protocols, mask_dice
 from .masks import BOUNDARY, trimap_to_mask
+from .paths import written_atomically
 
 
 def to_image_array(image) -> np.ndarray:
@@ -125,8 +126,8 @@ def show_samples(dataset, n: int = 8, cols: int = 4, save_path: str | Path | Non
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Save FIG as a PNG, creating the folder; every figure of the course is saved this way."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with written_atomically(path) as partial:
+        fig.savefig(partial, dpi=100, format="png")
     return path
 
 

@@ -1,13 +1,18 @@
 """Where things live: the repository root, or the current folder outside a checkout."""
 
+import json
 from pathlib import Path
 
+import pytest
+
 from petseg_lib import paths
+from petseg_lib.history import save_history
 from petseg_lib.paths import (
     default_checkpoint_dir,
     default_data_path,
     default_sample_root,
     project_root,
+    written_atomically,
 )
 
 
@@ -20,3 +25,29 @@ def test_default_root(tmp_path, monkeypatch):
     assert default_sample_root() == tmp_path / "data" / "oxford-iiit-pet-sample"
     assert default_data_path() == tmp_path / "data" / "oxford-iiit-pet"
     assert default_checkpoint_dir() == tmp_path / "checkpoints"
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "new" / "history.json"
+    with written_atomically(target) as partial:
+        partial.write_text("old")
+    assert target.read_text() == "old"
+    with pytest.raises(OSError), written_atomically(target) as partial:
+        partial.write_text("half of the ne")
+        raise OSError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in target.parent.iterdir()] == ["history.json"]
+
+
+def test_history_is_replaced_whole(tmp_path, monkeypatch):
+    class Config:
+        output_dir, run_name, loss = str(tmp_path), "run", "bce"
+
+    history = {"train_loss": [0.5], "valid_loss": [0.4], "train_dice": [0.6],
+               "valid_dice": [0.7]}
+    save_history(history, Config)
+    monkeypatch.setattr(json, "dumps", lambda *a, **k: 1 / 0)  # the new history fails
+    with pytest.raises(ZeroDivisionError):
+        save_history({**history, "valid_dice": [0.9]}, Config)
+    assert json.loads((tmp_path / "run_history.json").read_text()) == history
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_history.json", "run_metrics.png"]
