@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -112,6 +113,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     if config.resume and last_path.exists():
         history, best_dice, start_epoch = restore_training(
             last_path, config, device, model, optimizer, scheduler, scaler, train_loader.generator)
+    elif distributed.is_main():
+        keep_earlier_run(best_path)  # a fresh run never silently replaces a trained model
 
     print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "
           f"and {len(valid_loader.dataset)} validation samples from {data_path}; "
@@ -147,6 +150,17 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
         save_history(history, config)
     print(f"Best validation Dice {best_dice:.4f}; weights in {best_path}")
     return history
+
+
+# ------------------------------------------------------------------ bookkeeping: files
+
+def keep_earlier_run(best_path: Path) -> None:
+    """Rename an earlier run's best checkpoint to <run>_best.previous.pth before a fresh run."""
+    if best_path.exists():
+        previous = best_path.with_name(best_path.stem + ".previous.pth")
+        os.replace(best_path, previous)
+        print(f"{best_path.name} from an earlier run is kept as {previous.name} (--resume "
+              "continues a run instead; --run_name gives a new run its own files).")
 
 
 # ------------------------------------------------------------------ bookkeeping: the schedule
