@@ -82,7 +82,8 @@ def test_a_fresh_run_keeps_the_earlier_runs_best_model(sample_root, tmp_path, ca
     train(tiny_config(sample_root, tmp_path, epochs=1, run_name="r", seed=1))
     assert (tmp_path / "ckpt" / "r_best.previous.pth").read_bytes() == first
     assert (tmp_path / "ckpt" / "r_best.pth").read_bytes() != first
-    assert "r_best.pth from an earlier run is kept as r_best.previous.pth" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "r_best.pth from an earlier run is kept as r_best.previous.pth" in out
 
 
 def test_resume_from_a_checkpoint_that_does_not_fit_says_so(sample_root, tmp_path):
