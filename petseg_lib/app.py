@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # for the type hint of build_page only: gradio is an optional
     import gradio as gr
 
 KEPT_PHOTOS = 4  # the logits of this many photos are kept, for the slider
+KEPT_ANSWERS = 50  # mask files kept for download; older ones are removed
 DISPLAY_SIZE = 1600  # the overlay is shown at most this wide and high; the mask file is full size
 MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads before any of our code reads them
 WELCOME = "Upload a photo, or pick an example below."
@@ -88,7 +90,8 @@ def segment_upload(model: nn.Module, source, threshold: float = 0.5,
 
     A file that cannot be used gives (None, None, the reason) instead of an exception. The mask
     PNG (pet 255, background 0, the photo's own size) goes to a new folder in OUTPUT_DIR
-    (default: the system's temporary folder), named after the photo.
+    (default: the system's temporary folder), named after the photo; in OUTPUT_DIR only the
+    KEPT_ANSWERS newest such folders stay, so a server that runs for days keeps its disk.
     """
     if source is None:
         return None, None, WELCOME
@@ -102,9 +105,18 @@ def segment_upload(model: nn.Module, source, threshold: float = 0.5,
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="mask-", dir=output_dir))  # one per answer: no clashes
     mask_path = save_png(mask_png(mask), folder / f"{Path(name).stem}_mask.png")
+    if output_dir is not None:
+        drop_old_answers(Path(output_dir))
     message = (f"{name}: {photo.width} x {photo.height} pixels, pet {100 * mask.mean():.1f} % "
                f"at threshold {threshold:.2f}")
     return overlay_photo(photo, mask), mask_path, message
+
+
+def drop_old_answers(output_dir: Path) -> None:
+    """Remove all but the KEPT_ANSWERS newest answer folders (mask-*) in OUTPUT_DIR."""
+    folders = sorted(output_dir.glob("mask-*"), key=lambda folder: folder.stat().st_mtime_ns)
+    for folder in folders[:-KEPT_ANSWERS]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def example_photos(data_path: str | Path | None = None, count: int = 4) -> list[Path]:

@@ -84,6 +84,16 @@ def test_moving_the_threshold_does_not_run_the_model_again(tmp_path):
     assert model.calls == 2 and overlay.size == (80, 50)
 
 
+def test_a_long_running_page_keeps_only_the_newest_mask_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "KEPT_ANSWERS", 3)
+    red_square_photo(tmp_path / "cat.png")
+    answers = tmp_path / "answers"
+    paths = [app.segment_upload(RedIsPet(), tmp_path / "cat.png", threshold, answers)[1]
+             for threshold in (0.2, 0.3, 0.4, 0.5, 0.6)]
+    assert sorted(answers.glob("mask-*/cat_mask.png")) == sorted(paths[-3:])
+    assert len(list(answers.iterdir())) == 3
+
+
 @pytest.mark.parametrize("name, contents, words", [
     ("notes.jpg", b"these bytes are no picture at all", "not an image"),
     ("random.png", bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)),
