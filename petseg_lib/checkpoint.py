@@ -16,12 +16,13 @@ import dataclasses
 import os
 import pickle
 import re
+import reprlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .models import MODELS
+from .models import MODELS, build_model
 
 FORMAT = "petseg-checkpoint"
 
@@ -63,14 +64,18 @@ def checkpoint_payload(model: nn.Module, config, epoch: int, metrics: dict) -> d
     }
 
 
-def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """The dict saved by training, with one clear error when the file cannot be used."""
+def read_checkpoint(path: str | Path) -> dict:
+    """The dict saved by training, with one clear error when the file cannot be used.
+
+    Tensors are read onto the CPU whatever device they were saved from; a caller moves the
+    model where it runs (a CUDA checkpoint loads on a machine without CUDA).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at '{path}'. Train a model first, e.g. "
                               "`python -m petseg_lib.train --quick`, or check the path.")
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         code = re.search(r"GLOBAL ([\w.]+)", str(err))  # what the file wanted to run or build
         if code is None:
@@ -80,14 +85,42 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
                               f"({code.group(1)}), which a petseg checkpoint never needs; "
                               "nothing in it ran.") from err
     except Exception as err:  # a garbage or truncated file can fail anywhere in the unpickler
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"'{path}' is not a petseg checkpoint (it could not be read "
-                              f"by torch.load: {str(err).splitlines()[0]}).") from err
+                              f"by torch.load: {first_line}).") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not a petseg checkpoint (no 'format': "
                               f"'{FORMAT}' entry); it was not written by petseg_lib.train.")
-    if state.get("model_name") not in MODELS:
-        raise CheckpointError(f"'{path}' names an unknown model {state.get('model_name')!r}.")
+    problem = checkpoint_problem(state)
+    if problem is not None:
+        raise CheckpointError(f"'{path}' cannot be used: {problem}.")
     return state
+
+
+def checkpoint_problem(state: dict) -> str | None:
+    """What is wrong with the model entries of a checkpoint's STATE, or None."""
+    kwargs, size = state.get("model_kwargs"), state.get("image_size")
+    if state.get("model_name") not in MODELS:
+        return f"it names an unknown model {reprlib.repr(state.get('model_name'))}"
+    if not (isinstance(kwargs, dict) and all(isinstance(key, str) for key in kwargs)):
+        return f"model_kwargs is missing or not a dict of settings ({reprlib.repr(kwargs)})"
+    downloads = sorted(key for key in kwargs if key.startswith("pretrained") and kwargs[key])
+    if downloads:  # the saved weights are the model; loading one never downloads anything
+        return f"its model settings ask for downloaded weights ({', '.join(downloads)})"
+    if not (type(size) is int and size >= 32):
+        return f"image_size is {reprlib.repr(size)}, not a whole number of at least 32"
+    return None
+
+
+def model_from_checkpoint(state: dict, path: str | Path) -> nn.Module:
+    """The model a checkpoint's STATE (from read_checkpoint) records, with its weights loaded."""
+    try:
+        model = build_model(state["model_name"], **state["model_kwargs"])
+    except Exception as err:  # an unknown, wrong-typed or impossible setting
+        raise CheckpointError(f"'{path}' records model settings that cannot build a "
+                              f"{state['model_name']} {reprlib.repr(state['model_kwargs'])} "
+                              f"({err}).") from err
+    return load_weights(model, state, path)
 
 
 def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
@@ -102,7 +135,17 @@ def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
                               f"{state.get('model_name')} {state.get('model_kwargs')} "
                               f"({detail}). Was it saved by another version of petseg_lib "
                               "or with other settings? Then train it again.") from err
+    check_finite(model, path)
     return model
+
+
+def check_finite(model: nn.Module, path: str | Path) -> None:
+    """A CheckpointError when a weight or buffer of MODEL, loaded from PATH, is NaN or infinite."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"The weights in '{path}' hold NaN or infinite values (first "
+                                  f"in {name}); such a model predicts nothing. Was its training "
+                                  "diverging? Train it again, e.g. with a lower learning rate.")
 
 
 # Settings that must be the same to resume a run; `epochs` may grow with a constant rate.
@@ -134,10 +177,14 @@ def resume_problem(saved: dict, config) -> str | None:
     return None
 
 
-def restore_training(path: Path, config, device: torch.device, model: nn.Module, optimizer,
-                     scheduler, scaler, generator: torch.Generator) -> tuple[dict, float, int]:
-    """Load a `_last.pth` into the training objects; returns history, best Dice, epoch."""
-    state = read_checkpoint(path, device)
+def restore_training(path: Path, config, model: nn.Module, optimizer, scheduler, scaler,
+                     generator: torch.Generator) -> tuple[dict, float, int]:
+    """Load a `_last.pth` into the training objects; returns history, best Dice, epoch.
+
+    The file is read onto the CPU; the weights and the optimizer's state are copied to the
+    device their model lives on.
+    """
+    state = read_checkpoint(path)
     missing = [key for key in RESUME_KEYS if key not in state]
     problem = (f"it lacks {', '.join(missing)} (saved by an older petseg_lib?)" if missing
                else resume_problem(state.get("config", {}), config))
@@ -153,7 +200,7 @@ def restore_training(path: Path, config, device: torch.device, model: nn.Module,
     scheduler.load_state_dict(state["scheduler"])
     if state["scaler"]:  # empty when the run had no gradient scaler
         scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng"].cpu())  # random states are CPU tensors, whatever DEVICE
-    generator.set_state(state["loader_rng"].cpu())
+    torch.set_rng_state(state["rng"])  # random states are CPU tensors
+    generator.set_state(state["loader_rng"])
     print(f"Resuming {config.run_name} after epoch {state['epoch']}.")
     return state["history"], state["best_dice"], state["epoch"]

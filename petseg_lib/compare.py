@@ -27,15 +27,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .checkpoint import RESUME_MUST_MATCH, CheckpointError, load_weights, read_checkpoint
+from .checkpoint import RESUME_MUST_MATCH, CheckpointError, model_from_checkpoint, read_checkpoint
 from .cli import positive, run_cli, writable_folder
 from .config import TrainConfig, augment_suffix, quick_config
 from .evaluate import describe_protocol, describe_protocols, evaluate, evaluate_at_original_size
-from .inference import load_model
+from .inference import load_model, original_size_dataset
 from .losses import LOSSES
 from .masks import BOUNDARY_POLICIES, check_boundary_policy
-from .models import MODELS, build_model
-from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
+from .models import MODELS
+from .oxford_pet import collate, find_dataset, load_dataset
 from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .train import train
 from .utils import markdown_grid, plot_curves, plot_scores
@@ -85,7 +85,7 @@ def test_scores(checkpoint: Path, data_path: Path, device: str | torch.device,
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collate)
     with keep_freed_memory(keep_memory_helps(device)):
         if original_size:
-            originals = OxfordPetDataset(data_path, "test", limit=limit)
+            originals = original_size_dataset(test_set, limit)
             main = evaluate_at_original_size(model, originals, image_size, boundary=boundary,
                                              tta=tta, amp=amp)
             without = evaluate_at_original_size(model, originals, image_size, boundary="ignore",
@@ -108,7 +108,7 @@ def reusable(best: Path, history_file: Path, config: TrainConfig) -> bool:
         return False
     try:
         state = read_checkpoint(best)
-        load_weights(build_model(state["model_name"], **state["model_kwargs"]), state, best)
+        model_from_checkpoint(state, best)
     except CheckpointError as err:  # e.g. saved by an older version of a model
         print(f"{best.name} cannot be reused, so it is trained again: {err}")
         return False

@@ -18,9 +18,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import load_weights, read_checkpoint
+from .checkpoint import model_from_checkpoint, read_checkpoint
 from .cli import UserError, positive, run_cli, writable_folder
 from .evaluate import (
     SegmentationMeter,
@@ -28,8 +28,8 @@ from .evaluate import (
     describe_protocol,
     evaluate_at_original_size,
 )
-from .masks import BOUNDARY_POLICIES
-from .models import build_model
+from .mask_folder import MaskFolderDataset
+from .masks import BOUNDARY_POLICIES, trimap_to_mask
 from .onnx_segmenter import OnnxSegmenter
 from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
 from .photos import segment_files
@@ -47,10 +47,9 @@ from .utils import visualize_comparison
 
 def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild the model recorded in a checkpoint, load its weights, set eval mode."""
-    state = read_checkpoint(checkpoint_path, device)
-    model = load_weights(build_model(state["model_name"], **state["model_kwargs"]), state,
-                         checkpoint_path)
-    model.image_size = state.get("image_size")  # the size it was trained at
+    state = read_checkpoint(checkpoint_path)  # onto the CPU, whatever device it came from
+    model = model_from_checkpoint(state, checkpoint_path)
+    model.image_size = state["image_size"]  # the size it was trained at
     return model.to(device).eval()
 
 
@@ -67,6 +66,29 @@ class OnnxModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.segmenter.logits(images.detach().cpu().numpy()))
+
+
+class MaskFolderOriginals(Dataset):
+    """The images and masks of a MaskFolderDataset at their original size, as OxfordPetDataset."""
+
+    def __init__(self, folder: MaskFolderDataset):
+        self.folder = folder
+        self.names = folder.names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict:
+        name = self.names[index]
+        image, trimap = self.folder.original(name)  # (H, W, 3) uint8, (H, W) uint8
+        return {"image": image, "mask": trimap_to_mask(trimap), "trimap": trimap, "name": name}
+
+
+def original_size_dataset(dataset: Dataset, limit: int | None = None) -> Dataset:
+    """The split of DATASET (from load_dataset) at each image's original size."""
+    if isinstance(dataset, MaskFolderDataset):  # your own images/ and masks/
+        return MaskFolderOriginals(dataset)
+    return OxfordPetDataset(dataset.root, dataset.mode, limit=limit)
 
 
 @torch.no_grad()
@@ -119,12 +141,12 @@ def segment_split(model: nn.Module, args: argparse.Namespace, device: torch.devi
     data = find_dataset(args.data_path)
     dataset = load_dataset(data, args.mode, image_size, limit=args.limit)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, collate_fn=collate)
+    originals = original_size_dataset(dataset, args.limit) if args.at_original_size else None
     model = fast_layout(model, device)  # training's speed-ups, where they help
     with keep_freed_memory(keep_memory_helps(device)):
         scores = run_inference(model, loader, args.output_dir, args.num_figures,
                                args.threshold, args.boundary, args.tta, args.amp)
-        if scores is not None and args.at_original_size:
-            originals = OxfordPetDataset(data, args.mode, limit=args.limit)
+        if scores is not None and originals is not None:
             scores = evaluate_at_original_size(model, originals, image_size, args.threshold,
                                                args.boundary, args.tta, args.amp)
     if scores is None:

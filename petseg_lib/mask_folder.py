@@ -17,12 +17,18 @@ are background; the one other value is pet. A mask with more values (an Oxford t
 soft or anti-aliased edge), an unreadable file or a mask whose size differs from its image is
 skipped; one warning per split lists every skipped name and why.
 
-Splits: when split files exist, they decide (a missing one means an empty split). Otherwise
-each name's SHA-1 digest, read as a fraction in [0, 1), puts it in train below 0.8, in valid
-below 0.9, else in test: about 80/10/10, the same on every computer, and adding files never
-moves a name already there. One exception keeps training possible: in a folder of 3 or more
-pairs, an empty split borrows the pair nearest its band from a split that has two or more
-(that pair goes back once the split gets a pair of its own). Splits depend on file names only.
+Images are turned upright as their EXIF orientation tag says, as `photos.read_photo` does
+when the model is used; masks are read as stored, so draw each mask on the upright view.
+
+Splits: when split files exist, they decide (a missing one means an empty split). A name
+listed twice counts once, and a name in two split files stays only in the first of test.txt,
+valid.txt, train.txt, so no test image ever trains; one warning per file lists what it lost.
+Otherwise each name's SHA-1 digest, read as a fraction in [0, 1), puts it in train below 0.8,
+in valid below 0.9, else in test: about 80/10/10, the same on every computer, and adding
+files never moves a name already there. One exception keeps training possible: in a folder of
+3 or more pairs, an empty split borrows the pair nearest its band from a split that has two or
+more (that pair goes back once the split gets a pair of its own). Splits depend on file names
+only.
 
 Samples are shaped like SimpleOxfordPetDataset's, with a trimap of PET and BACKGROUND only.
 `load_dataset` and `find_dataset` (oxford_pet.py) pick this dataset for such a folder:
@@ -49,11 +55,13 @@ from torchvision.transforms import v2
 
 from .augment import augmentations, model_sample, to_tv_tensors
 from .masks import BACKGROUND, PET
+from .user_files import UNREADABLE, load_rgb, read_text_any, upright_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".gif", ".bmp", ".tif", ".tiff")
 BANDS = {"train": (0.0, 0.8), "valid": (0.8, 0.9), "test": (0.9, 1.0)}  # of the SHA-1 fraction
 SHOWN_VALUES = 6  # the report names at most this many values of a mask that is not two-valued
+KEEPS_FIRST = ("test", "valid", "train")  # a name in two split files stays in the first of these
 
 
 class NotTwoValuedError(ValueError):
@@ -63,16 +71,6 @@ class NotTwoValuedError(ValueError):
 def is_mask_folder(root: str | Path) -> bool:
     """True when ROOT has the images/ and masks/ folders of your own labelled folder."""
     return (Path(root) / "images").is_dir() and (Path(root) / "masks").is_dir()
-
-
-def load_rgb(path: str | Path) -> Image.Image:
-    """Open any image (grey, RGBA, CMYK, palette, PNG or GIF named .jpg) as RGB."""
-    with Image.open(path) as im:
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            return Image.alpha_composite(background, im).convert("RGB")
-        return im.convert("RGB")
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -136,8 +134,22 @@ def band_distance(name: str, band: tuple[float, float]) -> float:
 
 def read_names(path: Path) -> list[str]:
     """The names listed in a split file: one a line, whole lines, '#' comment lines skipped."""
-    lines = (line.strip() for line in path.read_text().splitlines())
+    lines = (line.strip() for line in read_text_any(path).splitlines())
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def unique_names(names: list[str], path: Path, taken: dict[str, str]) -> list[str]:
+    """NAMES read from PATH less repeats and names TAKEN by another file; one warning lists them."""
+    why = {name: f"also in {taken[name]}, which keeps it" for name in names if name in taken}
+    for name, count in Counter(names).items():
+        if count > 1 and name not in why:
+            why[name] = f"listed {count} times; the first counts"
+    kept = list(dict.fromkeys(name for name in names if name not in taken))
+    if len(kept) < len(names):
+        listing = "\n".join(f"  {name}: {reason}" for name, reason in why.items())
+        warnings.warn(f"Skipped {len(names) - len(kept)} of {len(names)} names listed in "
+                      f"{path}:\n{listing}", stacklevel=4)
+    return kept
 
 
 # ---------------------------------------------------------------------------
@@ -160,16 +172,16 @@ def pair_problem(image_path: Path, mask_path: Path) -> tuple[str, str] | None:
             return "unreadable", f"{path.parent.name}/{path.name} is empty"
     try:
         with Image.open(image_path) as im:
-            width, height = im.size
+            width, height = upright_size(im)  # the mask is drawn on the upright view
             im.draft("RGB", (64, 64))  # decode JPEGs at a small scale: fast, still reads all data
             im.load()
-    except (OSError, SyntaxError, ValueError) as err:
+    except UNREADABLE as err:
         return "unreadable", f"images/{image_path.name}: {err}"
     try:
         pet = read_mask(mask_path)
     except NotTwoValuedError as err:
         return "not two-valued", f"values {err}"
-    except (OSError, SyntaxError, ValueError) as err:
+    except UNREADABLE as err:
         return "unreadable", f"masks/{mask_path.name}: {err}"
     if pet.shape != (height, width):
         return "size mismatch", (f"mask {pet.shape[1]}x{pet.shape[0]}, "
@@ -214,8 +226,13 @@ class MaskFolderDataset(Dataset):
     def _split_names(self) -> list[str]:
         """The names of this split: from its split file, else by hash (see the module text)."""
         if any(self._split_file(mode).is_file() for mode in BANDS):
-            path = self._split_file(self.mode)
-            return read_names(path) if path.is_file() else []
+            taken: dict[str, str] = {}  # name -> the split file that keeps it
+            for mode in KEEPS_FIRST:
+                path = self._split_file(mode)
+                names = read_names(path) if path.is_file() else []
+                if mode == self.mode:
+                    return unique_names(names, path, taken)
+                taken.update({name: path.name for name in names if name not in taken})
         pairs = [name for name in self.images if name in self.masks]
         split = hash_split(pairs)
         orphans = set(self.images) ^ set(self.masks)  # reported in the split of their band
@@ -266,8 +283,10 @@ class MaskFolderDataset(Dataset):
         if any(self._split_file(mode).is_file() for mode in BANDS):
             if not path.is_file():
                 return f"{path.name} is missing, and the split files beside it decide the splits"
-            if not names:
+            if not read_names(path):
                 return f"{path.name} lists no names"
+            if not names:
+                return f"every name in {path.name} is kept by another split file (see the warning)"
             return f"none of the {len(names)} names in {path.name} is usable (see the warning)"
         pairs = sum(name in self.masks for name in self.images)
         if pairs < len(BANDS):
@@ -279,13 +298,16 @@ class MaskFolderDataset(Dataset):
         # With augmentation each image appears twice: even index original, odd index augmented.
         return 2 * len(self.names) if self.augment else len(self.names)
 
+    def original(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """NAME's image (H, W, 3) uint8, upright, and its trimap (H, W) of PET and BACKGROUND."""
+        pet = read_mask(self.masks[name][0])  # (H, W) bool
+        image = np.array(load_rgb(self.images[name][0]))
+        return image, np.where(pet, PET, BACKGROUND).astype(np.uint8)  # no boundary band
+
     def __getitem__(self, index: int) -> dict:
         augmented = self.augment and index % 2 == 1
         name = self.names[index // 2 if self.augment else index]
-        pet = read_mask(self.masks[name][0])  # (H, W) bool
-        image, trimap = to_tv_tensors({
-            "image": np.array(load_rgb(self.images[name][0])),  # (H, W, 3) uint8
-            "trimap": np.where(pet, PET, BACKGROUND).astype(np.uint8),  # no boundary band
-        })
+        image, trimap = self.original(name)
+        image, trimap = to_tv_tensors({"image": image, "trimap": trimap})
         transform = self.augmentations if augmented else self.resize
         return model_sample(*transform(image, trimap), name)

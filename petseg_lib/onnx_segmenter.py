@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import reprlib
 from pathlib import Path
 from types import ModuleType
 
@@ -33,6 +34,11 @@ def optional_import(name: str) -> ModuleType:
                           f"{INSTALL_HINT}") from err
 
 
+def first_line(err: Exception) -> str:
+    """The first line of ERR's message, or its type's name when it has none."""
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
 class OnnxSegmenter:
     """An exported petseg model, run by ONNX Runtime on the CPU."""
 
@@ -42,14 +48,48 @@ class OnnxSegmenter:
         if not self.path.is_file():
             raise FileNotFoundError(f"No ONNX model at '{self.path}'. Export one first: "
                                     "python -m petseg_lib.export --model CKPT --output FILE")
-        self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(self.path),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's errors derive from Exception only
+            raise ValueError(f"'{self.path}' is not a model ONNX Runtime can run (damaged, or "
+                             f"not an .onnx file): {first_line(err)}") from err
         # The key-value pairs written by petseg_lib.export (all values are strings).
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        size = self.metadata.get("image_size")
-        self.image_size = int(size) if size else None  # the size the model was trained at
-        self.threshold = float(self.metadata.get("threshold", 0.5))
-        self.size_multiple = int(self.metadata.get("size_multiple", 32))
+        self.image_size = self.whole_number("image_size", None)  # the size it was trained at
+        self.size_multiple = self.whole_number("size_multiple", 32)
+        self.threshold = self.probability("threshold", 0.5)
         self.input_name = self.session.get_inputs()[0].name
+
+    def bad_metadata(self, key: str, expected: str) -> ValueError:
+        """The error for a metadata entry KEY that is not EXPECTED."""
+        return ValueError(f"'{self.path}' has the metadata entry {key}="
+                          f"{reprlib.repr(self.metadata[key])}, not {expected}; export the "
+                          "model again with python -m petseg_lib.export")
+
+    def whole_number(self, key: str, default: int | None) -> int | None:
+        """The metadata entry KEY as a positive int, DEFAULT when absent."""
+        if not self.metadata.get(key):
+            return default
+        try:
+            value = int(self.metadata[key])
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise self.bad_metadata(key, "a whole number of at least 1")
+        return value
+
+    def probability(self, key: str, default: float) -> float:
+        """The metadata entry KEY as a number strictly between 0 and 1, DEFAULT when absent."""
+        if not self.metadata.get(key):
+            return default
+        try:
+            value = float(self.metadata[key])
+        except ValueError:
+            value = math.nan
+        if not 0 < value < 1:  # also refuses NaN
+            raise self.bad_metadata(key, "a number between 0 and 1")
+        return value
 
     def __repr__(self) -> str:
         return (f"OnnxSegmenter('{self.path}', model={self.metadata.get('model_name')}, "
@@ -72,7 +112,16 @@ class OnnxSegmenter:
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Logits (N, 1, H, W) float32 of float32 images (N, 3, H, W) in [0, 1]."""
-        return self.session.run(None, {self.input_name: self.check_images(images)})[0]
+        images = self.check_images(images)
+        try:
+            logits = self.session.run(None, {self.input_name: images})[0]
+        except Exception as err:  # a model that is not a petseg export
+            raise ValueError(f"'{self.path}' could not segment images of shape {images.shape}"
+                             f" (not exported by petseg_lib.export?): {first_line(err)}") from err
+        if logits.shape != (images.shape[0], 1, *images.shape[2:]):
+            raise ValueError(f"'{self.path}' gave logits of shape {logits.shape} for images of "
+                             f"shape {images.shape}, not (N, 1, H, W): not a petseg export")
+        return logits
 
     def masks(self, images: np.ndarray) -> np.ndarray:
         """Bool masks (N, 1, H, W): sigmoid(logits) > the threshold stored in the file."""

@@ -9,19 +9,21 @@ On disk (the official layout, also used by the offline sample dataset):
 
 Splits: `test` is test.txt. `train` and `valid` both come from trainval.txt: every 10th
 name (positions 9, 19, 29, ... counting from 0) goes to `valid`, the rest to `train`.
-The file is sorted by breed, so `valid` gets every breed in proportion.
+The file is sorted by breed, so `valid` gets every breed in proportion. A name listed twice
+counts once, and a trainval name also in test.txt stays in `test` only; one warning per file
+lists the names left out.
 
 `OxfordPetDataset` gives original-size images and trimaps; `SimpleOxfordPetDataset` gives
 square, resized float samples ready for a model, doubled with augmented copies when asked;
 `load_dataset` builds the latter. Downloading is in download.py, augmentation in augment.py,
 the resized-image cache in cache.py. `load_dataset` and `find_dataset` also accept your own
-folder of images/ and masks/ (mask_folder.py, which also holds `load_rgb`).
+folder of images/ and masks/ (mask_folder.py); user_files.py reads images and split files
+for both.
 """
 
 from __future__ import annotations
 
 import argparse
-import codecs
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -38,18 +40,19 @@ from .augment import augmentations, cut_mix, model_sample, to_tv_tensors
 from .cache import ResizedCache, open_cache
 from .cli import run_cli
 from .download import download, is_downloaded, missing_message, network_available
-from .mask_folder import MaskFolderDataset, is_mask_folder, load_rgb
+from .mask_folder import MaskFolderDataset, is_mask_folder, unique_names
 from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
 from .paths import default_data_path
 from .sample import ensure_sample_dataset
+from .user_files import UNREADABLE, load_rgb, read_text_any
 
 MODES = ("train", "valid", "test")
 VALID_EVERY = 10  # every 10th trainval name is a validation image
 
 
 def find_dataset(data_path: str | Path | None = None, download_if_missing: bool = False) -> Path:
-    """Pick the data: PETSEG_DATA, DATA_PATH, the real dataset, a download, or the sample."""
-    if os.environ.get("PETSEG_DATA"):
+    """Pick the data: DATA_PATH, else PETSEG_DATA, the real dataset, a download, or the sample."""
+    if data_path is None and os.environ.get("PETSEG_DATA"):
         data_path = os.environ["PETSEG_DATA"]
     if data_path is not None:
         if not (is_downloaded(data_path) or is_mask_folder(data_path)):
@@ -73,17 +76,6 @@ def find_dataset(data_path: str | Path | None = None, download_if_missing: bool 
 # Reading
 # ---------------------------------------------------------------------------
 
-def read_text_any(path: str | Path) -> str:
-    """A text file's contents, whatever its encoding: UTF-16 or UTF-8 (by BOM), else Latin-1."""
-    data = Path(path).read_bytes()
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # never fails: every byte is a character
-
-
 def read_split_file(path: str | Path) -> list[str]:
     """Image names in a split file, skipping blank and '#' comment lines."""
     names = []
@@ -99,15 +91,14 @@ def split_names(root: str | Path, mode: str) -> list[str]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     ann = Path(root) / "annotations"
+    test_file, trainval_file = ann / "test.txt", ann / "trainval.txt"
+    test_names = read_split_file(test_file)
     if mode == "test":
-        return read_split_file(ann / "test.txt")
-    names = read_split_file(ann / "trainval.txt")
+        return unique_names(test_names, test_file, {})
+    in_test = dict.fromkeys(test_names, test_file.name)  # a test image never trains
+    names = unique_names(read_split_file(trainval_file), trainval_file, in_test)
     is_valid = [i % VALID_EVERY == VALID_EVERY - 1 for i in range(len(names))]
     return [n for n, v in zip(names, is_valid, strict=True) if v == (mode == "valid")]
-
-
-# What a damaged or hostile file can raise while Pillow opens and decodes it.
-UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
@@ -193,10 +184,12 @@ class OxfordPetDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         name = self.names[index]
-        image = np.array(load_rgb(self._image_path(name)))  # (H, W, 3) uint8
+        # As stored, not turned by an EXIF tag: the trimaps match the stored pixels' size.
+        image = np.array(load_rgb(self._image_path(name), upright=False))  # (H, W, 3) uint8
         sample = {"image": image, "mask": None, "trimap": None, "name": name}
         if self.has_masks:
-            trimap = np.array(Image.open(self._trimap_path(name)))  # (H, W) uint8
+            with Image.open(self._trimap_path(name)) as tm:  # 8 or 16 bits, checked as 1/2/3
+                trimap = np.asarray(tm).astype(np.uint8)  # (H, W) uint8
             sample["trimap"] = trimap
             sample["mask"] = self._preprocess_mask(trimap)  # (H, W) float32 in {0, 1}
         return sample

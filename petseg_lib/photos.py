@@ -42,12 +42,12 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from .predict import full_size_logits, input_size
+from .user_files import to_rgb, upright_size
 from .utils import to_image_array, to_mask_array
 
 MAX_PIXELS = 100_000_000  # 100 megapixels: larger "photos" are refused (decompression bombs)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_SIZE = 256  # the size the model sees when it does not record its training size
-EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a stored photo must be turned
 
 
 class PhotoError(ValueError):
@@ -85,9 +85,7 @@ def read_photo_for_model(source, side: int,
         return photo, (photo.height, photo.width)
     data, name = _read_bytes(source, name)
     image = _open_image(data, name)
-    width, height = image.size
-    if image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):  # stored turned by 90 degrees
-        width, height = height, width
+    width, height = upright_size(image)
     image.draft("RGB", (side, side))  # JPEG only; it keeps both sides >= SIDE
     return _upright_rgb(image, name), (height, width)
 
@@ -135,17 +133,8 @@ def _upright_rgb(image: Image.Image, name: str) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         reason = " ".join(str(error).split())  # one line
         raise PhotoError(f"{name}: truncated or damaged ({reason})") from None
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit grey: Pillow's convert would clip everything above 255 to white.
-        scaled = np.asarray(image, dtype=np.float32) / 257.0  # 0..65535 -> 0..255
-        image = Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.new("RGB", rgba.size, (255, 255, 255))
-        image.paste(rgba, mask=rgba.getchannel("A"))  # transparent pixels show the white
-        return image
     try:
-        return image.convert("RGB")  # L, P, 1, CMYK, YCbCr, F...
+        return to_rgb(image)  # 16-bit grey scaled, transparent pixels on white
     except ValueError:
         raise PhotoError(f"{name}: colour mode {image.mode} is not supported") from None
 

@@ -41,14 +41,40 @@ _open_keepers = 0  # keep_freed_memory blocks open now (they may be nested)
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """The requested device, or the best available one for "auto"."""
+    """The requested device, or the best available one for "auto"; a ValueError if it is absent."""
     if name != "auto":
-        return torch.device(name)
+        return available_device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+DEVICE_KINDS = {"cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
+
+
+def available_device(name: str) -> torch.device:
+    """The device called NAME ('cpu', 'cuda', 'cuda:1', 'mps'), or a ValueError saying why not."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"--device {name}: not a device name; use auto, cpu, cuda, cuda:N "
+                         "or mps") from err
+    if device.type not in DEVICE_KINDS:
+        raise ValueError(f"--device {name}: petseg runs on cpu, cuda or mps, not {device.type}")
+    if not device_present(device):
+        number = "" if device.index is None else f" number {device.index}"
+        raise ValueError(f"--device {name}: this machine has no {DEVICE_KINDS[device.type]}"
+                         f"{number}; use --device auto or cpu")
+    return device
+
+
+def device_present(device: torch.device) -> bool:
+    """True when this machine has DEVICE (a cpu, cuda or mps device)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    return device.type == "cpu" or torch.backends.mps.is_available()
 
 
 def synchronize(device: torch.device) -> None:

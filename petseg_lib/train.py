@@ -112,7 +112,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     history, best_dice, start_epoch = new_history(), -1.0, 0
     if config.resume and last_path.exists():
         history, best_dice, start_epoch = restore_training(
-            last_path, config, device, model, optimizer, scheduler, scaler, train_loader.generator)
+            last_path, config, model, optimizer, scheduler, scaler, train_loader.generator)
     elif distributed.is_main():
         keep_earlier_run(best_path)  # a fresh run never silently replaces a trained model
 

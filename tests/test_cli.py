@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from .test_inference import write_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,9 +75,18 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
     ("--epochs", "0", ("epochs", "at least 1")),
     ("--image_size", "16", ("image_size", "at least 32")),
     ("--batch_size", "-3", ("batch_size",)),
+    ("--base_channels", "-3", ("base_channels", "at least 1")),
+    ("--device", "gpu", ("--device gpu", "not a device name")),
 ])
 def test_train_refuses_impossible_values(option, value, words):
     assert_one_line_error(run("petseg_lib.train", "--quick", option, value), *words)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_good_checkpoint_with_device_cuda_on_a_machine_without_cuda(tmp_path):
+    good = write_checkpoint(tmp_path / "good.pth")
+    result = run("petseg_lib.inference", "--model", str(good), "--device", "cuda")
+    assert_one_line_error(result, "--device cuda: this machine has no CUDA GPU")
 
 
 def test_train_with_a_missing_dataset_or_an_unwritable_folder(tmp_path):

@@ -13,6 +13,8 @@ from petseg_lib.speed import channels_last_helps
 from petseg_lib.train import train
 from petseg_lib.utils import plot_scores
 
+from .test_inference import write_checkpoint, write_mask_folder
+
 
 def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path, monkeypatch):
     shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
@@ -120,6 +122,23 @@ def test_scores_use_the_checkpoints_image_size_and_state_the_protocol(sample_roo
     assert 0.0 <= original["dice"] <= 1.0
     table = compare.markdown_table([{**scores, "label": "UNet"}])
     assert table.startswith("Protocol: test split, boundary counted as background, at 64 px")
+
+
+def test_an_altered_checkpoint_is_trained_again_not_a_traceback(tmp_path, capsys):
+    best = write_checkpoint(tmp_path / "unet_best.pth",
+                            model_kwargs={"base_channels": 4, "dropout": 0.1})
+    history = tmp_path / "unet_history.json"
+    history.write_text("{}")
+    assert not compare.reusable(best, history, TrainConfig())
+    assert "unet_best.pth cannot be reused" in capsys.readouterr().out
+
+
+def test_scores_at_original_size_on_your_own_mask_folder(tmp_path):
+    folder = write_mask_folder(tmp_path / "mine")
+    scores = compare.test_scores(write_checkpoint(tmp_path / "m.pth"), folder, "cpu",
+                                 original_size=True)
+    assert scores["protocol"].endswith("at each image's original size")
+    assert 0.0 <= scores["dice"] <= 1.0 and 0.0 <= scores["dice_no_boundary"] <= 1.0
 
 
 def test_a_grid_of_models_losses_and_seeds_reports_mean_and_spread(sample_root, tmp_path):

@@ -22,7 +22,7 @@ from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
 from petseg_lib import distributed
 from petseg_lib import train as train_module
-from petseg_lib.checkpoint import load_weights, read_checkpoint
+from petseg_lib.checkpoint import model_from_checkpoint, read_checkpoint
 from petseg_lib.cli import run_cli
 from petseg_lib.models import build_model
 
@@ -239,5 +239,5 @@ def test_torchrun_command_line(sample_root, tmp_path):
     path = tmp_path / "ckpt" / "ddp_best.pth"
     state = read_checkpoint(path)
     assert not any(key.startswith("module.") for key in state["state_dict"])
-    model = load_weights(build_model(state["model_name"], **state["model_kwargs"]), state, path)
+    model = model_from_checkpoint(state, path)
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,23 @@ def save_checkpoint(name: str, path: Path, images: np.ndarray | None = None) -> 
     torch.save({"format": "petseg-checkpoint", "model_name": name,
                 "model_kwargs": dict(model.config), "state_dict": model.state_dict(),
                 "image_size": TRAINED_AT, "epoch": 1, "metrics": {}}, path)
+    return path
+
+
+def write_onnx(path: Path, metadata: dict[str, str], op: str = "ReduceMean") -> Path:
+    """A tiny .onnx model with METADATA: the channel mean as logits, or with OP "Identity" the
+    images themselves (three channels, not one)."""
+    helper = onnx.helper
+    images = helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, ["N", 3, "H", "W"])
+    logits = helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, None)
+    axes = helper.make_tensor("axes", onnx.TensorProto.INT64, [1], [1])
+    node = (helper.make_node("ReduceMean", ["images", "axes"], ["logits"], keepdims=1)
+            if op == "ReduceMean" else helper.make_node(op, ["images"], ["logits"]))
+    graph = helper.make_graph([node], "g", [images], [logits], initializer=[axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, path)
     return path
 
 
@@ -218,3 +236,35 @@ def test_own_photos_segmented_from_the_onnx_file_alone(exported, tmp_path, capsy
     assert ((mask > 0) == expected).mean() >= MIN_SAME_PIXELS
     with pytest.raises(UserError, match="--images"):
         inference.main(["--onnx", str(exported["path"])])
+
+
+def test_a_file_that_is_not_an_onnx_model_is_one_line(tmp_path, capsys):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"this is not an onnx file")
+    with pytest.raises(ValueError, match="not a model ONNX Runtime can run") as info:
+        OnnxSegmenter(garbage)
+    assert str(garbage) in str(info.value)
+    with pytest.raises(SystemExit):
+        cli.run_cli(inference.main, ["--onnx", str(garbage), "--images", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: '{garbage}' is not a model")
+
+
+@pytest.mark.parametrize("key, value", [("size_multiple", "0"), ("image_size", "sixty-four"),
+                                        ("image_size", "-64"), ("threshold", "1.5"),
+                                        ("threshold", "nan")])
+def test_impossible_metadata_is_refused_by_name(tmp_path, key, value):
+    path = write_onnx(tmp_path / "m.onnx", {"image_size": "64", key: value})
+    with pytest.raises(ValueError, match=re.escape(f"'{path}' has the metadata entry "
+                                                   f"{key}={value!r}, not ")):
+        OnnxSegmenter(path)
+
+
+def test_a_model_that_is_not_a_petseg_export_is_refused_when_run(tmp_path):
+    images = np.zeros((2, 3, 32, 64), np.float32)
+    plain = OnnxSegmenter(write_onnx(tmp_path / "mean.onnx", {}))
+    assert (plain.image_size, plain.size_multiple, plain.threshold) == (None, 32, 0.5)
+    assert plain.logits(images).shape == (2, 1, 32, 64)
+    other = OnnxSegmenter(write_onnx(tmp_path / "identity.onnx", {}, op="Identity"))
+    with pytest.raises(ValueError, match=r"logits of shape \(2, 3, 32, 64\).*not a petseg export"):
+        other.logits(images)

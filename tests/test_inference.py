@@ -1,18 +1,50 @@
 """Inference: rebuilding a model from a checkpoint, and the inference command line."""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
-from petseg_lib.checkpoint import CheckpointError
-from petseg_lib.inference import load_model, predict
+from petseg_lib.checkpoint import FORMAT, CheckpointError
+from petseg_lib.evaluate import evaluate_at_original_size
+from petseg_lib.inference import load_model, original_size_dataset, predict
 from petseg_lib.inference import main as inference_main
+from petseg_lib.masks import BACKGROUND, PET
+from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import load_dataset
 from petseg_lib.predict import probabilities_at_model_size
 from petseg_lib.train import train
 
-from .conftest import tiny_config, write_dataset
+from .conftest import RedIsPet, tiny_config, write_dataset
+
+
+def write_checkpoint(path: Path, drop: tuple[str, ...] = (), **changes) -> Path:
+    """An untrained narrow UNet saved as petseg_lib.train saves it, with CHANGES, less DROP."""
+    model = build_model("unet", base_channels=4)
+    state = {"format": FORMAT, "model_name": "unet", "model_kwargs": dict(model.config),
+             "state_dict": model.state_dict(), "image_size": 32, "epoch": 1, "metrics": {},
+             "config": {}, **changes}
+    torch.save({key: value for key, value in state.items() if key not in drop}, path)
+    return path
+
+
+def write_mask_folder(root: Path, n: int = 4, size: tuple[int, int] = (50, 38)) -> Path:
+    """Your own folder of N test photos whose red pixels are exactly the pets of their masks."""
+    width, height = size
+    for i in range(n):
+        pet = np.zeros((height, width), bool)
+        pet[5 + i:30, 8:40 - i] = True
+        pixels = np.zeros((height, width, 3), np.uint8)
+        pixels[..., 0] = 255 * pet
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "masks").mkdir(exist_ok=True)
+        Image.fromarray(pixels).save(root / "images" / f"pet{i}.png")
+        Image.fromarray(255 * pet.astype(np.uint8)).save(root / "masks" / f"pet{i}.png")
+    (root / "test.txt").write_text("".join(f"pet{i}\n" for i in range(n)))
+    return root
 
 
 def test_load_model_round_trip(sample_root, tmp_path):
@@ -78,3 +110,45 @@ def test_probabilities_at_model_size_feed_each_model_its_training_size():
     torch.testing.assert_close(probabilities[..., ::2, ::2].mean(), coarse.mean(), atol=0.01,
                                rtol=0)
     assert not model.training  # evaluation mode
+
+
+@pytest.mark.parametrize("drop, changes, words", [
+    ((), {"model_kwargs": {"base_channels": 4, "dropout": 0.1}}, "dropout"),
+    ((), {"model_kwargs": [1, 2]}, "model_kwargs"),
+    (("model_kwargs",), {}, "model_kwargs"),
+    ((), {"model_kwargs": {"base_channels": -3}}, "base_channels must be"),
+    ((), {"image_size": "64"}, "image_size is '64'"),
+    ((), {"image_size": 16}, "image_size is 16"),
+    ((), {"model_name": "resnet34_unet", "model_kwargs": {"pretrained_encoder": True}},
+     "downloaded weights \\(pretrained_encoder\\)"),
+])
+def test_altered_model_entries_give_one_checkpoint_error(tmp_path, drop, changes, words):
+    path = write_checkpoint(tmp_path / "altered.pth", drop, **changes)
+    with pytest.raises(CheckpointError, match=words) as info:
+        load_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_weights_that_are_not_finite_are_refused(tmp_path):
+    weights = build_model("unet", base_channels=4).state_dict()
+    weights["up2.conv.double_conv.1.running_var"][3] = float("inf")
+    path = write_checkpoint(tmp_path / "diverged.pth", state_dict=weights)
+    with pytest.raises(CheckpointError, match="NaN or infinite") as info:
+        load_model(path)
+    assert str(path) in str(info.value)
+    assert "up2.conv.double_conv.1.running_var" in str(info.value)
+
+
+def test_scores_at_original_size_on_your_own_mask_folder(tmp_path, capsys):
+    folder = write_mask_folder(tmp_path / "mine")
+    scores = inference_main(["--model", str(write_checkpoint(tmp_path / "m.pth")),
+                             "--data_path", str(folder), "--at_original_size", "--output_dir",
+                             str(tmp_path / "inf"), "--device", "cpu"])
+    assert "at each image's original size, threshold 0.5, 4 images" in capsys.readouterr().out
+    assert 0.0 <= scores["dice"] <= 1.0 and len(list((tmp_path / "inf").glob("*.png"))) == 4
+    originals = original_size_dataset(load_dataset(folder, "test", 32))
+    sample = originals[1]
+    assert sample["image"].shape == (38, 50, 3) and sample["trimap"].shape == (38, 50)
+    assert set(np.unique(sample["trimap"]).tolist()) == {PET, BACKGROUND}
+    perfect = evaluate_at_original_size(RedIsPet(), originals, 32)  # red is exactly the pet
+    assert len(originals) == 4 and perfect["dice"] > 0.95

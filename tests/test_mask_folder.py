@@ -21,9 +21,12 @@ from petseg_lib.mask_folder import (
     read_mask,
 )
 from petseg_lib.masks import BACKGROUND, PET
+from petseg_lib.photos import read_photo
 from petseg_lib.train import train
+from petseg_lib.user_files import load_rgb
 
 from .conftest import write_dataset
+from .test_photos import png_header
 
 SIZE = (48, 40)  # width, height of every test image
 
@@ -198,6 +201,86 @@ def test_split_files_decide_when_present(tmp_path):
                             "valid": ["pet_1", "pet_4"], "test": ["pet_2"]}
 
 
+def test_a_name_counts_once_and_in_the_first_of_test_valid_train(tmp_path):
+    root = write_folder(tmp_path / "own", [f"p{i}" for i in range(5)], size=(12, 10))
+    (root / "test.txt").write_text("p0\np0\n")
+    (root / "valid.txt").write_text("p1\np0\n")
+    (root / "train.txt").write_text("p2\np1\np0\np3\np2\n")
+    found = {mode: quietly(MaskFolderDataset, root, mode, 16) for mode in BANDS}
+    assert {mode: ds.names for mode, (ds, _) in found.items()} == {
+        "train": ["p2", "p3"], "valid": ["p1"], "test": ["p0"]}
+    for mode, (_, caught) in found.items():
+        assert len(caught) == 1 and f"{mode}.txt" in caught[0].splitlines()[0]
+    assert "Skipped 1 of 2 names" in found["test"][1][0]
+    assert "p0: listed 2 times; the first counts" in found["test"][1][0]
+    assert "p0: also in test.txt, which keeps it" in found["valid"][1][0]
+    train_warning = found["train"][1][0]
+    assert "Skipped 3 of 5 names" in train_warning
+    for line in ("p1: also in valid.txt", "p0: also in test.txt", "p2: listed 2 times"):
+        assert line in train_warning
+    (root / "train.txt").write_text("p0\np1\n")
+    with pytest.warns(UserWarning, match="also in"), pytest.raises(
+            ValueError, match=r"every name in train\.txt is kept by another split file"):
+        MaskFolderDataset(root, "train")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_split_files_with_a_byte_order_mark_are_read_whole(tmp_path, encoding):
+    root = write_folder(tmp_path / "own", ["a", "b", "c"], size=(12, 10))
+    for mode, text in {"train": "a\r\nb\r\n", "valid": "c\n", "test": ""}.items():
+        (root / f"{mode}.txt").write_bytes(text.encode(encoding))
+    ds, caught = quietly(MaskFolderDataset, root, "train", image_size=16)
+    assert ds.names == ["a", "b"] and caught == []
+
+
+def test_16_bit_grey_images_are_scaled_as_photos_does(tmp_path):
+    root = write_folder(tmp_path / "own", ["a", "b", "c"])
+    gradient = np.linspace(0, 65535, 48 * 40).reshape(40, 48).astype(np.uint16)
+    Image.fromarray(gradient).save(root / "images" / "a.png")
+    training = np.asarray(load_rgb(root / "images" / "a.png"))
+    np.testing.assert_array_equal(training, np.asarray(read_photo(root / "images" / "a.png")))
+    assert (training == 255).mean() < 0.01 and training.max() == 255
+    np.testing.assert_allclose(training[..., 0], gradient / 257, atol=0.51)
+
+
+def write_turned(root: Path, name: str, pet: np.ndarray, mask_view: np.ndarray) -> None:
+    """An upright PET image stored turned with EXIF orientation 6, as phones do; MASK_VIEW."""
+    upright = np.zeros((*pet.shape, 3), np.uint8)
+    upright[..., 0] = np.where(pet, 255, 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: "turn 90 degrees clockwise to show"
+    Image.fromarray(np.rot90(upright).copy()).save(root / "images" / f"{name}.jpg", exif=exif,
+                                                   quality=95)
+    write_mask(root, name, Image.fromarray(mask_view.astype(np.uint8) * 255))
+
+
+def test_images_are_turned_upright_as_photos_does_and_masks_fit_the_upright_view(tmp_path):
+    root = write_folder(tmp_path / "own", ["plain"])
+    pet = ellipse()  # (40, 48): landscape when upright
+    write_turned(root, "phone", pet, pet)  # mask drawn on the upright view
+    write_turned(root, "stored_view", pet, np.rot90(pet))  # mask drawn on the stored pixels
+    (root / "train.txt").write_text("plain\nphone\nstored_view\n")
+    ds, caught = quietly(MaskFolderDataset, root, "train", image_size=SIZE[0])
+    assert ds.names == ["plain", "phone"] and len(caught) == 1
+    assert ds.skipped["stored_view"] == "size mismatch (mask 40x48, image 48x40)"
+    image = root / "images" / "phone.jpg"
+    np.testing.assert_array_equal(np.asarray(load_rgb(image)), np.asarray(read_photo(image)))
+    sample = ds[1]
+    red = sample["image"][0] > 0.5
+    assert (red == sample["mask"][0].bool()).float().mean() > 0.97  # image and mask aligned
+
+
+def test_a_decompression_bomb_is_skipped_with_the_warning(tmp_path):
+    root = write_folder(tmp_path / "own", ["a", "bomb_image", "bomb_mask"])
+    (root / "images" / "bomb_image.png").write_bytes(png_header(20000, 10000))
+    (root / "masks" / "bomb_mask.bmp").write_bytes(png_header(20000, 10000))  # PNG named .bmp
+    (root / "train.txt").write_text("a\nbomb_image\nbomb_mask\n")
+    ds, caught = quietly(MaskFolderDataset, root, "train", image_size=16)
+    assert ds.names == ["a"] and len(caught) == 1 and "unreadable: bomb_image" in caught[0]
+    assert ds.skipped["bomb_image"].startswith("unreadable (images/bomb_image.png: Image size")
+    assert ds.skipped["bomb_mask"].startswith("unreadable (masks/bomb_mask.bmp: Image size")
+
+
 def test_an_empty_split_raises_one_line_saying_which_and_why(tmp_path):
     root = write_folder(tmp_path / "two", ["a", "b"], size=(12, 10))
     empty = [mode for mode in BANDS if mode not in hash_split(["a", "b"]).values()]
@@ -271,6 +354,8 @@ def test_load_dataset_and_find_dataset_accept_the_folder(tmp_path, monkeypatch):
         oxford_pet.find_dataset(tmp_path / "nowhere")
     monkeypatch.setenv("PETSEG_DATA", str(root))
     assert oxford_pet.find_dataset() == root
+    other = write_folder(tmp_path / "other", ["a", "b", "c"])
+    assert oxford_pet.find_dataset(other) == other  # an explicit path beats PETSEG_DATA
 
 
 def test_a_tiny_training_run_on_the_folder(tmp_path, monkeypatch):

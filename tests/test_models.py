@@ -176,6 +176,16 @@ def test_impossible_resnet34_unet_widths_are_refused(kwargs):
         ResNet34_UNet(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [{"base_channels": -3}, {"base_channels": 0},
+                                    {"base_channels": 2.5}, {"in_channels": 0},
+                                    {"out_channels": "1"}])
+def test_impossible_unet_widths_are_refused(kwargs):
+    name, value = next(iter(kwargs.items()))
+    with pytest.raises(ValueError, match=f"{name} must be a whole number of at least 1, "
+                                         f"not {value!r}"):
+        UNet(**kwargs)
+
+
 def test_normalize_input_applies_imagenet_mean_std():
     torch.manual_seed(0)
     with_norm = ResNet34_UNet(normalize_input=True).eval()

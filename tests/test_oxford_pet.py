@@ -35,6 +35,28 @@ def test_splits_are_disjoint_deterministic_and_skip_comments(tiny_root):
         split_names(tiny_root, "training")
 
 
+def test_a_name_counts_once_and_a_test_name_never_trains(tmp_path):
+    root = write_dataset(tmp_path / "pets", n_trainval=20, n_test=2)
+    ann = root / "annotations"
+    names = [f"Cat_{i}" for i in range(20)]
+    listed = names[:9] + ["Cat_3"] + names[9:] + ["Cat_0"]  # Cat_3 and Cat_0 twice
+    (ann / "trainval.txt").write_text("".join(f"{n} 1 1 1\n" for n in listed))
+    (ann / "test.txt").write_text("dog_0 2 2 1\nCat_0 1 1 1\ndog_0 2 2 1\n")
+    with pytest.warns(UserWarning) as caught:
+        found = {mode: split_names(root, mode) for mode in ("train", "valid", "test")}
+    assert found["test"] == ["dog_0", "Cat_0"]
+    assert found["valid"] == ["Cat_10"]  # positions counted after the repeats are dropped
+    assert found["train"] == [n for n in names[1:] if n != "Cat_10"]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3  # trainval.txt for train, for valid, then test.txt
+    assert messages[0] == messages[1] == (
+        f"Skipped 3 of 22 names listed in {ann / 'trainval.txt'}:\n"
+        "  Cat_0: also in test.txt, which keeps it\n"
+        "  Cat_3: listed 2 times; the first counts")
+    assert messages[2].startswith(f"Skipped 1 of 3 names listed in {ann / 'test.txt'}:")
+    assert "dog_0: listed 2 times" in messages[2]
+
+
 def test_items_have_the_documented_types(tiny_root):
     sample = OxfordPetDataset(tiny_root, "train")[0]
     assert sample["image"].shape == (40, 48, 3) and sample["image"].dtype == np.uint8
@@ -125,6 +147,31 @@ def test_odd_images_are_converted_to_rgb(tmp_path):
         assert image.shape == (40, 48, 3) and image.dtype == np.uint8
 
 
+def test_16_bit_trimaps_give_uint8_trimaps_that_collate(tmp_path):
+    root = write_dataset(tmp_path / "pets", n_trainval=6, n_test=1)
+    names = split_names(root, "train")
+    path = root / "annotations" / "trimaps" / f"{names[0]}.png"
+    trimap = np.array(Image.open(path))
+    Image.fromarray(trimap.astype(np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    sample = OxfordPetDataset(root, "train")[0]
+    assert sample["trimap"].dtype == np.uint8
+    np.testing.assert_array_equal(sample["trimap"], trimap)
+    batch = collate([SimpleOxfordPetDataset(root, "train", 16)[i] for i in range(2)])
+    assert batch["trimap"].dtype == torch.uint8 and batch["trimap"].shape == (2, 1, 16, 16)
+
+
+def test_oxford_images_keep_their_stored_orientation(tmp_path):
+    root = write_dataset(tmp_path / "pets", n_trainval=4, n_test=1)
+    name = split_names(root, "train")[0]
+    stored = Image.open(root / "images" / f"{name}.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the trimap fits the stored pixels, so the tag is not applied
+    stored.save(root / "images" / f"{name}.jpg", exif=exif, quality=95)
+    sample = OxfordPetDataset(root, "train")[0]
+    assert sample["image"].shape[:2] == sample["trimap"].shape == (40, 48)
+
+
 def test_bad_files_are_skipped_with_one_warning_listing_them(tmp_path):
     root = write_dataset(tmp_path / "bad", n_trainval=8, n_test=1)
     names = split_names(root, "train")
@@ -180,6 +227,14 @@ def test_find_dataset_falls_back_to_the_sample(monkeypatch, tmp_path, sample_roo
     monkeypatch.setenv("PETSEG_DATA", str(tmp_path / "absent"))
     with pytest.raises(FileNotFoundError):
         oxford_pet.find_dataset()
+
+
+def test_an_explicit_data_path_beats_petseg_data(monkeypatch, tmp_path):
+    chosen = write_dataset(tmp_path / "chosen", n_trainval=4, n_test=1)
+    monkeypatch.setenv("PETSEG_DATA", str(write_dataset(tmp_path / "env", 4, 1)))
+    assert oxford_pet.find_dataset(chosen) == chosen
+    assert oxford_pet.find_dataset(str(chosen)) == chosen
+    assert oxford_pet.find_dataset() == tmp_path / "env"  # PETSEG_DATA replaces the default
 
 
 # --- download against a local HTTP server -------------------------------------------------

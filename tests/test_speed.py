@@ -3,6 +3,7 @@ kept memory, bfloat16 steps and training with every fast path on."""
 
 import ctypes
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from petseg_lib.speed import (
     glibc,
     keep_freed_memory,
     native_bfloat16,
+    pick_device,
     speedups,
 )
 from petseg_lib.train import train
@@ -94,6 +96,28 @@ def test_data_workers_decode_beside_a_gpu_only(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert data_workers(None, torch.device("cuda")) == 2
     assert data_workers(3, torch.device("cpu")) == 3 and data_workers(0, torch.device("cuda")) == 0
+
+
+@pytest.mark.parametrize("name, words", [
+    ("gpu", "--device gpu: not a device name"),
+    ("cuda", "--device cuda: this machine has no CUDA GPU; use --device auto or cpu"),
+    ("cuda:1", "no CUDA GPU number 1"),
+    ("meta", "runs on cpu, cuda or mps"),
+])
+def test_a_device_this_machine_lacks_is_one_value_error(monkeypatch, name, words):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        pick_device(name)
+    assert pick_device("cpu") == torch.device("cpu") == pick_device("auto")
+
+
+def test_a_device_that_is_there_is_picked(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+    assert pick_device("auto") == torch.device("cuda")
+    with pytest.raises(ValueError, match="no CUDA GPU number 2"):
+        pick_device("cuda:2")
 
 
 def test_loaders_start_the_workers_asked_for(sample_root):

@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch.utils.data import DataLoader
 
-from petseg_lib.checkpoint import load_weights, read_checkpoint
+from petseg_lib.checkpoint import model_from_checkpoint, read_checkpoint
 from petseg_lib.config import TrainConfig, quick_config, quick_mode
 from petseg_lib.evaluate import (
     SegmentationMeter,
@@ -56,7 +56,6 @@ from petseg_lib.evaluate import (
     mask_dice,
     worst_predictions,
 )
-from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, find_dataset, load_dataset
 from petseg_lib.speed import pick_device
 from petseg_lib.train import train
@@ -87,7 +86,7 @@ for name, augment in CONFIGURATIONS:
     train(config)
     path = TMP / f"{config.run_name}_best.pth"
     state = read_checkpoint(path)
-    model = load_weights(build_model(state["model_name"], **state["model_kwargs"]), state, path)
+    model = model_from_checkpoint(state, path)
     results.append({"label": LABELS[name] + (" + augmentation" if augment else ""),
                     "model": model.to(DEVICE).eval(), "image_size": config.image_size})
 test_set = load_dataset(DATA, "test", image_size=results[0]["image_size"], limit=TEST_LIMIT)

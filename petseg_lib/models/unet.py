@@ -118,6 +118,10 @@ class UNet(nn.Module):
         bilinear: bool = False,
     ):
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("base_channels", base_channels)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
         self.config = {
             "in_channels": in_channels,
             "out_channels": out_channels,
