@@ -33,6 +33,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
         # 16-bit grey: Pillow's convert would clip everything above 255 to white.
         scaled = np.asarray(image, dtype=np.float32) / 257.0  # 0..65535 -> 0..255
         image = Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8))
+    if image.mode == "F":  # floating-point grey (TIFF): 0..1 as most tools write it, else 0..255
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        scaled = pixels * 255.0 if pixels.max(initial=0.0) <= 1.0 else pixels
+        image = Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.new("RGB", rgba.size, (255, 255, 255))
