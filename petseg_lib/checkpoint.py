@@ -13,7 +13,6 @@ reader sees the old file or the new one, never half of one.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 import re
 import reprlib
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from .models import MODELS, build_model
+from .paths import written_atomically
 
 FORMAT = "petseg-checkpoint"
 
@@ -33,15 +33,9 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(payload: dict, path: str | Path) -> Path:
     """Write PAYLOAD with torch.save atomically: a temporary file, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with written_atomically(path) as partial:
+        torch.save(payload, partial)
+    return Path(path)
 
 
 def run_paths(config) -> tuple[Path, Path]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterable
@@ -41,6 +40,7 @@ from PIL import Image, ImageOps
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
+from .paths import written_atomically
 from .predict import full_size_logits, input_size
 from .user_files import to_rgb, upright_size
 from .utils import to_image_array, to_mask_array
@@ -253,13 +253,8 @@ def photo_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 
 def save_png(picture: Image.Image, path: Path) -> Path:
     """Write PICTURE as a PNG atomically: a hidden file in the same folder, then a rename."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
+    with written_atomically(path) as partial:
         picture.save(partial, format="PNG")
-    except BaseException:
-        partial.unlink(missing_ok=True)  # no half-written leftovers (a full disk, Ctrl-C)
-        raise
-    os.replace(partial, path)  # never half a PNG under the final name
     return path
 
 

@@ -4,8 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from petseg_lib import paths
+from petseg_lib.checkpoint import save_checkpoint
 from petseg_lib.history import save_history
 from petseg_lib.paths import (
     default_checkpoint_dir,
@@ -51,3 +53,18 @@ def test_history_is_replaced_whole(tmp_path, monkeypatch):
         save_history({**history, "valid_dice": [0.9]}, Config)
     assert json.loads((tmp_path / "run_history.json").read_text()) == history
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run_history.json", "run_metrics.png"]
+
+
+def test_a_checkpoint_that_fails_to_save_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = save_checkpoint({"epoch": 1}, tmp_path / "run_best.pth")
+
+    def disk_full(payload, file):
+        Path(file).write_bytes(b"the first bytes")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["run_best.pth"]
