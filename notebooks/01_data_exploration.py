@@ -215,8 +215,8 @@ print(f"mask pixels:     {mask.mean():.3f}  (= pet + boundary)")
 #
 # `load_dataset` returns `SimpleOxfordPetDataset`: every image resized to a square and scaled
 # to floats in [0, 1] (shape `(3, S, S)`), its mask resized with nearest-neighbour
-# interpolation so it stays binary (shape `(1, S, S)`). `show_samples` draws the first few with
-# the mask tinted red: check that the red area sits exactly on each pet.
+# interpolation so it stays binary (shape `(1, S, S)`). `show_samples` draws a few, spread
+# over the split, with the mask tinted red: check that the red area sits exactly on each pet.
 
 # %%
 train = load_dataset(DATA, "train", image_size=IMAGE_SIZE)
@@ -227,7 +227,7 @@ print("mask ", tuple(item["mask"].shape), item["mask"].dtype, "values", item["ma
 
 # %%
 fig = show_samples(train, n=8, cols=4,
-                   title=f"First 8 training samples at {IMAGE_SIZE} x {IMAGE_SIZE}, "
+                   title=f"8 training samples at {IMAGE_SIZE} x {IMAGE_SIZE}, "
                          "pet mask tinted red")
 plt.show()
 

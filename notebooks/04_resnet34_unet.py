@@ -368,7 +368,7 @@ for name, net in (("UNet", unet), ("ResNet34-UNet", model)):
 # %% [markdown]
 # ResNet34 shrinks the image to a quarter of its side in its stem, before any wide layer,
 # while the UNet runs 64 and 128 channels at full and half resolution. So ResNet34-UNet
-# needs about five times less computation per image than the report's UNet.
+# needs nearly seven times less computation per image than the report's UNet.
 #
 # The design report found both models close on the test set (Dice 0.9054 for UNet, 0.9038
 # for ResNet34-UNet, after 20 epochs from random weights). A deep encoder trained from

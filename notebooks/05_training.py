@@ -372,7 +372,8 @@ for name, curves in runs.items():
 # %% [markdown]
 # With augmentation the training Dice is *lower*: the changed copies are harder than the
 # photos themselves, and the model never sees the same picture twice. What counts is the
-# validation Dice, on images it never trained on: the gap between the two curves shrinks,
+# validation Dice, on images it never trained on: the printed gap between training and
+# validation Dice shrinks,
 # and on the test split (notebook 06) the augmented model usually scores higher. That is the
 # design report's finding too: augmentation raised its test Dice by about 0.02 for both
 # models.

@@ -67,11 +67,13 @@ SEEDS = 2  # trainings per configuration: enough to see a spread, few enough for
 # ## 1. What each loss rewards
 #
 # Take one pet pixel and let the model's probability for it go from 0 to 1. **BCE** punishes
-# a confident mistake without limit (−log p). **Focal** loss multiplies BCE by (1 − p)^γ, so
-# pixels the model already gets right count for almost nothing and training concentrates on
-# the hard ones. **Soft Dice** is not a per-pixel loss at all: it compares the overlap of the
-# whole predicted mask with the true one, so a small pet weighs as much as a large one. Below,
-# the Dice curve is for an image whose other pixels are already right.
+# a confident mistake without limit (−log p). **Focal** loss multiplies BCE by (1 − p)^γ
+# (γ = 2), so pixels the model already gets right count for almost nothing and training
+# concentrates on the hard ones; it also weights pet pixels by α = 0.25 (background by 0.75),
+# which is why its curve starts four times lower than BCE's. **Soft Dice** is not a per-pixel
+# loss at all: it compares the overlap of the whole predicted mask with the true one, so a
+# small pet weighs as much as a large one. Below, each "image" is that one pixel; Dice's
+# `smooth` term (about one pixel) keeps its loss at 0.5 even when p goes to 0.
 
 # %%
 probability = torch.linspace(0.02, 0.98, 49)
@@ -126,10 +128,12 @@ display(Markdown(markdown_grid(["configuration", "Dice", "Dice with TTA", "TTA �
 # ## 4. A difference, or noise?
 #
 # Compare every difference with the spread. Two seeds of the *same* configuration differ by
-# about its standard deviation; a difference between two configurations that is smaller than
-# that is what a third seed could reverse. Before you write "the Dice loss is better", you
-# want the gap to be several standard deviations wide and to hold with more seeds (and, for a
-# claim about the dataset, on the real data rather than on the toy sample).
+# √2 ≈ 1.4 times the standard deviation the table shows (for two values, the sample
+# standard deviation is their difference divided by √2); a difference between two
+# configurations that is smaller than that is what a third seed could reverse. Before you
+# write "the Dice loss is better", you want the gap to be several standard deviations wide and
+# to hold with more seeds (and, for a claim about the dataset, on the real data rather than
+# on the toy sample).
 
 # %%
 for row in grid:
