@@ -53,22 +53,23 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in result.stderr
 
 
-def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
+def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, tiny_root):
     marker = tmp_path / "pwned"
 
     class Payload:  # unpickling this calls os.system: a checkpoint must never do it
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    evil = tmp_path / "evil.pth"
+    evil = tmp_path / "evil_last.pth"  # what `--run_name evil --resume` reads
     torch.save({"format": "petseg-checkpoint", "model_name": "unet", "x": Payload()}, evil)
     result = run("petseg_lib.inference", "--model", str(evil))
-    assert_one_line_error(result, "evil.pth", "refused")
+    assert_one_line_error(result, "evil_last.pth", "refused")
     assert not marker.exists()
     resumed = run("petseg_lib.train", "--quick", "--run_name", "evil", "--resume",
                   "--checkpoint_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"),
-                  "--limit", "4", "--image_size", "32", "--data_path", str(tmp_path / "none"))
-    assert resumed.returncode == 2 and not marker.exists()
+                  "--limit", "4", "--image_size", "32", "--data_path", str(tiny_root))
+    assert_one_line_error(resumed, "evil_last.pth", "refused")
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("option, value, words", [

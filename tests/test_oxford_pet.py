@@ -213,10 +213,13 @@ def test_test_split_without_trimaps_has_no_masks(tmp_path):
     assert batch["image"].shape == (3, 3, 24, 24) and len(batch["name"]) == 3
 
 
-def test_limit_picks_evenly_spread_names(tiny_root):
-    ds = OxfordPetDataset(tiny_root, "train", limit=5)
+@pytest.mark.parametrize("limit", [2, 5, 7])
+def test_limit_picks_evenly_spread_names(tiny_root, limit):
     all_names = split_names(tiny_root, "train")
-    assert ds.names[0] == all_names[0] and ds.names[-1] == all_names[-1] and len(ds) == 5
+    picks = [all_names.index(name) for name in OxfordPetDataset(tiny_root, "train", limit).names]
+    assert len(picks) == limit and picks[0] == 0 and picks[-1] == len(all_names) - 1
+    gaps = np.diff(picks)
+    assert gaps.min() >= 1 and gaps.max() - gaps.min() <= 1, picks
 
 
 def test_find_dataset_falls_back_to_the_sample(monkeypatch, tmp_path, sample_root):

@@ -15,6 +15,7 @@ from torch import nn
 
 from petseg_lib import inference, widgets
 from petseg_lib.evaluate import confusion_counts, iou_from_counts
+from petseg_lib.models import build_model
 from petseg_lib.photos import (
     PhotoError,
     mask_png,
@@ -26,6 +27,8 @@ from petseg_lib.photos import (
     segment_files,
     segment_logits,
 )
+
+from .test_inference import write_checkpoint
 
 PET, BACKGROUND = (230, 150, 60), (30, 40, 60)  # an orange pet on a dark blue-grey background
 
@@ -366,15 +369,28 @@ def test_segment_files_takes_one_path_and_fails_when_nothing_is_readable(tmp_pat
         segment_files(model, tmp_path / "empty_folder", tmp_path / "out")
 
 
-def test_command_line_segments_files_with_a_loaded_checkpoint(tmp_path, model, monkeypatch,
-                                                               capsys):
-    monkeypatch.setattr(inference, "load_model", lambda path, device: model)
-    pet_photo()[0].save(tmp_path / "cat.jpg")
-    results = inference.main(["--model", "unet.pth", "--images", str(tmp_path / "cat.jpg"),
+def test_command_line_segments_files_with_a_loaded_checkpoint(tmp_path, capsys):
+    sizes = {"cat": (160, 120), "dog": (90, 130)}
+    paths = [tmp_path / f"{name}.jpg" for name in sizes]
+    for path, size in zip(paths, sizes.values(), strict=True):
+        pet_photo(*size)[0].save(path)
+    torch.manual_seed(0)
+    model = build_model("unet", base_channels=4).eval()
+    with torch.no_grad():  # shift the logits so that about half of the cat is pet
+        model.outc.bias -= segment_logits(model, paths[0], 32).median()
+    checkpoint = write_checkpoint(tmp_path / "unet.pth", state_dict=model.state_dict())
+    results = inference.main(["--model", str(checkpoint), "--images", *map(str, paths),
                               "--output_dir", str(tmp_path / "out"), "--device", "cpu"])
-    assert results[0]["overlay_path"] == tmp_path / "out" / "cat_overlay.png"
     out = capsys.readouterr().out
-    assert "cat_mask.png" in out and "160x120" in out and "pet " in out and " ms" in out
+    assert [r["path"] for r in results] == paths
+    for path, (name, size) in zip(paths, sizes.items(), strict=True):
+        with Image.open(tmp_path / "out" / f"{name}_mask.png") as mask:
+            assert mask.size == size and mask.mode == "L"
+            pixels = np.asarray(mask)
+        assert set(np.unique(pixels)) == {0, 255}
+        np.testing.assert_array_equal(pixels, 255 * segment(model, read_photo(path), 0.5, 32))
+        assert (tmp_path / "out" / f"{name}_overlay.png").is_file()
+        assert f"{name}_mask.png" in out and "{}x{}".format(*size) in out
 
 
 # ---------------------------------------------------------------------------

@@ -206,8 +206,11 @@ def test_amp_step_in_bfloat16_on_the_cpu():
     batch = {"image": torch.rand(2, 3, 32, 32), "mask": (torch.rand(2, 1, 32, 32) > 0.5).float()}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     before = [p.detach().clone() for p in model.parameters()]
+    dtypes = []  # of the last conv's output: autocast runs it in bfloat16
+    model.outc.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
     loss, dice = train_one_epoch(model, [batch], nn.BCEWithLogitsLoss(), optimizer, "cpu",
                                  progress=False, amp=True, channels_last=True)
+    assert dtypes == [torch.bfloat16]
     assert np.isfinite(loss) and 0.0 <= dice <= 1.0
     assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
 

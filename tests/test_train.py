@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import sys
 
 import pytest
@@ -16,7 +17,7 @@ from petseg_lib.inference import main as inference_main
 from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, load_dataset
-from petseg_lib.train import parse_args, train, train_one_epoch
+from petseg_lib.train import make_scheduler, parse_args, train, train_one_epoch
 
 from .conftest import tiny_config
 
@@ -180,6 +181,25 @@ def test_explicit_values_win_over_quick_even_when_equal_to_the_defaults():
     assert (config.epochs, config.image_size, config.learning_rate) == (20, 256, 1e-4)
     assert config.lr_schedule == "constant" and config.batch_size == 16  # the rest: quick
     assert parse_args(["--quick"]).run_name == "unet"
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_the_learning_rate_of_each_epoch(schedule):
+    lr0, epochs = 1e-3, 4
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=lr0)
+    scheduler = make_scheduler(optimizer, TrainConfig(epochs=epochs, lr_schedule=schedule))
+    rates = []
+    for _ in range(epochs + 1):  # the rate of each epoch, then the one after the last
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    if schedule == "cosine":
+        expected = [lr0 * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs + 1)]
+    else:
+        expected = [lr0] * (epochs + 1)
+    assert rates == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    if schedule == "cosine":
+        assert rates[-1] == pytest.approx(0, abs=1e-15)  # the end of half a cosine
 
 
 def test_resume_with_another_schedule_stops_with_one_clear_message(sample_root, tmp_path):
