@@ -223,7 +223,6 @@ def write_report(rows: list[dict], output_dir: str | Path) -> Path:
     (output_dir / "results.md").write_text(markdown_table(rows))
     plt.close(plot_scores(rows, output_dir / "test_scores.png"))
     plt.close(plot_curves(rows, output_dir / "validation_curves.png"))
-    print(markdown_table(rows))
     print(f"Table and figures in {output_dir}/")
     return output_dir
 
@@ -265,10 +264,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
               if args[k] is not None}
     writable_folder(args["output_dir"])
     writable_folder(args["checkpoint_dir"])
-    return run_comparison(args["quick"], args["retrain"], args["output_dir"],
+    rows = run_comparison(args["quick"], args["retrain"], args["output_dir"],
                           args["test_limit"], args["boundary"], args["at_original_size"],
                           args["tta"], tuple(args["models"]), tuple(args["loss"]),
                           args["seeds"], checkpoint_dir=args["checkpoint_dir"], **shared)
+    print(markdown_table(rows))  # notebooks display the table themselves
+    return rows
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from . import distributed
 from .config import TrainConfig
@@ -34,6 +34,11 @@ def make_loaders(config: TrainConfig, data_path: Path,
                   collate_fn=collate, pin_memory=fast["pin_memory"],
                   persistent_workers=fast["persistent_workers"] and workers > 0)
     sampler = distributed.train_sampler(train_set, config.seed)  # None without torchrun
+    if sampler is None and common["persistent_workers"]:
+        # A new loader iterator draws the workers' seed, then the shuffle, from GENERATOR; kept-
+        # alive workers draw their seed once, so a resumed run would draw once more than the
+        # run it continues. Here the shuffle gets a generator of its own (shuffle_generator).
+        sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed))
     # A last batch of a single image breaks BatchNorm wherever a map is 1 x 1 (DeepLabV3's
     # pooling branch): that image is left out of the epoch, a different one each epoch.
     lone = len(sampler if sampler is not None else train_set) % config.batch_size == 1
@@ -41,3 +46,8 @@ def make_loaders(config: TrainConfig, data_path: Path,
                               generator=generator, drop_last=lone, **common)
     valid_loader = DataLoader(valid_set, sampler=distributed.valid_sampler(valid_set), **common)
     return train_loader, valid_loader
+
+
+def shuffle_generator(loader: DataLoader) -> torch.Generator:
+    """The generator that draws LOADER's next shuffle: its state is saved for --resume."""
+    return getattr(loader.sampler, "generator", None) or loader.generator

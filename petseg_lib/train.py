@@ -37,7 +37,7 @@ from .cli import run_cli, writable_folder
 from .config import TrainConfig, quick_config
 from .evaluate import dice_score
 from .history import new_history, print_epoch, record_epoch, save_history
-from .loaders import make_loaders
+from .loaders import make_loaders, shuffle_generator
 from .logs import LOG_KINDS, first_samples, open_run_log
 from .losses import LOSSES, build_loss
 from .models import MODELS, build_model
@@ -99,6 +99,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     torch.backends.cudnn.benchmark = fast["cudnn_benchmark"]
     data_path = distributed.main_first(find_dataset, config.data_path)  # sample made once
     train_loader, valid_loader = make_loaders(config, data_path, fast)
+    shuffle = shuffle_generator(train_loader)  # its state is saved with each checkpoint
     model = build_model(config.model, **config.model_kwargs)
     model = model.to(device, memory_format=memory_format(fast["channels_last"]))
     # The DDP (torchrun) and compiled models share their weights with `model`, which is saved.
@@ -112,7 +113,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     history, best_dice, start_epoch = new_history(), -1.0, 0
     if config.resume and last_path.exists():
         history, best_dice, start_epoch = restore_training(
-            last_path, config, model, optimizer, scheduler, scaler, train_loader.generator)
+            last_path, config, model, optimizer, scheduler, scaler, shuffle)
     elif distributed.is_main():
         keep_earlier_run(best_path)  # a fresh run never silently replaces a trained model
 
@@ -142,7 +143,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
                     save_checkpoint(checkpoint_payload(model, config, epoch + 1, valid), best_path)
                 save_checkpoint(training_state(model, config, epoch + 1, valid, optimizer,
                                                scheduler, scaler, history, best_dice,
-                                               train_loader.generator), last_path)
+                                               shuffle), last_path)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, history)
 

@@ -1,13 +1,16 @@
 """The four-configuration comparison, on tiny runs of the sample dataset."""
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from petseg_lib import compare
 from petseg_lib.config import TrainConfig
-from petseg_lib.evaluate import evaluate
-from petseg_lib.inference import load_model
+from petseg_lib.evaluate import evaluate, evaluate_at_original_size
+from petseg_lib.inference import load_model, original_size_dataset
+from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, load_dataset
 from petseg_lib.speed import channels_last_helps
 from petseg_lib.train import train
@@ -119,7 +122,10 @@ def test_scores_use_the_checkpoints_image_size_and_state_the_protocol(sample_roo
     original = compare.test_scores(tmp_path / "c" / "s64_best.pth", sample_root,
                                    "cpu", limit=4, original_size=True)  # a name will do
     assert original["protocol"].endswith("at each image's original size")
-    assert 0.0 <= original["dice"] <= 1.0
+    originals = original_size_dataset(load_dataset(sample_root, "test", 64, limit=4), 4)
+    expected = evaluate_at_original_size(load_model(tmp_path / "c" / "s64_best.pth"), originals,
+                                         64)
+    assert original["dice"] == pytest.approx(expected["dice"], abs=1e-4)
     table = compare.markdown_table([{**scores, "label": "UNet"}])
     assert table.startswith("Protocol: test split, boundary counted as background, at 64 px")
 
@@ -134,11 +140,19 @@ def test_an_altered_checkpoint_is_trained_again_not_a_traceback(tmp_path, capsys
 
 
 def test_scores_at_original_size_on_your_own_mask_folder(tmp_path):
-    folder = write_mask_folder(tmp_path / "mine")
-    scores = compare.test_scores(write_checkpoint(tmp_path / "m.pth"), folder, "cpu",
-                                 original_size=True)
+    folder = write_mask_folder(tmp_path / "mine")  # 4 photos of 50 x 38 pixels
+    model = build_model("unet", base_channels=4)
+    torch.nn.init.constant_(model.outc.bias, 10.0)  # every pixel is pet
+    checkpoint = write_checkpoint(tmp_path / "m.pth", state_dict=model.state_dict())
+    scores = compare.test_scores(checkpoint, folder, "cpu", original_size=True)
     assert scores["protocol"].endswith("at each image's original size")
-    assert 0.0 <= scores["dice"] <= 1.0 and 0.0 <= scores["dice_no_boundary"] <= 1.0
+    pets = np.array([(np.asarray(Image.open(path)) > 0).sum()
+                     for path in (folder / "masks").glob("*.png")])
+    pixels = 50 * 38  # all predicted pet, each image at its own size
+    assert scores["dice"] == pytest.approx(np.mean(2 * pets / (pixels + pets)))
+    assert scores["iou_pooled"] == pytest.approx(pets.sum() / (4 * pixels))
+    for key in ("dice", "dice_pooled", "iou", "iou_pooled"):
+        assert scores[f"{key}_no_boundary"] == scores[key]  # a mask folder has no boundary band
 
 
 def test_a_grid_of_models_losses_and_seeds_reports_mean_and_spread(sample_root, tmp_path):
@@ -162,10 +176,13 @@ def test_a_grid_of_models_losses_and_seeds_reports_mean_and_spread(sample_root, 
     assert any(len(c.lines) > 1 for c in fig.axes[0].containers if hasattr(c, "lines"))
 
 
-def test_compare_command_line_grid(sample_root, tmp_path):
+def test_compare_command_line_grid(sample_root, tmp_path, capsys):
     rows = compare.main(["--quick", "--data_path", str(sample_root), "--epochs", "1",
                          "--image_size", "32", "--limit", "8", "--test_limit", "4",
                          "--models", "unet", "--loss", "focal", "--checkpoint_dir",
                          str(tmp_path / "c"), "--output_dir", str(tmp_path / "cmp")])
     assert [r["label"] for r in rows] == ["UNet + Focal loss",
                                           "UNet + augmentation + Focal loss"]
+    table = compare.markdown_table(rows)
+    assert capsys.readouterr().out.count(table) == 1  # the command line prints it, once
+    assert (tmp_path / "cmp" / "results.md").read_text() == table

@@ -39,12 +39,6 @@ def gpu_config(root, tmp_path, **overrides) -> TrainConfig:
     return tiny_config(root, tmp_path, **{**settings, **overrides})
 
 
-def test_every_speedup_is_on_by_default_with_cuda():
-    fast = speedups(TrainConfig(num_workers=2), CUDA)
-    assert fast.pop("keep_memory") is False  # glibc's heap holds no activations on a GPU
-    assert all(fast.values()), fast
-
-
 def test_training_on_cuda_uses_the_gradient_scaler_and_saves_cpu_checkpoints(
         sample_root, tmp_path, capsys):
     history = train(gpu_config(sample_root, tmp_path, augment=True, run_name="g"))
@@ -77,9 +71,15 @@ def test_fp16_steps_with_the_scaler_lower_the_loss():
 def test_resuming_on_cuda_continues_the_same_run(sample_root, tmp_path):
     whole = train(gpu_config(sample_root, tmp_path / "a", epochs=2))
     train(gpu_config(sample_root, tmp_path / "b", epochs=1))
-    resumed = train(gpu_config(sample_root, tmp_path / "b", epochs=2, resume=True))
-    assert len(resumed["valid_dice"]) == 2
-    assert resumed["train_loss"][0] == pytest.approx(whole["train_loss"][0], rel=1e-3)
+    trained = []  # the epochs the resumed run trains: only the second
+    resumed = train(gpu_config(sample_root, tmp_path / "b", epochs=2, resume=True),
+                    lambda epoch, history: trained.append(epoch))
+    assert trained == [1]
+    # Two float16 runs on a GPU may round apart (cuDNN picks its kernels by timing), hence a
+    # tolerance; on a CPU, a resume that lost the optimizer's state or the shuffling order
+    # ends epoch 2 3e-3 or more away (tests/test_train.py checks the CPU run bit for bit).
+    for key, values in whole.items():
+        assert resumed[key] == pytest.approx(values, rel=1e-3, abs=1e-3), key
 
 
 def test_batches_come_pinned_from_persistent_workers(sample_root, tmp_path):
@@ -114,9 +114,19 @@ def test_evaluation_in_float16_scores_like_float32(sample_root, tmp_path):
 
 
 def test_compiled_training_on_cuda(sample_root, tmp_path):
-    history = train(gpu_config(sample_root, tmp_path, epochs=1, compile=True, run_name="c"))
-    assert torch.isfinite(torch.tensor(history["train_loss"])).all()
-    assert load_model(tmp_path / "ckpt/c_best.pth", "cpu") is not None
+    eager = train(gpu_config(sample_root, tmp_path, epochs=1, run_name="e"))
+    config = gpu_config(sample_root, tmp_path, epochs=1, compile=True, run_name="c")
+    compiled = train(config)
+    # Inductor fuses float16 operations and rounds them otherwise than eager mode, hence the
+    # tolerance; a compiled model that trained a copy of the weights would match no better
+    # than an untrained one.
+    for key, values in eager.items():
+        assert compiled[key] == pytest.approx(values, rel=1e-2, abs=1e-2), key
+    model = load_model(tmp_path / "ckpt/c_best.pth", "cpu")  # the weights that were validated
+    _, valid_loader = make_loaders(config, sample_root)
+    scores = evaluate(model, valid_loader, "cpu", nn.BCEWithLogitsLoss())  # float32 on a CPU
+    assert scores["loss"] == pytest.approx(compiled["valid_loss"][0], rel=1e-3)
+    assert scores["dice"] == pytest.approx(compiled["valid_dice"][0], abs=0.01)
 
 
 def test_inference_on_cuda_scores_a_split_and_segments_photos(sample_root, tmp_path, capsys):

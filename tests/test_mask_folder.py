@@ -1,5 +1,6 @@
 """Your own labelled folder: mask encodings, pairing, skipped files, splits, samples, training."""
 
+import hashlib
 import math
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from petseg_lib.mask_folder import (
     band_split,
     hash_split,
     is_mask_folder,
+    name_fraction,
     read_mask,
 )
 from petseg_lib.masks import BACKGROUND, PET
@@ -189,6 +191,30 @@ def test_hash_split_is_deterministic_stable_and_never_empty(tmp_path):
             assert set(chosen.values()) == set(BANDS), chosen
     three = write_folder(tmp_path / "three", ["a", "b", "c"], size=(12, 10))
     assert sorted(len(names) for names in splits(three).values()) == [1, 1, 1]
+
+
+def sha1_fraction(name: str) -> float:
+    """NAME's whole SHA-1 digest over 2**160: the fraction in [0, 1) the module text defines."""
+    return int(hashlib.sha1(name.encode("utf-8")).hexdigest(), 16) / 2**160
+
+
+def test_name_fraction_is_the_sha1_digest_read_as_a_fraction():
+    for name in ("cat", "Dog_07", "pet 12", "Ünïcode"):
+        assert name_fraction(name) == pytest.approx(sha1_fraction(name), rel=1e-12, abs=1e-15)
+
+
+def test_an_empty_split_borrows_the_nearest_pair_of_a_split_with_two_or_more():
+    names = sorted((f"n{i}" for i in range(100)), key=sha1_fraction)
+    band = {mode: [n for n in names if low <= sha1_fraction(n) < high]
+            for mode, (low, high) in BANDS.items()}
+    low, mid, high = band["train"][-3:]  # valid borrows the nearest, test the next one
+    assert hash_split([low, mid, high]) == {low: "train", high: "valid", mid: "test"}
+    near, far = band["test"][-2:]  # train's one pair is nearer valid, but train keeps it
+    assert BANDS["valid"][0] - sha1_fraction(high) < sha1_fraction(near) - BANDS["valid"][1]
+    assert hash_split([high, near, far]) == {high: "train", near: "valid", far: "test"}
+    own = [low, mid, high, band["valid"][0], band["test"][0]]  # the borrowed pairs go back
+    assert hash_split(own) == dict.fromkeys([low, mid, high], "train") | {
+        own[3]: "valid", own[4]: "test"}
 
 
 def test_split_files_decide_when_present(tmp_path):

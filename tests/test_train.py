@@ -61,8 +61,12 @@ def test_same_seed_gives_the_same_history_bit_for_bit(sample_root, tmp_path):
     assert c != a
 
 
-def test_resume_continues_to_the_same_history(sample_root, tmp_path):
-    settings = dict(augment=True, epochs=3, lr_schedule="cosine")
+@pytest.mark.parametrize("loading", [
+    dict(augment=True),  # augmentations drawn in this process
+    dict(num_workers=2, persistent_workers=True),  # workers kept alive, as with CUDA
+])
+def test_resume_continues_to_the_same_history(sample_root, tmp_path, loading):
+    settings = dict(epochs=3, lr_schedule="cosine", **loading)
     whole = train(tiny_config(sample_root, tmp_path / "whole", **settings))
 
     class Interrupted(Exception):

@@ -215,9 +215,8 @@ print(f"BCE of the memorised prior: {loss_plain:.4f} on the plain samples, "
       f"{loss_augmented:.4f} on their augmented copies")
 
 # %%
-REPORT = {"UNet": 0.9054, "ResNet34-UNet": 0.9038, "UNet + augmentation": 0.9221,
-          "ResNet34-UNet + augmentation": 0.9195}  # test Dice in the design report
 assert loss_augmented > loss_plain, "augmented samples are harder to fit by memorising"
-for model in ("UNet", "ResNet34-UNet"):
-    assert REPORT[f"{model} + augmentation"] > REPORT[model], "augmentation raised test Dice"
+assert len(doubled) == 2 * len(plain), "an augmented epoch is twice as long"
+moved = (augmented_masks != plain_masks).flatten(1).any(1).float().mean().item()
+assert moved > 0.5, f"most augmented copies move the pet ({moved:.0%})"
 print("All checks passed.")

@@ -34,6 +34,7 @@ import tempfile
 
 import torch
 
+from petseg_lib.checkpoint import read_checkpoint
 from petseg_lib.compare import run_comparison
 from petseg_lib.losses import build_loss
 from petseg_lib.oxford_pet import find_dataset
@@ -105,10 +106,22 @@ report = run_comparison(quick=True, report_dir=FOLDER / "report", models=("unet"
                         seeds=2, augments=(True,), **TINY)[0]
 strong = run_comparison(quick=True, report_dir=FOLDER / "strong", models=("unet",),
                         seeds=2, augments=(True,), **{**TINY, "augment_level": "strong"})[0]
+gap, spread = strong["dice"] - report["dice"], max(report["dice_std"], strong["dice_std"])
 print(f"report's augmentation {report['dice']:.4f} ± {report['dice_std']:.4f}; strong "
-      f"{strong['dice']:.4f} ± {strong['dice_std']:.4f}")
+      f"{strong['dice']:.4f} ± {strong['dice_std']:.4f}: a gap of {gap:+.4f}, "
+      f"{'within' if abs(gap) < spread else 'beyond'} the spread of the seeds")
 
 # %%
-assert all(run["run_name"].startswith("unet_aug") for run in report["runs"])
-assert all(0.0 <= row["dice"] <= 1.0 for row in (report, strong))
+assert len(report["runs"]) == len(strong["runs"]) == 2, "two seeds each"
+for plain_run, strong_run in zip(report["runs"], strong["runs"], strict=True):
+    assert "_aug_strong" in strong_run["run_name"], "never the report's `_aug` files"
+    assert strong_run["run_name"] == plain_run["run_name"].replace("_aug", "_aug_strong")
+    assert strong_run["status"] == "trained", "its own runs: the report's are not reused"
+    plain_config, strong_config = (
+        read_checkpoint(Path(TINY["checkpoint_dir"]) / f"{run['run_name']}_best.pth")["config"]
+        for run in (plain_run, strong_run))
+    # Seed by seed the same run, but for the augmentation: a like-for-like comparison.
+    assert {key for key in plain_config if plain_config[key] != strong_config[key]} == {
+        "augment_level", "run_name"}
+    assert strong_config["augment_level"] == "strong"
 print("All checks passed.")
