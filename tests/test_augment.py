@@ -4,6 +4,7 @@ Also the "strong" level: rotation, Cutout (ImageCutout) and CutMix (cut_mix).
 """
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from petseg_lib import oxford_pet
 from petseg_lib.augment import (
     AUGMENT_LEVELS,
     ImageCutout,
@@ -231,3 +233,26 @@ def test_load_dataset_passes_the_level_to_both_kinds_of_dataset(tiny_root, tmp_p
     mine = load_dataset(folder, "train", 32, augment=True, augment_level="strong")
     assert isinstance(mine, MaskFolderDataset)
     assert isinstance(mine.augmentations.transforms[-1], ImageCutout)
+
+
+def test_strong_dataset_cut_mixes_a_rectangle_of_another_training_image(tiny_root, monkeypatch):
+    monkeypatch.setattr(oxford_pet, "cut_mix", partial(cut_mix, p=1.0))  # in training: 0.5
+    raw = OxfordPetDataset(tiny_root, "train")
+    for cache in (False, True):
+        strong = SimpleOxfordPetDataset(tiny_root, "train", image_size=32, augment=True,
+                                        cache=cache, augment_level="strong")
+        torch.manual_seed(0)
+        mixed = strong[5]  # the augmented copy of image 2
+        # Replay the same random numbers: image 2's strong augmentations, the other image's
+        # index, then where cut_mix pastes (from a zero pair and a ones pair, as cut_box does).
+        torch.manual_seed(0)
+        mine = augment_sample(raw[2], augmentations(32, "strong"), 32)
+        other = augment_sample(raw[int(torch.randint(len(raw), (1,)))], None, 32)
+        assert other["name"] != mine["name"] == mixed["name"]
+        ones = torch.ones(3, 32, 32)
+        box = cut_mix(0 * ones, 0 * ones[:1], ones, ones[:1], p=1.0)[0][0].bool()
+        assert 0 < box.sum() < box.numel()
+        for key in ("image", "mask", "trimap"):
+            assert torch.equal(mixed[key][:, box], other[key][:, box]), (cache, key)
+            assert torch.equal(mixed[key][:, ~box], mine[key][:, ~box]), (cache, key)
+        assert not torch.equal(mine["image"][:, box], other["image"][:, box])

@@ -24,6 +24,7 @@ from petseg_lib import distributed
 from petseg_lib import train as train_module
 from petseg_lib.checkpoint import model_from_checkpoint, read_checkpoint
 from petseg_lib.cli import run_cli
+from petseg_lib.evaluate import evaluate as evaluate_model
 from petseg_lib.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,3 +242,40 @@ def test_torchrun_command_line(sample_root, tmp_path):
     assert not any(key.startswith("module.") for key in state["state_dict"])
     model = model_from_checkpoint(state, path)
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def five_samples() -> list[dict]:
+    """5 validation samples of random 8x8 images and masks, the same in every process."""
+    generator = torch.Generator().manual_seed(2)
+    return [{"image": torch.rand(3, 8, 8, generator=generator),
+             "mask": (torch.rand(1, 8, 8, generator=generator) > 0.5).float(),
+             "name": f"v{i}"} for i in range(5)]
+
+
+def fixed_conv() -> torch.nn.Module:
+    """The same small conv in every process."""
+    torch.manual_seed(0)
+    return torch.nn.Conv2d(3, 1, 3, padding=1)
+
+
+def score_share(rank: int, nproc: int, port: int, out: Path) -> None:
+    """Score this process's share of five_samples() with distributed.evaluate; save it."""
+    as_torchrun(rank, nproc, port)
+    with distributed.process_group("cpu"):
+        samples = five_samples()
+        loader = torch.utils.data.DataLoader(samples, batch_size=2,
+                                             sampler=distributed.valid_sampler(samples))
+        results = distributed.evaluate(fixed_conv(), loader, "cpu",
+                                       torch.nn.BCEWithLogitsLoss())
+        (out / f"rank{rank}.json").write_text(json.dumps([len(loader.sampler), results]))
+
+
+def test_an_odd_validation_set_is_scored_once_per_image_over_two_processes(tmp_path):
+    start(score_share, 2, tmp_path)
+    (n0, rank0), (n1, rank1) = (json.loads((tmp_path / f"rank{r}.json").read_text())
+                                for r in (0, 1))
+    assert (n0, n1) == (3, 2)  # every second image: none left out, none twice
+    samples = torch.utils.data.DataLoader(five_samples(), batch_size=5)
+    whole = evaluate_model(fixed_conv(), samples, "cpu", torch.nn.BCEWithLogitsLoss())
+    assert rank0 == rank1
+    assert rank0 == pytest.approx(whole, rel=1e-6)

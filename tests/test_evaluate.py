@@ -390,3 +390,29 @@ def test_worst_predictions_show_the_augmented_sample_that_was_scored():
     for item in worst_predictions(RedIsPet(), RandomShift(), n=4, batch_size=2):
         assert item["dice"] == pytest.approx(mask_dice(item["prediction"], item["mask"]))
         assert torch.equal(item["prediction"], RedIsPet()(item["image"][None])[0] > 0)
+
+
+class LeansRight(nn.Module):
+    """Red is pet, with a pull towards pet that grows to the right: not mirror-symmetric."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, :1] - 0.5) * 4 + torch.linspace(-1.5, 1.5, x.shape[-1])
+
+
+def test_evaluate_with_mirror_tta_scores_the_averaged_logits():
+    samples = make_samples(4)
+    samples[3]["image"][0] = 0.3  # no pet: empty with TTA (-0.8), pet on the right without
+    samples[3]["mask"].zero_()
+    model, loader = LeansRight(), DataLoader(samples, batch_size=3)
+    with_tta = evaluate(model, loader, "cpu", tta=True)
+    without = evaluate(model, loader, "cpu")
+
+    images, masks = stack(samples, "image"), stack(samples, "mask").bool()
+    logits = (model(images) + torch.flip(model(torch.flip(images, dims=[-1])), dims=[-1])) / 2
+    dice = []
+    for pred, target in zip(logits > 0, masks, strict=True):
+        total = pred.sum().item() + target.sum().item()
+        dice.append(1.0 if total == 0 else 2 * (pred & target).sum().item() / total)
+    assert dice[3] == 1.0  # both empty
+    assert with_tta["dice"] == pytest.approx(sum(dice) / len(dice))
+    assert without["dice"] != pytest.approx(with_tta["dice"], abs=0.01)
