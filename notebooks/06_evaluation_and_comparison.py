@@ -66,7 +66,7 @@ from petseg_lib.evaluate import (
 )
 from petseg_lib.inference import load_model
 from petseg_lib.masks import boundary_ignore
-from petseg_lib.oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
+from petseg_lib.oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
 from petseg_lib.paths import base_dir
 from petseg_lib.photos import segment
 from petseg_lib.predict import probabilities_at_model_size
@@ -213,7 +213,7 @@ print(f"test Dice: {best['dice']:.4f} with the band as pet, "
 
 # %%
 protocol_rows = []
-originals = OxfordPetDataset(DATA, "test", limit=24)
+originals = original_size_dataset(spread_set, limit=24)  # the same 24, at their own sizes
 small_loader = DataLoader(spread_set, batch_size=8, collate_fn=collate)
 for boundary in ("pet", "background", "ignore"):
     for at_original in (False, True):

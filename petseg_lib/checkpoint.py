@@ -13,6 +13,7 @@ reader sees the old file or the new one, never half of one.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 import re
 import reprlib
@@ -42,6 +43,15 @@ def run_paths(config) -> tuple[Path, Path]:
     """Where a run's best and last checkpoints go."""
     folder = Path(config.checkpoint_dir)
     return folder / f"{config.run_name}_best.pth", folder / f"{config.run_name}_last.pth"
+
+
+def keep_earlier_run(best_path: Path) -> None:
+    """Rename an earlier run's best checkpoint to <run>_best.previous.pth before a fresh run."""
+    if best_path.exists():
+        previous = best_path.with_name(best_path.stem + ".previous.pth")
+        os.replace(best_path, previous)
+        print(f"{best_path.name} from an earlier run is kept as {previous.name} (--resume "
+              "continues a run instead; --run_name gives a new run its own files).")
 
 
 def checkpoint_payload(model: nn.Module, config, epoch: int, metrics: dict) -> dict:

@@ -31,11 +31,11 @@ from .checkpoint import RESUME_MUST_MATCH, CheckpointError, model_from_checkpoin
 from .cli import positive, run_cli, writable_folder
 from .config import TrainConfig, augment_suffix, quick_config
 from .evaluate import describe_protocol, describe_protocols, evaluate, evaluate_at_original_size
-from .inference import load_model, original_size_dataset
+from .inference import load_model
 from .losses import LOSSES
 from .masks import BOUNDARY_POLICIES, check_boundary_policy
 from .models import MODELS
-from .oxford_pet import collate, find_dataset, load_dataset
+from .oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
 from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .train import train
 from .utils import markdown_grid, plot_curves, plot_scores

@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .cli import UserError, positive, run_cli, writable_folder
@@ -28,10 +28,9 @@ from .evaluate import (
     describe_protocol,
     evaluate_at_original_size,
 )
-from .mask_folder import MaskFolderDataset
-from .masks import BOUNDARY_POLICIES, trimap_to_mask
+from .masks import BOUNDARY_POLICIES
 from .onnx_segmenter import OnnxSegmenter
-from .oxford_pet import OxfordPetDataset, collate, find_dataset, load_dataset
+from .oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
 from .photos import segment_files
 from .predict import binarize, model_device, predict_logits, to_float_images
 from .speed import (
@@ -66,29 +65,6 @@ class OnnxModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.segmenter.logits(images.detach().cpu().numpy()))
-
-
-class MaskFolderOriginals(Dataset):
-    """The images and masks of a MaskFolderDataset at their original size, as OxfordPetDataset."""
-
-    def __init__(self, folder: MaskFolderDataset):
-        self.folder = folder
-        self.names = folder.names
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> dict:
-        name = self.names[index]
-        image, trimap = self.folder.original(name)  # (H, W, 3) uint8, (H, W) uint8
-        return {"image": image, "mask": trimap_to_mask(trimap), "trimap": trimap, "name": name}
-
-
-def original_size_dataset(dataset: Dataset, limit: int | None = None) -> Dataset:
-    """The split of DATASET (from load_dataset) at each image's original size."""
-    if isinstance(dataset, MaskFolderDataset):  # your own images/ and masks/
-        return MaskFolderOriginals(dataset)
-    return OxfordPetDataset(dataset.root, dataset.mode, limit=limit)
 
 
 @torch.no_grad()

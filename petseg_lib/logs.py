@@ -26,12 +26,12 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from .cli import UserError
+from .config import LOG_KINDS
 from .history import HISTORY_KEYS
 from .oxford_pet import collate
 from .predict import binarize, to_float_images
 from .utils import overlay_mask
 
-LOG_KINDS = ("none", "csv", "tensorboard")
 CSV_HEADER = ("epoch", *HISTORY_KEYS, "learning_rate")
 SCALAR_TAGS = {"train_loss": "loss/train", "valid_loss": "loss/valid",
                "train_dice": "dice/train", "valid_dice": "dice/valid"}  # TensorBoard's names

@@ -54,7 +54,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from .augment import augmentations, model_sample, to_tv_tensors
-from .masks import BACKGROUND, PET
+from .masks import BACKGROUND, PET, trimap_to_mask
 from .user_files import UNREADABLE, load_rgb, read_text_any, upright_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -311,3 +311,19 @@ class MaskFolderDataset(Dataset):
         image, trimap = to_tv_tensors({"image": image, "trimap": trimap})
         transform = self.augmentations if augmented else self.resize
         return model_sample(*transform(image, trimap), name)
+
+
+class MaskFolderOriginals(Dataset):
+    """FOLDER's images and masks at their original size, shaped like OxfordPetDataset's."""
+
+    def __init__(self, folder: MaskFolderDataset):
+        self.folder = folder
+        self.names = folder.names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict:
+        name = self.names[index]
+        image, trimap = self.folder.original(name)  # (H, W, 3) uint8, (H, W) uint8
+        return {"image": image, "mask": trimap_to_mask(trimap), "trimap": trimap, "name": name}

@@ -18,7 +18,7 @@ square, resized float samples ready for a model, doubled with augmented copies w
 `load_dataset` builds the latter. Downloading is in download.py, augmentation in augment.py,
 the resized-image cache in cache.py. `load_dataset` and `find_dataset` also accept your own
 folder of images/ and masks/ (mask_folder.py); user_files.py reads images and split files
-for both.
+for both, and `original_size_dataset` gives either kind's split at its images' own sizes.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .augment import augmentations, cut_mix, model_sample, to_tv_tensors
 from .cache import ResizedCache, open_cache
 from .cli import run_cli
 from .download import download, is_downloaded, missing_message, network_available
-from .mask_folder import MaskFolderDataset, is_mask_folder, unique_names
+from .mask_folder import MaskFolderDataset, MaskFolderOriginals, is_mask_folder, unique_names
 from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
 from .paths import default_data_path
 from .sample import ensure_sample_dataset
@@ -293,6 +293,13 @@ def load_dataset(data_path: str | Path, mode: str, image_size: int = 256,
         return MaskFolderDataset(data_path, mode, image_size, augment, limit, augment_level)
     return SimpleOxfordPetDataset(data_path, mode, image_size=image_size, augment=augment,
                                   limit=limit, cache=cache, augment_level=augment_level)
+
+
+def original_size_dataset(dataset: Dataset, limit: int | None = None) -> Dataset:
+    """The split of DATASET (from load_dataset) at each image's original size."""
+    if isinstance(dataset, MaskFolderDataset):  # your own images/ and masks/
+        return MaskFolderOriginals(dataset)
+    return OxfordPetDataset(dataset.root, dataset.mode, limit=limit)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,15 +9,13 @@ also keeps the optimizer so a run can be resumed. At the end the curves go to
     python -m petseg_lib.train --model unet --epochs 20 --batch_size 8 --learning_rate 1e-4
 
 Speed-ups (speed.py) appear in the loop as single lines: the memory layout, autocast and the
-gradient scaler are switched on or off by TrainConfig, never by an `if` in the loop.
+gradient scaler are switched on or off by TrainConfig, never by an `if` in the loop. The
+command line's options are read into a TrainConfig by `config.parse_args`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import sys
 from pathlib import Path
 
 import torch
@@ -25,22 +23,22 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .augment import AUGMENT_LEVELS
 from .checkpoint import (
     checkpoint_payload,
+    keep_earlier_run,
     restore_training,
     run_paths,
     save_checkpoint,
     training_state,
 )
 from .cli import run_cli, writable_folder
-from .config import TrainConfig, quick_config
+from .config import TrainConfig, parse_args
 from .evaluate import dice_score
 from .history import new_history, print_epoch, record_epoch, save_history
 from .loaders import make_loaders, shuffle_generator
-from .logs import LOG_KINDS, first_samples, open_run_log
-from .losses import LOSSES, build_loss
-from .models import MODELS, build_model
+from .logs import first_samples, open_run_log
+from .losses import build_loss
+from .models import build_model
 from .oxford_pet import find_dataset
 from .predict import to_float_images
 from .speed import (
@@ -153,17 +151,6 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     return history
 
 
-# ------------------------------------------------------------------ bookkeeping: files
-
-def keep_earlier_run(best_path: Path) -> None:
-    """Rename an earlier run's best checkpoint to <run>_best.previous.pth before a fresh run."""
-    if best_path.exists():
-        previous = best_path.with_name(best_path.stem + ".previous.pth")
-        os.replace(best_path, previous)
-        print(f"{best_path.name} from an earlier run is kept as {previous.name} (--resume "
-              "continues a run instead; --run_name gives a new run its own files).")
-
-
 # ------------------------------------------------------------------ bookkeeping: the schedule
 
 def make_scheduler(optimizer: torch.optim.Optimizer,
@@ -175,79 +162,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer,
 
 
 # ----------------------------------------------------------------------- the command line
-
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """The command line of `python -m petseg_lib.train`, as a TrainConfig.
-
-    Only the options given are passed on, so an explicit value always wins, also one equal
-    to the report's default under --quick (e.g. `--quick --epochs 20` trains 20 epochs).
-    """
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m petseg_lib.train", description="Train a "
-                                     "UNet or ResNet34-UNet on the Oxford-IIIT Pet dataset.")
-
-    def option(name: str, text: str, show_default: bool = True, **kwargs) -> None:
-        default = getattr(defaults, name, None) if show_default else None
-        shown = f" (default: {default})" if default is not None else ""
-        parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=text + shown, **kwargs)
-
-    option("data_path", "dataset folder; by default data/oxford-iiit-pet when present, else "
-           "the offline sample dataset")
-    option("model", "architecture", choices=sorted(MODELS))
-    option("augment_level", "with --augment: report (the report's set) or strong (+ rotation, "
-           "Cutout, CutMix)", choices=AUGMENT_LEVELS)
-    option("augment", "double the training set with augmented copies (crop-and-zoom, flip, "
-           "greyscale, brightness)", action="store_true")
-    for name, text in (("epochs", "passes over the training set"),
-                       ("batch_size", "images per Adam step"),
-                       ("image_size", "images are resized to this square size"),
-                       ("seed", "random seed (same seed on CPU: same history)"),
-                       ("num_workers", "DataLoader worker processes (default: 4 with CUDA, "
-                        "else 0)"),
-                       ("limit", "use only this many training images"),
-                       ("base_channels", "model width: channels of the first layer, doubled "
-                        "at each level (64 in the report and in ResNet34; 8 to 32 on a CPU)")):
-        option(name, text, type=int)
-    option("learning_rate", "Adam learning rate", type=float)
-    option("loss", "bce as in the report; dice, bce_dice or focal", choices=sorted(LOSSES))
-    option("lr_schedule", "constant as in the report, or cosine annealing to 0",
-           choices=("constant", "cosine"))
-    option("device", "auto: cuda, mps, then cpu")
-    option("run_name", "default: <model> or <model>_aug", show_default=False)
-    option("checkpoint_dir", "where <run_name>_best.pth and _last.pth go")
-    option("output_dir", "where the metrics plot and history go")
-    option("log", "also log each epoch to outputs/logs: a CSV file or TensorBoard",
-           choices=LOG_KINDS)
-    option("resume", "continue from <run_name>_last.pth", action="store_true")
-    for name, text in (("cache", "resized-image cache in the data folder; default: with "
-                                 "CUDA, and up to 128 px"),
-                       ("channels_last", "NHWC memory layout; default: where it is faster"),
-                       ("amp", "mixed precision; default: with CUDA, and on a CPU with "
-                               "native bfloat16"),
-                       ("compile", "torch.compile the model"), ("sync_bn", "SyncBatchNorm (DDP)"),
-                       ("keep_memory", "glibc keeps freed memory for the next batch; "
-                                       "default: on a CPU"),
-                       ("pin_memory", "page-locked batches for faster GPU copies; default: "
-                                      "with CUDA"),
-                       ("persistent_workers", "keep DataLoader workers between epochs; "
-                                              "default: when there are workers"),
-                       ("cudnn_benchmark", "cuDNN tries and keeps the fastest kernels; "
-                                           "default: with CUDA")):
-        option(name, text, action=argparse.BooleanOptionalAction)
-    option("progress", "progress bars; default: in a terminal, else one line per epoch",
-           show_default=False, action=argparse.BooleanOptionalAction)
-    parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: narrow models, "
-                        "64 px (128 for resnet34_unet), 8-28 epochs, for whatever is not "
-                        "given explicitly")
-    given = vars(parser.parse_args(argv))
-    given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file
-    if "base_channels" in given:
-        given["model_kwargs"] = {"base_channels": given.pop("base_channels")}
-    if not given.pop("quick"):
-        return TrainConfig(**given)
-    given.setdefault("run_name", None)  # checkpoints/<model>_best.pth, as without --quick
-    return quick_config(**given)
-
 
 def main(argv: list[str] | None = None) -> dict:
     """Entry point of `python -m petseg_lib.train`."""

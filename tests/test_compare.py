@@ -9,9 +9,9 @@ from torch.utils.data import DataLoader
 from petseg_lib import compare
 from petseg_lib.config import TrainConfig
 from petseg_lib.evaluate import evaluate, evaluate_at_original_size
-from petseg_lib.inference import load_model, original_size_dataset
+from petseg_lib.inference import load_model
 from petseg_lib.models import build_model
-from petseg_lib.oxford_pet import collate, load_dataset
+from petseg_lib.oxford_pet import collate, load_dataset, original_size_dataset
 from petseg_lib.speed import channels_last_helps
 from petseg_lib.train import train
 from petseg_lib.utils import plot_scores

@@ -10,11 +10,11 @@ from torch import nn
 
 from petseg_lib.checkpoint import FORMAT, CheckpointError
 from petseg_lib.evaluate import evaluate_at_original_size
-from petseg_lib.inference import load_model, original_size_dataset, predict
+from petseg_lib.inference import load_model, predict
 from petseg_lib.inference import main as inference_main
 from petseg_lib.masks import BACKGROUND, PET
 from petseg_lib.models import build_model
-from petseg_lib.oxford_pet import load_dataset
+from petseg_lib.oxford_pet import load_dataset, original_size_dataset
 from petseg_lib.predict import probabilities_at_model_size
 from petseg_lib.train import train
 

@@ -12,12 +12,12 @@ from torch import nn
 from petseg_lib import losses
 from petseg_lib import train as train_module
 from petseg_lib.checkpoint import CheckpointError
-from petseg_lib.config import TrainConfig
+from petseg_lib.config import TrainConfig, parse_args
 from petseg_lib.inference import main as inference_main
 from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
 from petseg_lib.oxford_pet import collate, load_dataset
-from petseg_lib.train import make_scheduler, parse_args, train, train_one_epoch
+from petseg_lib.train import make_scheduler, train, train_one_epoch
 
 from .conftest import tiny_config
 
