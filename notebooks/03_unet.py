@@ -309,8 +309,9 @@ print("Up output      ", tuple(merged.shape), "<- padded to the skip tensor's si
 # last layer's map differs from the input, so the mask always has exactly the size of the
 # image, for any height and width, even odd and non-square ones. For `UNet` the padding of 5.3
 # already restores the exact size, so the interpolation is a safety net. For `ResNet34_UNet`
-# (notebook 04) it does real work: its stride-2 layers round odd sizes up, and its last
-# upsampling has no skip tensor to pad to. A 333 × 250 input shows both:
+# (notebook 04) it does real work: as in the design report, its decoder stops at half the
+# input's resolution (its stride-2 layers round odd sizes up on the way down), and the
+# interpolation enlarges the logits to the input's size. A 333 × 250 input shows both:
 
 # %%
 odd = torch.rand(1, 3, 333, 250)

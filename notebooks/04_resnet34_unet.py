@@ -53,6 +53,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 import torchvision
 from IPython.display import Markdown, display
 from torch import nn
@@ -288,10 +289,12 @@ print("pooled vector unchanged after moving the features:",
 #
 # The decoder reuses the `Up` module of the UNet: upsample by 2 (a transposed convolution
 # that also halves the channels), **concatenate** the encoder map of the same size, and mix
-# both with a `DoubleConv`. The stem's map is the shallowest skip, at half resolution; the
-# encoder has no full-resolution map, so a last upsampling (`final_up`) gets there without a
-# skip, and `final_conv` and the 1×1 `outc` produce the logits. We run the decoder by hand,
-# as `ResNet34_UNet.forward` does:
+# both with a `DoubleConv`. The stem's map is the shallowest skip, at half resolution, and
+# that is where the decoder stops, as in the design report: the 1×1 `outc` turns its 32
+# channels into one logit per pixel at 128 × 128, and bilinear interpolation enlarges the
+# logits to the input's 256 × 256. The encoder has no full-resolution map that a further
+# step could fuse, and a pet's outline is smooth enough to be drawn from half-resolution
+# logits. We run the decoder by hand, as `ResNet34_UNet.forward` does:
 
 # %%
 x0, x1, x2, x3, x4 = features
@@ -300,14 +303,13 @@ with torch.no_grad():
     d2 = model.up2(d1, x2)  # (1, 128, 32, 32)
     d3 = model.up3(d2, x1)  # (1, 64, 64, 64)
     d4 = model.up4(d3, x0)  # (1, 32, 128, 128)
-    d5 = model.final_up(d4)  # (1, 16, 256, 256)
-    d6 = model.final_conv(d5)  # (1, 16, 256, 256)
-    logits = model.outc(d6)  # (1, 1, 256, 256)
+    half = model.outc(d4)  # (1, 1, 128, 128)
+    logits = F.interpolate(half, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear",
+                           align_corners=False)  # (1, 1, 256, 256)
     torch.testing.assert_close(logits, model(image))  # the same as the whole forward pass
 steps = [("up1", "layer4", "layer3", d1), ("up2", "up1", "layer2", d2),
          ("up3", "up2", "layer1", d3), ("up4", "up3", "stem", d4),
-         ("final_up", "up4", "none", d5), ("final_conv", "final_up", "none", d6),
-         ("outc", "final_conv", "none", logits)]
+         ("outc", "up4", "none", half)]
 rows = [[f"`{name}`", below, skip, str(tuple(t.shape)),
          f"{count_parameters(getattr(model, name)):,}"] for name, below, skip, t in steps]
 display(Markdown(markdown_grid(["step", "input from", "skip from", "output (N, C, H, W)",
@@ -318,9 +320,11 @@ display(Markdown(markdown_grid(["step", "input from", "skip from", "output (N, C
 # pet somewhere in each 32 × 32 patch, and the skips from `layer3` down to the stem give the
 # decoder the sharper maps it needs to draw the outline. Compared to the UNet's decoder
 # (512 → 64 channels) this one is narrow: the encoder does the heavy lifting. Its channels
-# halve at every step, down to 16 at full resolution, because that is where pixels are
-# many: a 3×3 convolution with the same channels costs 4 times more at 256 × 256 than at
-# 128 × 128, and 1024 times more than at the encoder's 8 × 8.
+# halve at every step, down to 32 at half resolution, because the larger maps are where
+# pixels are many: a 3×3 convolution with the same channels costs 4 times more at
+# 128 × 128 than at 64 × 64, and 256 times more than at the encoder's 8 × 8. For the same
+# reason the decoder has no convolution at full resolution: one there would cost 4 times
+# more again, for an outline that the interpolated logits already draw.
 
 # %% [markdown]
 # ## 7. Parameter budgets: UNet vs ResNet34-UNet
@@ -368,7 +372,7 @@ for name, net in (("UNet", unet), ("ResNet34-UNet", model)):
 # %% [markdown]
 # ResNet34 shrinks the image to a quarter of its side in its stem, before any wide layer,
 # while the UNet runs 64 and 128 channels at full and half resolution. So ResNet34-UNet
-# needs nearly seven times less computation per image than the report's UNet.
+# needs about seven times less computation per image than the report's UNet.
 #
 # The design report found both models close on the test set (Dice 0.9054 for UNet, 0.9038
 # for ResNet34-UNet, after 20 epochs from random weights). A deep encoder trained from
@@ -454,6 +458,7 @@ torch.testing.assert_close(ours_layer4, theirs_layer4)
 assert not hasattr(model.encoder, "fc") and not hasattr(model.encoder, "avgpool")
 assert count_parameters(model.encoder) == count_parameters(reference) - 513_000
 torch.testing.assert_close(pooled, pooled_moved)  # pooling forgets positions
+assert half.shape == (1, 1, IMAGE_SIZE // 2, IMAGE_SIZE // 2), "the decoder stops at H/2"
 assert logits.shape == (1, 1, IMAGE_SIZE, IMAGE_SIZE), "one logit per pixel"
 assert count_parameters(model) < count_parameters(unet)
 assert flops["ResNet34-UNet"] < flops["UNet"] / 3

@@ -85,7 +85,7 @@ def augment_suffix(augment: bool, level: str = "report") -> str:
 # the ResNet34-UNet trains at 128 px. Augmentation doubles an epoch, so it gets fewer epochs.
 QUICK_MODELS = {  # model: (base_channels, image_size, epochs, epochs with augmentation)
     "unet": (8, 64, 28, 16),
-    "resnet34_unet": (16, 128, 16, 12),
+    "resnet34_unet": (16, 128, 20, 16),
 }
 QUICK_BASELINES = (64, 8, 8)  # image_size, epochs, epochs with augmentation: baselines.py
 

@@ -46,6 +46,25 @@ def test_resnet34_unet_output_shape(bilinear, batch, size):
     assert out.dtype == torch.float32
 
 
+@pytest.mark.parametrize("size", [(64, 64), (65, 47)])
+def test_resnet34_unet_decoder_ends_at_half_resolution(size):
+    # As in the design report: the last Up works at the stem's resolution (H/2, rounded up),
+    # the 1x1 outc gives logits there, and bilinear interpolation enlarges them to the input.
+    torch.manual_seed(0)
+    model = ResNet34_UNet(base_channels=16).eval()
+    shapes = dict(layer_shapes(model, torch.rand(1, 3, *size), ["up4", "outc"]))
+    half = tuple((s + 1) // 2 for s in size)
+    assert shapes["up4"] == (1, 8, *half) and shapes["outc"] == (1, 1, *half)
+    seen = []
+    model.outc.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        out = model(x)
+    expected = torch.nn.functional.interpolate(seen[0], size=size, mode="bilinear",
+                                               align_corners=False)
+    torch.testing.assert_close(out, expected)
+
+
 @pytest.mark.parametrize("name", ["unet", "resnet34_unet"])
 def test_large_odd_input_and_several_classes(name):
     torch.manual_seed(0)
@@ -118,20 +137,20 @@ def test_count_parameters_skips_frozen():
     assert count_parameters(model) == total - frozen
 
 
-# ResNet34_UNet has 24,349,441 parameters: 21,284,672 in the encoder (torchvision's resnet34
-# without fc) and 3,064,769 in the decoder:
+# ResNet34_UNet has 24,342,721 parameters: 21,284,672 in the encoder (torchvision's resnet34
+# without fc) and 3,058,049 in the decoder:
 #   up1 convT 512->256: 512*256*4 + 256 = 524,544;  DoubleConv(512, 256) = 1,770,496
 #   up2 convT 256->128: 131,200;                    DoubleConv(256, 128) = 442,880
 #   up3 convT 128->64:  32,832;                     DoubleConv(128, 64)  = 110,848
 #   up4 convT 64->32:   8,224;                      DoubleConv(32 + 64, 32) = 36,992
-#   final_up convT 32->16: 2,064;  final_conv DoubleConv(16, 16) = 4,672;  outc 16 + 1 = 17
+#   outc 1x1 conv 32->1 at H/2: 32 + 1 = 33
 def test_resnet34_unet_parameter_count():
     model = ResNet34_UNet()
     tv = torchvision.models.resnet34(weights=None)
     tv_no_fc = count_parameters(tv) - tv.fc.weight.numel() - tv.fc.bias.numel()
     assert count_parameters(model.encoder) == tv_no_fc
     decoder = 524_544 + 1_770_496 + 131_200 + 442_880 + 32_832 + 110_848 + 8_224 + 36_992
-    decoder += 2_064 + 4_672 + 17
+    decoder += 33
     assert count_parameters(model) - count_parameters(model.encoder) == decoder
 
 

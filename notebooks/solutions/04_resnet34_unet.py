@@ -131,7 +131,7 @@ for _ in names:  # every stage halves with stride 2, rounding up: ceil(n / 2)
 for name, size, (f_h, f_w) in zip(names, sizes, [(250, 333), *sizes[:-1]], strict=True):
     rounded = [f"{a} -> {b}" for a, b in zip((f_h, f_w), size, strict=True) if a % 2]
     print(f"{name:<7} {size}  rounded up: {', '.join(rounded) or 'nothing (even sizes)'}")
-decoder = dict(layer_shapes(model, image, ["up1", "up2", "up3", "up4", "final_up", "outc"]))
+decoder = dict(layer_shapes(model, image, ["up1", "up2", "up3", "up4", "outc"]))
 for name, shape in decoder.items():
     print(f"{name:<9} {shape}")
 print("model output:", tuple(output.shape))
@@ -147,9 +147,10 @@ print("UNet outc:", unet_last)
 # The decoder doubles these sizes and meets a skip tensor at each step. Doubling a rounded
 # up size overshoots by one (11 → 22 against `layer3`'s 21, 63 → 126 against the stem's
 # 125), and `Up` fits it to the skip tensor (its padding amount is negative then: it
-# crops a row or column). But the last upsampling, `final_up`, has **no skip tensor** to fit
-# to: it doubles the stem's 125 × 167 to 250 × 334, one column too wide. Only the final
-# `F.interpolate` brings the logits back to 250 × 333.
+# crops a row or column). The last `Up` ends at the stem's 125 × 167, and there the decoder
+# stops, as in the design report: `outc` gives 125 × 167 logits, half the input's size,
+# rounded up. Only the final `F.interpolate` brings them to 250 × 333; for an even input it
+# doubles them exactly, for an odd one it stretches them by a little less than 2.
 #
 # `UNet` max-pools with rounding *down* (333 → 166 → ...), and every decoder step, the
 # last one included, ends at a skip tensor of the encoder: its last `Up` fits the map to
@@ -160,7 +161,7 @@ print("UNet outc:", unet_last)
 assert sizes == expected, "ceil(n / 2) at every stage"
 assert sizes == [(125, 167), (63, 84), (32, 42), (16, 21), (8, 11)]
 assert decoder["up1"][-2:] == sizes[3] and decoder["up4"][-2:] == sizes[0], "fitted to skips"
-assert decoder["final_up"][-2:] == (250, 334), "one column too many without a skip"
-assert decoder["outc"][-2:] != (250, 333) and output.shape == (1, 1, 250, 333)
+assert decoder["outc"] == (1, 1, 125, 167), "the decoder stops at the stem's size"
+assert output.shape == (1, 1, 250, 333), "interpolated to the input's size"
 assert unet_last == (1, 1, 250, 333), "UNet's last layer already has the input's size"
 print("All checks passed.")

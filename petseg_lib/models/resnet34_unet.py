@@ -13,15 +13,16 @@ Changes compared to the ResNet34 classifier:
    layer3 outputs are fused with the upsampled deeper features by the ``Up`` modules of the
    U-Net (upsample, concatenate, DoubleConv).
 3. Channel reduction while upsampling: each ``Up`` halves the channels with a transposed
-   convolution (or bilinear upsampling and a 1x1 convolution); a last upsampling step returns
-   to full resolution, a 1x1 convolution gives ``out_channels`` logits, and bilinear
-   interpolation resizes them to the input size.
+   convolution (or bilinear upsampling and a 1x1 convolution). As in the design report, the
+   decoder ends after the last ``Up`` (at H/2, the stem's resolution): a 1x1 convolution
+   gives ``out_channels`` logits and bilinear interpolation enlarges them to the input size.
 
-Decoder widths: 256 (H/16), 128 (H/8), 64 (H/4), 32 (H/2), 16 (H): like the U-Net decoder,
-every doubling of the resolution halves the channels. The two high-resolution steps are the
-expensive ones (a 3x3 convolution costs 4 times more per channel at H than at H/2), so they
-are kept narrow; the encoder does the heavy lifting. This makes the model as fast as common
-ResNet34 U-Nets (see benchmarks/README.md).
+Decoder widths: 256 (H/16), 128 (H/8), 64 (H/4), 32 (H/2): like the U-Net decoder, every
+doubling of the resolution halves the channels. The high-resolution steps are the expensive
+ones (a 3x3 convolution costs 4 times more per channel at H/2 than at H/4), so they are kept
+narrow, and there is no convolution at full resolution at all: the encoder does the heavy
+lifting, and a pet's outline is smooth enough for logits at half resolution. This makes the
+model faster than common ResNet34 U-Nets (see benchmarks/README.md).
 
 Width: ``base_channels`` (default 64, ResNet34's own) sets the stem's channels; every layer
 scales with it, so ``base_channels=16`` keeps ResNet34's depth and layout at a quarter of
@@ -49,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import ResNet34_Weights
 
-from .unet import DoubleConv, Up
+from .unet import Up
 
 __all__ = ["BasicBlock", "ResNet34Encoder", "ResNet34_UNet", "load_imagenet_weights"]
 
@@ -203,16 +204,7 @@ class ResNet34_UNet(nn.Module):
         self.up2 = Up(4 * b, 2 * b, bilinear)  # with layer2
         self.up3 = Up(2 * b, b, bilinear)  # with layer1
         self.up4 = Up(b, b // 2, bilinear, skip_channels=b)  # with the stem
-        # Last step back to full resolution, without a skip connection.
-        if bilinear:
-            self.final_up = nn.Sequential(
-                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                nn.Conv2d(b // 2, b // 4, kernel_size=1),
-            )
-        else:
-            self.final_up = nn.ConvTranspose2d(b // 2, b // 4, kernel_size=2, stride=2)
-        self.final_conv = DoubleConv(b // 4, b // 4)
-        self.outc = nn.Conv2d(b // 4, out_channels, kernel_size=1)
+        self.outc = nn.Conv2d(b // 2, out_channels, kernel_size=1)  # at H/2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]  # (H, W)
@@ -223,9 +215,6 @@ class ResNet34_UNet(nn.Module):
         x = self.up2(x, x2)  # (N, 128, H/8, W/8)
         x = self.up3(x, x1)  # (N, 64, H/4, W/4)
         x = self.up4(x, x0)  # (N, 32, H/2, W/2)
-        x = self.final_up(x)  # (N, 16, H, W)
-        x = self.final_conv(x)  # (N, 16, H, W)
-        logits = self.outc(x)  # (N, out_channels, H, W)
-        if logits.shape[-2:] != size:  # odd sizes: the stride-2 layers round up
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return logits
+        logits = self.outc(x)  # (N, out_channels, H/2, W/2)
+        # Back to the input's size (odd sizes too: the stride-2 layers round up).
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
