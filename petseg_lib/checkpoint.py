@@ -127,6 +127,21 @@ def model_from_checkpoint(state: dict, path: str | Path) -> nn.Module:
     return load_weights(model, state, path)
 
 
+def key_misfit(model: nn.Module, weights) -> str:
+    """Which keys WEIGHTS lacks or adds compared to MODEL (counted, three named), or ''."""
+    if not isinstance(weights, dict):
+        return ""
+    expected = model.state_dict().keys()
+    parts = []
+    for what, keys in (("missing", [k for k in expected if k not in weights]),
+                       ("unexpected", [k for k in weights if k not in expected])):
+        if keys:
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            parts.append(f"{len(keys)} {what} key{'s' * (len(keys) > 1)}: "
+                         f"{', '.join(map(str, keys[:3]))}{more}")
+    return "; ".join(parts)
+
+
 def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
     """Load a checkpoint's weights into MODEL, or raise one CheckpointError naming the misfit."""
     try:
@@ -134,7 +149,8 @@ def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
     except (RuntimeError, KeyError, TypeError, AttributeError) as err:
         # torch lists every mismatch after a header line; the first one names the problem.
         lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [repr(err)]
-        detail = lines[1] if len(lines) > 1 else lines[0]
+        detail = key_misfit(model, state.get("state_dict")) or (
+            lines[1] if len(lines) > 1 else lines[0])
         raise CheckpointError(f"The weights in '{path}' do not fit the model "
                               f"{state.get('model_name')} {state.get('model_kwargs')} "
                               f"({detail}). Was it saved by another version of petseg_lib "

@@ -36,6 +36,7 @@ from .losses import LOSSES
 from .masks import BOUNDARY_POLICIES, check_boundary_policy
 from .models import MODELS
 from .oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
+from .paths import written_atomically
 from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .train import train
 from .utils import markdown_grid, plot_curves, plot_scores
@@ -220,7 +221,8 @@ def write_report(rows: list[dict], output_dir: str | Path) -> Path:
     """Write the table, the bar chart and the curves into OUTPUT_DIR."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "results.md").write_text(markdown_table(rows))
+    with written_atomically(output_dir / "results.md") as partial:
+        partial.write_text(markdown_table(rows))
     plt.close(plot_scores(rows, output_dir / "test_scores.png"))
     plt.close(plot_curves(rows, output_dir / "validation_curves.png"))
     print(f"Table and figures in {output_dir}/")

@@ -176,7 +176,7 @@ def test_a_grid_of_models_losses_and_seeds_reports_mean_and_spread(sample_root, 
     assert any(len(c.lines) > 1 for c in fig.axes[0].containers if hasattr(c, "lines"))
 
 
-def test_compare_command_line_grid(sample_root, tmp_path, capsys):
+def test_compare_command_line_grid(sample_root, tmp_path, capsys, monkeypatch):
     rows = compare.main(["--quick", "--data_path", str(sample_root), "--epochs", "1",
                          "--image_size", "32", "--limit", "8", "--test_limit", "4",
                          "--models", "unet", "--loss", "focal", "--checkpoint_dir",
@@ -186,3 +186,14 @@ def test_compare_command_line_grid(sample_root, tmp_path, capsys):
     table = compare.markdown_table(rows)
     assert capsys.readouterr().out.count(table) == 1  # the command line prints it, once
     assert (tmp_path / "cmp" / "results.md").read_text() == table
+
+    def disk_full(path, text):  # half of the new report reaches the disk, then the write fails
+        with open(path, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(compare.Path, "write_text", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        compare.write_report(rows[:1], tmp_path / "cmp")
+    assert (tmp_path / "cmp" / "results.md").read_text() == table  # the earlier report, whole
+    assert not list((tmp_path / "cmp").glob(".*partial"))

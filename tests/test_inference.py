@@ -78,6 +78,14 @@ def test_load_model_errors_name_the_problem(sample_root, tmp_path):
     with pytest.raises(CheckpointError, match="do not fit") as info:
         load_model(tmp_path / "mismatch.pth")
     assert "size mismatch for inc.double_conv.0.weight" in str(info.value)
+    state["model_kwargs"]["base_channels"] = 4  # back to the trained width
+    del state["state_dict"]["outc.bias"]
+    state["state_dict"].update({f"final_conv.{i}.weight": torch.ones(1) for i in range(5)})
+    torch.save(state, tmp_path / "other_layers.pth")  # as from another version of the model
+    with pytest.raises(CheckpointError, match="do not fit") as info:
+        load_model(tmp_path / "other_layers.pth")
+    assert ("(1 missing key: outc.bias; 5 unexpected keys: final_conv.0.weight, "
+            "final_conv.1.weight, final_conv.2.weight and 2 more)") in str(info.value)
 
 
 def test_inference_on_a_split_without_ground_truth(sample_root, tmp_path, capsys):

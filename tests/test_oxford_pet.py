@@ -48,13 +48,20 @@ def test_a_name_counts_once_and_a_test_name_never_trains(tmp_path):
     assert found["valid"] == ["Cat_10"]  # positions counted after the repeats are dropped
     assert found["train"] == [n for n in names[1:] if n != "Cat_10"]
     messages = [str(w.message) for w in caught]
-    assert len(messages) == 3  # trainval.txt for train, for valid, then test.txt
-    assert messages[0] == messages[1] == (
+    assert len(messages) == 2  # trainval.txt once, though train and valid both read it
+    assert messages[0] == (
         f"Skipped 3 of 22 names listed in {ann / 'trainval.txt'}:\n"
         "  Cat_0: also in test.txt, which keeps it\n"
         "  Cat_3: listed 2 times; the first counts")
-    assert messages[2].startswith(f"Skipped 1 of 3 names listed in {ann / 'test.txt'}:")
-    assert "dog_0: listed 2 times" in messages[2]
+    assert messages[1].startswith(f"Skipped 1 of 3 names listed in {ann / 'test.txt'}:")
+    assert "dog_0: listed 2 times" in messages[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same files again: nothing new to say
+        assert split_names(root, "train") == found["train"]
+    (ann / "test.txt").write_text("dog_0 2 2 1\ndog_1 2 2 1\ndog_1 2 2 1\n")  # edited
+    with pytest.warns(UserWarning, match="dog_1: listed 2 times") as caught:
+        split_names(root, "test")
+    assert len(caught) == 1
 
 
 def test_items_have_the_documented_types(tiny_root):
