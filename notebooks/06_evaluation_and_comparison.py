@@ -53,7 +53,7 @@ from IPython.display import Markdown, display
 from torch.utils.data import DataLoader
 
 from petseg_lib.compare import CONFIGURATIONS, label, markdown_table, run_comparison
-from petseg_lib.config import quick_mode
+from petseg_lib.config import QUICK_MODELS, quick_mode
 from petseg_lib.evaluate import (
     confusion_counts,
     describe_protocol,
@@ -236,7 +236,9 @@ print(f"the same model scores between {min(spread):.4f} and {max(spread):.4f}: "
 # ## 3. The four configurations at a glance
 #
 # The bar chart shows the per-image Dice and IoU on the test split; the curves show how the
-# validation loss and Dice evolved during each training run.
+# validation loss and Dice evolved during each training run (the loss on a log scale, so
+# that one early spike, common while BatchNorm's running statistics settle at a high
+# learning rate, does not flatten the other curves).
 
 # %%
 fig = plot_scores(results)
@@ -356,8 +358,9 @@ plt.show()
 rows = [[r["label"], f"{r['dice']:.4f}", f"{REPORT[r['label']]:.4f}"] for r in results]
 display(Markdown(markdown_grid(["configuration", "this run", "design report"], rows)))
 print("data:", DATA)
-print("QUICK mode: narrow models, 64 px (UNet) and 128 px (ResNet34-UNet) images, "
-      "12-28 epochs" if QUICK else "the report's settings")
+epochs = [n for *_, plain, augmented in QUICK_MODELS.values() for n in (plain, augmented)]
+print(f"QUICK mode: narrow models, 64 px (UNet) and 128 px (ResNet34-UNet) images, "
+      f"{min(epochs)}-{max(epochs)} epochs" if QUICK else "the report's settings")
 
 # %% [markdown]
 # The report's conclusions:

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import BoundaryNorm, ListedColormap
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .evaluate import describe_protocols, mask_dice
 from .masks import BOUNDARY, trimap_to_mask
@@ -307,7 +307,13 @@ def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
         epochs = range(1, len(r["history"]["valid_loss"]) + 1)
         ax_loss.plot(epochs, r["history"]["valid_loss"], "o-", label=r["label"])
         ax_dice.plot(epochs, r["history"]["valid_dice"], "o-", label=r["label"])
-    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="validation loss")
+    # A log scale keeps one early spike (common while BatchNorm statistics settle) from
+    # flattening every other curve.
+    ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="validation loss (log scale)",
+                yscale="log")
+    ax_loss.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.2, 0.5, 1, 2, 5
+    ax_loss.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.5 rather than 5 x 10^-1
+    ax_loss.yaxis.set_minor_formatter(NullFormatter())
     ax_dice.set(title="Validation Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)
