@@ -1,6 +1,7 @@
 """Speed-ups against plain paths: channels_last, torch.compile, the switches per device,
 kept memory, bfloat16 steps and training with every fast path on."""
 
+import copy
 import ctypes
 import os
 import re
@@ -39,16 +40,20 @@ from petseg_lib.train import train
 def test_channels_last_gives_the_same_outputs_and_gradients(build):
     torch.manual_seed(0)
     plain = build()
-    fast = build().to(memory_format=torch.channels_last)
-    fast.load_state_dict(plain.state_dict())
+    fast = copy.deepcopy(plain).to(memory_format=torch.channels_last)
     x = torch.rand(2, 3, 64, 64)
-    out_plain = plain(x)
-    out_fast = fast(x.contiguous(memory_format=torch.channels_last))
-    torch.testing.assert_close(out_fast, out_plain, rtol=1e-4, atol=1e-4)
-    out_plain.square().mean().backward()
-    out_fast.square().mean().backward()
+    x_fast = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast(x_fast), plain(x), rtol=1e-4, atol=1e-4)  # training mode
+    # Gradients in eval mode, where BatchNorm is a fixed affine map. In training mode, at
+    # random weights, BatchNorm subtracts nearly equal numbers in the deep, tiny maps, so that
+    # float32 gradients differ from float64 ones by up to 20 % in either layout, and
+    # comparing the two layouts element by element would measure that, not the layout.
+    plain.eval(), fast.eval()
+    plain(x).square().mean().backward()
+    fast(x_fast).square().mean().backward()
     for (name, p), q in zip(plain.named_parameters(), fast.parameters(), strict=True):
-        torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-5, msg=name)
+        scale = p.grad.abs().max().item()
+        torch.testing.assert_close(q.grad, p.grad, rtol=0, atol=1e-4 * scale, msg=name)
 
 
 def test_compiled_model_gives_the_same_outputs_and_gradients():
