@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import RESUME_MUST_MATCH, CheckpointError, model_from_checkpoint, read_checkpoint
 from .cli import positive, run_cli, writable_folder
 from .config import TrainConfig, augment_suffix, quick_config
-from .evaluate import describe_protocol, describe_protocols, evaluate, evaluate_at_original_size
+from .evaluate import describe_protocol, describe_protocols, evaluate, scores_at_original_size
 from .inference import load_model
 from .losses import LOSSES
 from .masks import BOUNDARY_POLICIES, check_boundary_policy
@@ -86,11 +86,10 @@ def test_scores(checkpoint: Path, data_path: Path, device: str | torch.device,
     loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=collate)
     with keep_freed_memory(keep_memory_helps(device)):
         if original_size:
-            originals = original_size_dataset(test_set, limit)
-            main = evaluate_at_original_size(model, originals, image_size, boundary=boundary,
+            originals = original_size_dataset(test_set, limit)  # each photo decoded once:
+            scores = scores_at_original_size(model, originals, image_size, (boundary, "ignore"),
                                              tta=tta, amp=amp)
-            without = evaluate_at_original_size(model, originals, image_size, boundary="ignore",
-                                                tta=tta, amp=amp)
+            main, without = scores[boundary], scores["ignore"]
         else:
             main = evaluate(model, loader, device, boundary=boundary, tta=tta, amp=amp)
             without = evaluate(model, loader, device, boundary="ignore", tta=tta, amp=amp)

@@ -219,7 +219,15 @@ def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
     IMAGE_SIZE, its logits are resized (bilinear) to the image's size, and they are scored
     against the original trimap, so no annotation detail is lost to resizing.
     """
-    meter = SegmentationMeter(threshold)
+    return scores_at_original_size(model, dataset, image_size, (boundary,), threshold, tta,
+                                   amp)[boundary]
+
+
+def scores_at_original_size(model: nn.Module, dataset, image_size: int,
+                            boundaries: tuple[str, ...], threshold: float = 0.5,
+                            tta: bool = False, amp: bool = False) -> dict[str, dict]:
+    """evaluate_at_original_size under each of BOUNDARIES, reading and predicting an image once."""
+    meters = {boundary: SegmentationMeter(threshold) for boundary in boundaries}
     for sample in dataset:
         if sample.get("trimap") is None:
             raise ValueError("evaluate_at_original_size(): this dataset has no trimaps to score")
@@ -227,9 +235,10 @@ def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
         small = TF.resize(pixels, [image_size, image_size], antialias=True)  # as in training
         logits = full_size_logits(model, small, pixels.shape[-2:], tta, amp)[None, None]
         trimap = torch.from_numpy(np.asarray(sample["trimap"]))[None, None]  # (1, 1, H, W)
-        target, ignore = scoring_target(trimap, boundary)
-        meter.update(logits, target, ignore, names=[sample["name"]])
-    return {"loss": None, **meter.compute()}
+        for boundary, meter in meters.items():
+            target, ignore = scoring_target(trimap, boundary)
+            meter.update(logits, target, ignore, names=[sample["name"]])
+    return {boundary: {"loss": None, **meter.compute()} for boundary, meter in meters.items()}
 
 
 def describe_protocol(split: str, boundary: str, image_size: int | None,

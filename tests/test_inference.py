@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 from petseg_lib.checkpoint import FORMAT, CheckpointError
-from petseg_lib.evaluate import evaluate_at_original_size
+from petseg_lib.evaluate import evaluate_at_original_size, scores_at_original_size
 from petseg_lib.inference import load_model, predict
 from petseg_lib.inference import main as inference_main
 from petseg_lib.masks import BACKGROUND, PET
@@ -160,3 +160,31 @@ def test_scores_at_original_size_on_your_own_mask_folder(tmp_path, capsys):
     assert set(np.unique(sample["trimap"]).tolist()) == {PET, BACKGROUND}
     perfect = evaluate_at_original_size(RedIsPet(), originals, 32)  # red is exactly the pet
     assert len(originals) == 4 and perfect["dice"] > 0.95
+
+
+class CountingReads(torch.utils.data.Dataset):
+    """DATASET, counting how often its samples are read (each read decodes a photo)."""
+
+    def __init__(self, dataset):
+        self.dataset, self.reads = dataset, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        sample = self.dataset[index]  # past the end: IndexError, which ends a for loop
+        self.reads += 1
+        return sample
+
+
+def test_several_boundary_policies_score_in_one_pass_over_the_photos(sample_root):
+    torch.manual_seed(0)
+    model = build_model("unet", base_channels=4).eval()  # random weights: imperfect masks
+    originals = CountingReads(original_size_dataset(load_dataset(sample_root, "test", 32), 6))
+    policies = ("pet", "background", "ignore")
+    together = scores_at_original_size(model, originals, 32, policies)
+    assert originals.reads == 6  # each photo read and predicted once, for all three
+    for boundary in policies:
+        alone = evaluate_at_original_size(model, originals, 32, boundary=boundary)
+        assert together[boundary] == alone, boundary
+    assert len({together[b]["dice"] for b in policies}) == 3  # the policies do differ here
