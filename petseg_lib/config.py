@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .augment import AUGMENT_LEVELS
 from .losses import LOSSES
-from .models import MODELS
+from .models import MODELS, one_image_batch_problem
 from .paths import default_checkpoint_dir, default_output_dir
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
@@ -70,6 +70,10 @@ class TrainConfig:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
                              f"{self.lr_schedule!r}")
+        problem = one_image_batch_problem(self.model, self.image_size)
+        if self.batch_size == 1 and problem:
+            raise ValueError(f"batch_size 1 cannot train {self.model} ({problem}): "
+                             "use a batch_size of 2 or more")
         if self.run_name is None:  # e.g. "unet", "unet_aug", "unet_aug_strong"
             self.run_name = self.model + augment_suffix(self.augment, self.augment_level)
 

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from . import distributed
 from .config import TrainConfig
+from .models import one_image_batch_problem
 from .oxford_pet import collate, load_dataset
 from .speed import data_workers, pick_device, speedups
 
@@ -40,8 +41,14 @@ def make_loaders(config: TrainConfig, data_path: Path,
         # run it continues. Here the shuffle gets a generator of its own (shuffle_generator).
         sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed))
     # A last batch of a single image breaks BatchNorm wherever a map is 1 x 1 (DeepLabV3's
-    # pooling branch): that image is left out of the epoch, a different one each epoch.
-    lone = len(sampler if sampler is not None else train_set) % config.batch_size == 1
+    # pooling branch): that image is left out of the epoch, a different one each epoch. A
+    # training set of one image (e.g. --limit 1, to overfit it) is that image's batch.
+    images = len(sampler if sampler is not None else train_set)
+    problem = one_image_batch_problem(config.model, config.image_size)
+    if images == 1 and problem:
+        raise ValueError(f"One training image cannot train {config.model} ({problem}): "
+                         "use at least 2 (--limit 2 or more)")
+    lone = images > 1 and images % config.batch_size == 1
     train_loader = DataLoader(train_set, shuffle=sampler is None, sampler=sampler,
                               generator=generator, drop_last=lone, **common)
     valid_loader = DataLoader(valid_set, sampler=distributed.valid_sampler(valid_set), **common)

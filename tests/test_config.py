@@ -1,8 +1,10 @@
 """TrainConfig and the course's quick and full settings."""
 
 import pytest
+import torch
 
 from petseg_lib.config import TrainConfig, course_config
+from petseg_lib.models import MODELS, build_model, one_image_batch_problem
 
 
 def test_default_run_names_follow_model_and_augmentation():
@@ -27,3 +29,23 @@ def test_course_config_follows_petseg_quick(monkeypatch):
     monkeypatch.setenv("PETSEG_QUICK", "0")
     full = course_config("unet")
     assert (full.run_name, full.image_size, full.epochs) == ("unet", 256, 20)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("size", [32, 64])
+def test_a_batch_of_one_is_refused_exactly_where_batchnorm_cannot_train(name, size):
+    torch.manual_seed(0)
+    model = build_model(name).train()
+    try:
+        model(torch.rand(1, 3, size, size)).mean().backward()
+        trains = True
+    except ValueError as err:  # BatchNorm: "Expected more than 1 value per channel ..."
+        assert "more than 1 value per channel" in str(err)
+        trains = False
+    problem = one_image_batch_problem(name, size)
+    assert (problem is None) == trains, problem
+    if problem:
+        with pytest.raises(ValueError, match=f"batch_size 1 cannot train {name} "):
+            TrainConfig(model=name, image_size=size, batch_size=1)
+    else:
+        assert TrainConfig(model=name, image_size=size, batch_size=1).batch_size == 1

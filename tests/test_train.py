@@ -236,3 +236,14 @@ def test_a_lone_last_training_image_is_left_out_of_the_epoch(sample_root, limit,
     assert [len(batch["image"]) for batch in train_loader] == sizes  # never a batch of one
     seen = {name for _ in range(4) for batch in train_loader for name in batch["name"]}
     assert len(seen) == limit  # shuffled anew each epoch: no image is always left out
+
+
+def test_one_training_image_trains_a_model_that_can_and_is_refused_by_one_that_cannot(
+        sample_root, tmp_path):
+    history = train(tiny_config(sample_root, tmp_path, limit=1, epochs=2))  # overfit one image
+    assert all(len(v) == 2 and all(map(math.isfinite, v)) for v in history.values())
+    config = tiny_config(sample_root, tmp_path, limit=1, model="deeplabv3_resnet50",
+                         model_kwargs={})
+    with pytest.raises(ValueError, match="One training image cannot train deeplabv3_resnet50 "
+                                         r"\(its ASPP head pools each image to 1 x 1"):
+        make_loaders(config, sample_root)

@@ -7,7 +7,7 @@ from .resnet34_unet import ResNet34_UNet
 from .unet import UNet
 
 __all__ = ["MODELS", "DeepLabV3_ResNet50", "LRASPP_MobileNetV3", "ResNet34_UNet", "UNet",
-           "build_model"]
+           "build_model", "one_image_batch_problem"]
 
 # The course's two models, then two torchvision baselines (the report's discussion).
 MODELS = {"unet": UNet, "resnet34_unet": ResNet34_UNet,
@@ -19,3 +19,16 @@ def build_model(name: str, **kwargs) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}; valid names: {', '.join(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+def one_image_batch_problem(name: str, image_size: int) -> str | None:
+    """Why model NAME cannot train on a batch of one IMAGE_SIZE image, or None when it can.
+
+    In training, BatchNorm normalises each channel over the batch and the map, so it needs
+    more than one value per channel.
+    """
+    if name == "deeplabv3_resnet50":
+        return "its ASPP head pools each image to 1 x 1 before a BatchNorm"
+    if name == "resnet34_unet" and image_size <= 32:
+        return f"its layer4 map is 1 x 1 for a {image_size} px image"
+    return None
