@@ -260,14 +260,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", type=int, default=1,
                         help="train each configuration this many times: mean ± std")
     args = vars(parser.parse_args(argv))
-    positive("--seeds", args["seeds"])
+    for name in ("seeds", "test_limit"):
+        positive(f"--{name}", args[name])
     shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit")
               if args[k] is not None}
     writable_folder(args["output_dir"])
     writable_folder(args["checkpoint_dir"])
     rows = run_comparison(args["quick"], args["retrain"], args["output_dir"],
                           args["test_limit"], args["boundary"], args["at_original_size"],
-                          args["tta"], tuple(args["models"]), tuple(args["loss"]),
+                          args["tta"], tuple(dict.fromkeys(args["models"])),  # each once
+                          tuple(dict.fromkeys(args["loss"])),
                           args["seeds"], checkpoint_dir=args["checkpoint_dir"], **shared)
     print(markdown_table(rows))  # notebooks display the table themselves
     return rows

@@ -7,6 +7,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from petseg_lib import compare
+from petseg_lib.cli import UserError
 from petseg_lib.config import TrainConfig
 from petseg_lib.evaluate import evaluate, evaluate_at_original_size
 from petseg_lib.inference import load_model
@@ -176,10 +177,19 @@ def test_a_grid_of_models_losses_and_seeds_reports_mean_and_spread(sample_root, 
     assert any(len(c.lines) > 1 for c in fig.axes[0].containers if hasattr(c, "lines"))
 
 
+@pytest.mark.parametrize("option", ["--test_limit", "--seeds"])
+def test_compare_refuses_a_count_of_zero_before_training(option, tmp_path):
+    with pytest.raises(UserError, match=f"{option} must be at least 1, not 0"):
+        compare.main(["--quick", option, "0", "--checkpoint_dir", str(tmp_path / "c"),
+                      "--output_dir", str(tmp_path / "cmp")])
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())  # nothing ran
+
+
 def test_compare_command_line_grid(sample_root, tmp_path, capsys, monkeypatch):
     rows = compare.main(["--quick", "--data_path", str(sample_root), "--epochs", "1",
                          "--image_size", "32", "--limit", "8", "--test_limit", "4",
-                         "--models", "unet", "--loss", "focal", "--checkpoint_dir",
+                         "--models", "unet", "unet", "--loss", "focal", "focal",  # each once
+                         "--checkpoint_dir",
                          str(tmp_path / "c"), "--output_dir", str(tmp_path / "cmp")])
     assert [r["label"] for r in rows] == ["UNet + Focal loss",
                                           "UNet + augmentation + Focal loss"]
