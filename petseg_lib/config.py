@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from .models import MODELS, one_image_batch_problem
 from .paths import default_checkpoint_dir, default_output_dir
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a file-name part: no folders, no '..'
 
 
 @dataclass
@@ -76,6 +78,10 @@ class TrainConfig:
                              "use a batch_size of 2 or more")
         if self.run_name is None:  # e.g. "unet", "unet_aug", "unet_aug_strong"
             self.run_name = self.model + augment_suffix(self.augment, self.augment_level)
+        if not (isinstance(self.run_name, str) and RUN_NAME.fullmatch(self.run_name)):
+            raise ValueError("run_name names the run's files, so it must be letters, digits, "
+                             f"'-', '_' and '.', starting with a letter or digit, not "
+                             f"{self.run_name!r}")
 
 
 def augment_suffix(augment: bool, level: str = "report") -> str:

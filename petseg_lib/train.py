@@ -113,6 +113,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
         history, best_dice, start_epoch = restore_training(
             last_path, config, model, optimizer, scheduler, scaler, shuffle)
     elif distributed.is_main():
+        if config.resume:
+            print(f"--resume: there is no {last_path} yet, so this run starts from scratch.")
         keep_earlier_run(best_path)  # a fresh run never silently replaces a trained model
 
     print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "

@@ -49,3 +49,14 @@ def test_a_batch_of_one_is_refused_exactly_where_batchnorm_cannot_train(name, si
             TrainConfig(model=name, image_size=size, batch_size=1)
     else:
         assert TrainConfig(model=name, image_size=size, batch_size=1).batch_size == 1
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden", "x\\y", "with space", 7])
+def test_a_run_name_that_is_not_a_plain_file_name_is_refused(name):
+    with pytest.raises(ValueError, match="run_name names the run's files"):
+        TrainConfig(run_name=name)
+
+
+def test_plain_run_names_are_kept():
+    for name in ("unet", "unet_aug_quick", "s64", "my-run.v2"):
+        assert TrainConfig(run_name=name).run_name == name

@@ -229,6 +229,14 @@ def test_checkpoints_load_without_pickled_code(sample_root, tmp_path):
         assert state["format"] == "petseg-checkpoint"
 
 
+def test_resume_without_a_last_checkpoint_says_it_starts_from_scratch(sample_root, tmp_path,
+                                                                     capsys):
+    history = train(tiny_config(sample_root, tmp_path, epochs=1, resume=True, run_name="new"))
+    assert len(history["train_loss"]) == 1
+    out = capsys.readouterr().out
+    assert f"--resume: there is no {tmp_path / 'ckpt' / 'new_last.pth'} yet" in out
+
+
 @pytest.mark.parametrize("limit, sizes", [(9, [8]), (10, [8, 2]), (16, [8, 8])])
 def test_a_lone_last_training_image_is_left_out_of_the_epoch(sample_root, limit, sizes):
     config = TrainConfig(data_path=str(sample_root), image_size=32, batch_size=8, limit=limit)
