@@ -186,7 +186,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     option("lr_schedule", "constant as in the report, or cosine annealing to 0",
            choices=("constant", "cosine"))
     option("device", "auto: cuda, mps, then cpu")
-    option("run_name", "default: <model> or <model>_aug", show_default=False)
+    option("run_name", "names the run's files: letters, digits, - _ . (default: <model> or "
+           "<model>_aug)", show_default=False)
     option("checkpoint_dir", "where <run_name>_best.pth and _last.pth go")
     option("output_dir", "where the metrics plot and history go")
     option("log", "also log each epoch to outputs/logs: a CSV file or TensorBoard",
