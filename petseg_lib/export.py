@@ -85,7 +85,8 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET,
     """Write MODEL to the .onnx file PATH (atomically), check it and return PATH."""
     onnx = optional_import("onnx")
     optional_import("onnxscript")  # torch.onnx.export needs it
-    image_size = image_size or getattr(model, "image_size", None)
+    if image_size is None:  # 0 is a size given, and refused below
+        image_size = getattr(model, "image_size", None)
     if image_size is None:
         raise ValueError("the model records no training image size; pass one, "
                          "e.g. --image_size 256")
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> Path:
           f"({count_parameters(model) / 1e6:.1f} M parameters, image size "
           f"{segmenter.image_size}) to {path} ({path.stat().st_size / 2**20:.1f} MiB, "
           f"opset {segmenter.metadata['opset']}, dynamic batch, height and width)")
+    if segmenter.metadata["opset"] != str(args.opset):
+        print(f"Opset {args.opset} was asked for; the exporter could not convert to it and "
+              f"wrote opset {segmenter.metadata['opset']}.")
     return path
 
 
