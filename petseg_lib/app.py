@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .cli import UserError, run_cli
+from .cli import UserError, positive, run_cli
 from .inference import load_model
 from .mask_folder import MaskFolderDataset, is_mask_folder
 from .oxford_pet import OxfordPetDataset, find_dataset
@@ -203,6 +203,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise UserError(f"--port must be between 1 and 65535, not {args.port}")
     if not 0.01 <= args.threshold <= 0.99:
         raise UserError(f"--threshold must be between 0.01 and 0.99, not {args.threshold}")
+    positive("--examples", args.examples, minimum=0)
     return args
 
 

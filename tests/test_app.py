@@ -131,6 +131,7 @@ def test_examples_come_from_the_test_split(tiny_root):
     (["--model", "x.pth", "--port", "0"], "--port must be between 1 and 65535"),
     (["--model", "x.pth", "--port", "70000"], "--port must be between 1 and 65535"),
     (["--model", "x.pth", "--threshold", "1.5"], "--threshold must be between 0.01 and 0.99"),
+    (["--model", "x.pth", "--examples", "-1"], "--examples must be at least 0, not -1"),
 ])
 def test_command_line_mistakes_are_one_line_errors(args, words, capsys, monkeypatch):
     monkeypatch.delenv("PETSEG_DEBUG", raising=False)
