@@ -26,6 +26,7 @@ from .models import MODELS, build_model
 from .paths import written_atomically
 
 FORMAT = "petseg-checkpoint"
+MAX_IMAGE_SIZE = 4096  # a training size above this is a damaged or crafted file
 
 
 class CheckpointError(RuntimeError):
@@ -111,27 +112,37 @@ def checkpoint_problem(state: dict) -> str | None:
     downloads = sorted(key for key in kwargs if key.startswith("pretrained") and kwargs[key])
     if downloads:  # the saved weights are the model; loading one never downloads anything
         return f"its model settings ask for downloaded weights ({', '.join(downloads)})"
-    if not (type(size) is int and size >= 32):
-        return f"image_size is {reprlib.repr(size)}, not a whole number of at least 32"
+    if not (type(size) is int and 32 <= size <= MAX_IMAGE_SIZE):
+        return (f"image_size is {reprlib.repr(size)}, not a whole number from 32 to "
+                f"{MAX_IMAGE_SIZE}")
     return None
 
 
 def model_from_checkpoint(state: dict, path: str | Path) -> nn.Module:
-    """The model a checkpoint's STATE (from read_checkpoint) records, with its weights loaded."""
+    """The model a checkpoint's STATE (from read_checkpoint) records, with its weights loaded.
+
+    The model is first built on the "meta" device, which gives the shapes and takes no memory,
+    so settings that do not fit the saved weights are refused before anything is allocated: a
+    damaged or crafted file cannot make a model of a trillion parameters.
+    """
+    name, kwargs = state["model_name"], state["model_kwargs"]
     try:
-        model = build_model(state["model_name"], **state["model_kwargs"])
+        with torch.device("meta"):
+            outline = build_model(name, **kwargs)
     except Exception as err:  # an unknown, wrong-typed or impossible setting
         raise CheckpointError(f"'{path}' records model settings that cannot build a "
-                              f"{state['model_name']} {reprlib.repr(state['model_kwargs'])} "
-                              f"({err}).") from err
-    return load_weights(model, state, path)
+                              f"{name} {reprlib.repr(kwargs)} ({err}).") from err
+    misfit = weights_misfit(outline, state.get("state_dict"))
+    if misfit:
+        raise misfit_error(path, state, misfit)
+    return load_weights(build_model(name, **kwargs), state, path)
 
 
-def key_misfit(model: nn.Module, weights) -> str:
-    """Which keys WEIGHTS lacks or adds compared to MODEL (counted, three named), or ''."""
+def weights_misfit(model: nn.Module, weights) -> str:
+    """How WEIGHTS differ from MODEL's state dict (missing or extra keys, a shape), or ''."""
     if not isinstance(weights, dict):
-        return ""
-    expected = model.state_dict().keys()
+        return f"its state_dict is {reprlib.repr(weights)}, not a dict of tensors"
+    expected = model.state_dict()
     parts = []
     for what, keys in (("missing", [k for k in expected if k not in weights]),
                        ("unexpected", [k for k in weights if k not in expected])):
@@ -139,7 +150,24 @@ def key_misfit(model: nn.Module, weights) -> str:
             more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
             parts.append(f"{len(keys)} {what} key{'s' * (len(keys) > 1)}: "
                          f"{', '.join(map(str, keys[:3]))}{more}")
-    return "; ".join(parts)
+    if parts:
+        return "; ".join(parts)
+    for key, tensor in expected.items():
+        theirs = weights[key]
+        if not isinstance(theirs, torch.Tensor):
+            return f"{key} is {reprlib.repr(theirs)}, not a tensor"
+        if theirs.shape != tensor.shape:
+            return (f"{key} has shape {tuple(theirs.shape)} in the file, "
+                    f"{tuple(tensor.shape)} in the model")
+    return ""
+
+
+def misfit_error(path: str | Path, state: dict, detail: str) -> CheckpointError:
+    """One error for weights that do not fit the model the checkpoint names."""
+    return CheckpointError(f"The weights in '{path}' do not fit the model "
+                           f"{state.get('model_name')} {state.get('model_kwargs')} "
+                           f"({detail}). Was it saved by another version of petseg_lib "
+                           "or with other settings? Then train it again.")
 
 
 def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
@@ -149,12 +177,9 @@ def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
     except (RuntimeError, KeyError, TypeError, AttributeError) as err:
         # torch lists every mismatch after a header line; the first one names the problem.
         lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [repr(err)]
-        detail = key_misfit(model, state.get("state_dict")) or (
+        detail = weights_misfit(model, state.get("state_dict")) or (
             lines[1] if len(lines) > 1 else lines[0])
-        raise CheckpointError(f"The weights in '{path}' do not fit the model "
-                              f"{state.get('model_name')} {state.get('model_kwargs')} "
-                              f"({detail}). Was it saved by another version of petseg_lib "
-                              "or with other settings? Then train it again.") from err
+        raise misfit_error(path, state, detail) from err
     check_finite(model, path)
     return model
 

@@ -210,9 +210,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         option(name, text, action=argparse.BooleanOptionalAction)
     option("progress", "progress bars; default: in a terminal, else one line per epoch",
            show_default=False, action=argparse.BooleanOptionalAction)
+    epochs = [*QUICK_BASELINES[1:], *(n for *_, plain, augmented in QUICK_MODELS.values()
+                                      for n in (plain, augmented))]
     parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: narrow models, "
-                        "64 px (128 for resnet34_unet), 8-28 epochs, for whatever is not "
-                        "given explicitly")
+                        f"64 px (128 for resnet34_unet), {min(epochs)}-{max(epochs)} epochs, "
+                        "for whatever is not given explicitly")
     given = vars(parser.parse_args(argv))
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file
     if "base_channels" in given:

@@ -77,7 +77,8 @@ def test_load_model_errors_name_the_problem(sample_root, tmp_path):
     torch.save(state, tmp_path / "mismatch.pth")
     with pytest.raises(CheckpointError, match="do not fit") as info:
         load_model(tmp_path / "mismatch.pth")
-    assert "size mismatch for inc.double_conv.0.weight" in str(info.value)
+    assert ("(inc.double_conv.0.weight has shape (4, 3, 3, 3) in the file, (8, 3, 3, 3) in "
+            "the model)") in str(info.value)
     state["model_kwargs"]["base_channels"] = 4  # back to the trained width
     del state["state_dict"]["outc.bias"]
     state["state_dict"].update({f"final_conv.{i}.weight": torch.ones(1) for i in range(5)})
@@ -127,6 +128,8 @@ def test_probabilities_at_model_size_feed_each_model_its_training_size():
     ((), {"model_kwargs": {"base_channels": -3}}, "base_channels must be"),
     ((), {"image_size": "64"}, "image_size is '64'"),
     ((), {"image_size": 16}, "image_size is 16"),
+    ((), {"image_size": 10**6}, "image_size is 1000000, not a whole number from 32 to 4096"),
+    ((), {"state_dict": "weights"}, "its state_dict is 'weights', not a dict of tensors"),
     ((), {"model_name": "resnet34_unet", "model_kwargs": {"pretrained_encoder": True}},
      "downloaded weights \\(pretrained_encoder\\)"),
 ])
@@ -135,6 +138,20 @@ def test_altered_model_entries_give_one_checkpoint_error(tmp_path, drop, changes
     with pytest.raises(CheckpointError, match=words) as info:
         load_model(path)
     assert str(path) in str(info.value)
+
+
+def test_a_file_asking_for_a_giant_model_is_refused_before_any_memory_is_taken(tmp_path,
+                                                                              monkeypatch):
+    # 10**5 channels: a UNet of 7.6e13 parameters, which would need 300 TB to build.
+    path = write_checkpoint(tmp_path / "giant.pth", model_kwargs={"base_channels": 10**5})
+    built = []
+    monkeypatch.setattr("petseg_lib.checkpoint.build_model",
+                        lambda *args, **kwargs: built.append(torch.empty(0).device.type)
+                        or build_model(*args, **kwargs))
+    with pytest.raises(CheckpointError, match=r"inc.double_conv.0.weight has shape \(4, 3, 3, 3\) "
+                                              r"in the file, \(100000, 3, 3, 3\) in the model"):
+        load_model(path)
+    assert built == ["meta"]  # only the outline was built, on the device that allocates nothing
 
 
 def test_weights_that_are_not_finite_are_refused(tmp_path):

@@ -140,7 +140,7 @@ def test_every_switch_of_train_config_has_an_on_and_an_off_flag(capsys):
         parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     # Decided at run time, so no fixed default is shown for them:
-    assert "<model>_aug --checkpoint_dir" in text and "(default: True)" not in text
+    assert "<model>_aug) --checkpoint_dir" in text and "(default: True)" not in text
 
 
 def test_quick_flag_shrinks_unless_told_otherwise():
