@@ -23,6 +23,7 @@ from types import ModuleType
 import numpy as np
 
 INSTALL_HINT = 'pip install -e ".[export]"'
+LARGEST = 4096  # image_size and size_multiple above this: a damaged or crafted file
 
 
 def optional_import(name: str) -> ModuleType:
@@ -68,15 +69,15 @@ class OnnxSegmenter:
                           "model again with python -m petseg_lib.export")
 
     def whole_number(self, key: str, default: int | None) -> int | None:
-        """The metadata entry KEY as a positive int, DEFAULT when absent."""
+        """The metadata entry KEY as an int from 1 to LARGEST, DEFAULT when absent."""
         if not self.metadata.get(key):
             return default
         try:
             value = int(self.metadata[key])
         except ValueError:
             value = 0
-        if value < 1:
-            raise self.bad_metadata(key, "a whole number of at least 1")
+        if not 1 <= value <= LARGEST:
+            raise self.bad_metadata(key, f"a whole number from 1 to {LARGEST}")
         return value
 
     def probability(self, key: str, default: float) -> float:

@@ -263,7 +263,8 @@ def test_a_file_that_is_not_an_onnx_model_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("key, value", [("size_multiple", "0"), ("image_size", "sixty-four"),
-                                        ("image_size", "-64"), ("threshold", "1.5"),
+                                        ("image_size", "-64"), ("image_size", "1000000"),
+                                        ("size_multiple", "99999"), ("threshold", "1.5"),
                                         ("threshold", "nan")])
 def test_impossible_metadata_is_refused_by_name(tmp_path, key, value):
     path = write_onnx(tmp_path / "m.onnx", {"image_size": "64", key: value})
