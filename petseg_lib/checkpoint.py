@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import MAX_IMAGE_SIZE
 from .models import MODELS, build_model
 from .paths import written_atomically
 
 FORMAT = "petseg-checkpoint"
-MAX_IMAGE_SIZE = 4096  # a training size above this is a damaged or crafted file
 
 
 class CheckpointError(RuntimeError):

@@ -21,6 +21,7 @@ from .models import MODELS, one_image_batch_problem
 from .paths import default_checkpoint_dir, default_output_dir
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
+MAX_IMAGE_SIZE = 4096  # a larger side needs more memory per image than a GPU has
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a file-name part: no folders, no '..'
 
 
@@ -142,6 +143,8 @@ def check_settings(config: TrainConfig) -> None:
         if value is not None and not (isinstance(value, int) and value >= minimum):
             raise ValueError(f"{name} must be a whole number of at least {minimum}, "
                              f"not {value!r}")
+    if isinstance(config.image_size, int) and config.image_size > MAX_IMAGE_SIZE:
+        raise ValueError(f"image_size must be at most {MAX_IMAGE_SIZE}, not {config.image_size}")
     if not (isinstance(config.learning_rate, int | float) and 0 < config.learning_rate < 10):
         raise ValueError(f"learning_rate must be a number between 0 and 10, not "
                          f"{config.learning_rate!r}")

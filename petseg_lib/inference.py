@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .cli import UserError, positive, run_cli, writable_folder
+from .config import MAX_IMAGE_SIZE
 from .evaluate import (
     SegmentationMeter,
     batch_target,
@@ -170,6 +171,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, minimum in (("batch_size", 1), ("image_size", 32), ("num_figures", 0),
                           ("limit", 1)):
         positive(f"--{name}", getattr(args, name), minimum)
+    if args.image_size is not None and args.image_size > MAX_IMAGE_SIZE:
+        raise UserError(f"--image_size must be at most {MAX_IMAGE_SIZE}, not {args.image_size}")
     if not 0.0 < args.threshold < 1.0:
         raise ValueError(f"--threshold must be between 0 and 1, not {args.threshold}")
     if (args.model is None) == (args.onnx is None):

@@ -75,6 +75,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, 
 @pytest.mark.parametrize("option, value, words", [
     ("--epochs", "0", ("epochs", "at least 1")),
     ("--image_size", "16", ("image_size", "at least 32")),
+    ("--image_size", "100000", ("image_size must be at most 4096, not 100000",)),
     ("--batch_size", "-3", ("batch_size",)),
     ("--base_channels", "-3", ("base_channels", "at least 1")),
     ("--device", "gpu", ("--device gpu", "not a device name")),

@@ -9,6 +9,7 @@ from PIL import Image
 from torch import nn
 
 from petseg_lib.checkpoint import FORMAT, CheckpointError
+from petseg_lib.cli import run_cli
 from petseg_lib.evaluate import evaluate_at_original_size, scores_at_original_size
 from petseg_lib.inference import load_model, predict
 from petseg_lib.inference import main as inference_main
@@ -138,6 +139,15 @@ def test_altered_model_entries_give_one_checkpoint_error(tmp_path, drop, changes
     with pytest.raises(CheckpointError, match=words) as info:
         load_model(path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("size, words", [("16", "--image_size must be at least 32, not 16"),
+                                         ("100000", "--image_size must be at most 4096")])
+def test_inference_refuses_an_image_size_it_cannot_run_at(tmp_path, capsys, size, words):
+    args = ["--model", str(write_checkpoint(tmp_path / "m.pth")), "--image_size", size]
+    with pytest.raises(SystemExit):
+        run_cli(inference_main, args)
+    assert words in capsys.readouterr().err
 
 
 def test_a_file_asking_for_a_giant_model_is_refused_before_any_memory_is_taken(tmp_path,
