@@ -38,7 +38,7 @@ from torchvision.transforms import v2
 
 from .augment import augmentations, cut_mix, model_sample, to_tv_tensors
 from .cache import ResizedCache, open_cache
-from .cli import run_cli
+from .cli import run_cli, writable_folder
 from .download import download, is_downloaded, missing_message, network_available
 from .mask_folder import MaskFolderDataset, MaskFolderOriginals, is_mask_folder, unique_names
 from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="download and extract the official archives (about 800 MB)")
     args = parser.parse_args(argv)
     if args.download:
-        download(args.root)
+        download(writable_folder(args.root))  # a file, or a folder without write access: one line
     for mode in MODES:
         print(f"{mode:>5}: {len(OxfordPetDataset(args.root, mode))} images")
 

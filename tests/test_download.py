@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+from petseg_lib import oxford_pet
+from petseg_lib.cli import UserError
 from petseg_lib.download import download, is_downloaded
 from petseg_lib.oxford_pet import (
     OxfordPetDataset,
@@ -116,3 +118,11 @@ def test_unreachable_server_gives_a_connection_error(tmp_path):
     resources = (("http://127.0.0.1:9/images.tar.gz", "0" * 32),)
     with pytest.raises(ConnectionError, match="Could not download"):
         download(tmp_path / "pets", resources)
+
+
+def test_download_to_a_file_instead_of_a_folder_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "pets"
+    blocker.write_text("a file where the dataset folder should go")
+    with pytest.raises(UserError, match=f"cannot write to the folder '{blocker}'"):
+        oxford_pet.main(["--download", "--root", str(blocker)])
+    assert blocker.read_text() == "a file where the dataset folder should go"
