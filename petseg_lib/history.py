@@ -9,6 +9,7 @@ looks the same whichever way a model was trained.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -49,3 +50,12 @@ def print_epoch(epoch: int, history: dict) -> None:
     print(f"epoch {epoch + 1}: train loss {history['train_loss'][-1]:.4f}, "
           f"Dice {history['train_dice'][-1]:.4f} | valid loss {history['valid_loss'][-1]:.4f}, "
           f"Dice {history['valid_dice'][-1]:.4f}", flush=True)
+
+
+def diverged_epoch(history: dict) -> int | None:
+    """The first epoch (from 1) whose validation loss is NaN or infinite, or None.
+
+    (A training loss that stops being a number stops training at once: train_one_epoch.)
+    """
+    return next((epoch for epoch, loss in enumerate(history["valid_loss"], start=1)
+                 if not math.isfinite(loss)), None)

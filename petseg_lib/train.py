@@ -34,7 +34,7 @@ from .checkpoint import (
 from .cli import run_cli, writable_folder
 from .config import TrainConfig, parse_args
 from .evaluate import dice_score
-from .history import new_history, print_epoch, record_epoch, save_history
+from .history import diverged_epoch, new_history, print_epoch, record_epoch, save_history
 from .loaders import make_loaders, shuffle_generator
 from .logs import first_samples, open_run_log
 from .losses import build_loss
@@ -150,6 +150,10 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     if distributed.is_main():
         save_history(history, config)
     print(f"Best validation Dice {best_dice:.4f}; weights in {best_path}")
+    if diverged_epoch(history) is not None:
+        print(f"The validation loss stopped being a number at epoch {diverged_epoch(history)}: "
+              f"the run diverged. Train again with a lower --learning_rate (this run: "
+              f"{config.learning_rate:g}).")
     return history
 
 

@@ -13,6 +13,7 @@ from petseg_lib import losses
 from petseg_lib import train as train_module
 from petseg_lib.checkpoint import CheckpointError
 from petseg_lib.config import TrainConfig, parse_args
+from petseg_lib.history import diverged_epoch
 from petseg_lib.inference import main as inference_main
 from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
@@ -235,6 +236,21 @@ def test_resume_without_a_last_checkpoint_says_it_starts_from_scratch(sample_roo
     assert len(history["train_loss"]) == 1
     out = capsys.readouterr().out
     assert f"--resume: there is no {tmp_path / 'ckpt' / 'new_last.pth'} yet" in out
+
+
+def test_a_diverged_run_says_so_and_names_the_epoch(sample_root, tmp_path, capsys,
+                                                   monkeypatch):
+    bce = nn.BCEWithLogitsLoss()
+
+    def nan_in_validation(logits, masks):  # validation runs without gradients
+        return bce(logits, masks) * (1.0 if torch.is_grad_enabled() else float("nan"))
+
+    monkeypatch.setattr(train_module, "build_loss", lambda name: nan_in_validation)
+    train(tiny_config(sample_root, tmp_path, epochs=2))
+    assert ("The validation loss stopped being a number at epoch 1: the run diverged. Train "
+            "again with a lower --learning_rate (this run: 0.001).") in capsys.readouterr().out
+    assert diverged_epoch({"valid_loss": [0.6, float("inf")]}) == 2
+    assert diverged_epoch({"valid_loss": [0.6, 0.5]}) is None
 
 
 @pytest.mark.parametrize("limit, sizes", [(9, [8]), (10, [8, 2]), (16, [8, 8])])
