@@ -53,15 +53,15 @@ from IPython.display import Markdown, display
 from torch.utils.data import DataLoader
 
 from petseg_lib.compare import CONFIGURATIONS, label, markdown_table, run_comparison
-from petseg_lib.config import QUICK_MODELS, quick_mode
+from petseg_lib.config import quick_epochs, quick_mode
 from petseg_lib.evaluate import (
     confusion_counts,
     describe_protocol,
     dice_from_counts,
     dice_score,
     evaluate,
-    evaluate_at_original_size,
     mask_dice,
+    scores_at_original_size,
     worst_predictions,
 )
 from petseg_lib.inference import load_model
@@ -215,10 +215,13 @@ print(f"test Dice: {best['dice']:.4f} with the band as pet, "
 protocol_rows = []
 originals = original_size_dataset(spread_set, limit=24)  # the same 24, at their own sizes
 small_loader = DataLoader(spread_set, batch_size=8, collate_fn=collate)
-for boundary in ("pet", "background", "ignore"):
+boundaries = ("pet", "background", "ignore")
+# Each original photo is read and predicted once, then scored under all three policies.
+scored_originals = scores_at_original_size(best_model, originals, IMAGE_SIZE, boundaries)
+for boundary in boundaries:
     for at_original in (False, True):
-        scores = (evaluate_at_original_size(best_model, originals, IMAGE_SIZE, boundary=boundary)
-                  if at_original else evaluate(best_model, small_loader, "cpu", boundary=boundary))
+        scores = (scored_originals[boundary] if at_original
+                  else evaluate(best_model, small_loader, "cpu", boundary=boundary))
         protocol_rows.append([describe_protocol("test", boundary, IMAGE_SIZE, at_original),
                               f"{scores['dice']:.4f}", f"{scores['dice_pooled']:.4f}"])
 display(Markdown(markdown_grid(["protocol (24 test images)", "Dice per image", "Dice pooled"],
@@ -358,7 +361,7 @@ plt.show()
 rows = [[r["label"], f"{r['dice']:.4f}", f"{REPORT[r['label']]:.4f}"] for r in results]
 display(Markdown(markdown_grid(["configuration", "this run", "design report"], rows)))
 print("data:", DATA)
-epochs = [n for *_, plain, augmented in QUICK_MODELS.values() for n in (plain, augmented)]
+epochs = quick_epochs()
 print(f"QUICK mode: narrow models, 64 px (UNet) and 128 px (ResNet34-UNet) images, "
       f"{min(epochs)}-{max(epochs)} epochs" if QUICK else "the report's settings")
 

@@ -73,8 +73,8 @@ class TrainConfig:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
                              f"{self.lr_schedule!r}")
-        problem = one_image_batch_problem(self.model, self.image_size)
-        if self.batch_size == 1 and problem:
+        if self.batch_size == 1 and (problem := one_image_batch_problem(self.model,
+                                                                         self.image_size)):
             raise ValueError(f"batch_size 1 cannot train {self.model} ({problem}): "
                              "use a batch_size of 2 or more")
         if self.run_name is None:  # e.g. "unet", "unet_aug", "unet_aug_strong"
@@ -99,6 +99,11 @@ QUICK_MODELS = {  # model: (base_channels, image_size, epochs, epochs with augme
     "resnet34_unet": (16, 128, 20, 16),
 }
 QUICK_BASELINES = (64, 8, 8)  # image_size, epochs, epochs with augmentation: baselines.py
+
+
+def quick_epochs() -> list[int]:
+    """The epochs QUICK mode trains the course's two models for, without and with augmentation."""
+    return [n for *_, plain, augmented in QUICK_MODELS.values() for n in (plain, augmented)]
 
 
 def quick_config(**overrides) -> TrainConfig:
@@ -213,8 +218,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         option(name, text, action=argparse.BooleanOptionalAction)
     option("progress", "progress bars; default: in a terminal, else one line per epoch",
            show_default=False, action=argparse.BooleanOptionalAction)
-    epochs = [*QUICK_BASELINES[1:], *(n for *_, plain, augmented in QUICK_MODELS.values()
-                                      for n in (plain, augmented))]
+    epochs = [*QUICK_BASELINES[1:], *quick_epochs()]
     parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: narrow models, "
                         f"64 px (128 for resnet34_unet), {min(epochs)}-{max(epochs)} epochs, "
                         "for whatever is not given explicitly")

@@ -23,7 +23,9 @@ from types import ModuleType
 import numpy as np
 
 INSTALL_HINT = 'pip install -e ".[export]"'
-LARGEST = 4096  # image_size and size_multiple above this: a damaged or crafted file
+# image_size and size_multiple above this: a damaged or crafted file. The same limit as
+# config.MAX_IMAGE_SIZE, kept here because this module imports nothing of PyTorch.
+LARGEST = 4096
 
 
 def optional_import(name: str) -> ModuleType:

@@ -150,8 +150,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     if distributed.is_main():
         save_history(history, config)
     print(f"Best validation Dice {best_dice:.4f}; weights in {best_path}")
-    if diverged_epoch(history) is not None:
-        print(f"The validation loss stopped being a number at epoch {diverged_epoch(history)}: "
+    if (diverged := diverged_epoch(history)) is not None:
+        print(f"The validation loss stopped being a number at epoch {diverged}: "
               f"the run diverged. Train again with a lower --learning_rate (this run: "
               f"{config.learning_rate:g}).")
     return history
