@@ -23,14 +23,11 @@ import torch
 from torch import nn
 
 from .config import MAX_IMAGE_SIZE
+from .errors import CheckpointError
 from .models import MODELS, build_model
 from .paths import written_atomically
 
 FORMAT = "petseg-checkpoint"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used: missing, not a checkpoint, or not fitting."""
 
 
 def save_checkpoint(payload: dict, path: str | Path) -> Path:

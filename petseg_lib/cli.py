@@ -14,12 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-
-
-class UserError(ValueError):
-    """A mistake in what the user asked for or handed in, explained in one line."""
-
+from .errors import CheckpointError, UserError
 
 # The exception types that mean "the input was wrong", not "the program is wrong"; an
 # ImportError here is an optional extra that is not installed (its message says which).

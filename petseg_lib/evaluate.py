@@ -16,8 +16,8 @@ import torchvision.transforms.v2.functional as TF
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .batch import collate
 from .masks import BOUNDARY_POLICIES, check_boundary_policy, scoring_target
-from .oxford_pet import collate
 from .predict import binarize, full_size_logits, predict_logits, to_float_images
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .batch import collate
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .cli import UserError, positive, run_cli, writable_folder
 from .config import MAX_IMAGE_SIZE
@@ -31,7 +32,7 @@ from .evaluate import (
 )
 from .masks import BOUNDARY_POLICIES
 from .onnx_segmenter import OnnxSegmenter
-from .oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
+from .oxford_pet import find_dataset, load_dataset, original_size_dataset
 from .photos import segment_files
 from .predict import binarize, model_device, predict_logits, to_float_images
 from .speed import (

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -276,13 +276,7 @@ class SimpleOxfordPetDataset(OxfordPetDataset):
         return model_sample(image, trimap, name)
 
 
-def collate(samples: list[dict]) -> dict:
-    """Stack samples into a batch; a key whose values are None stays None."""
-    batch = {}
-    for key in samples[0]:
-        values = [s[key] for s in samples]
-        batch[key] = None if any(v is None for v in values) else default_collate(values)
-    return batch
+from .batch import collate  # noqa: F401  (the batch room; kept importable from here)
 
 
 def load_dataset(data_path: str | Path, mode: str, image_size: int = 256,

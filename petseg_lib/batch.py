@@ -1,0 +1,18 @@
+"""A batch: samples stacked by key, "image" (N, 3, S, S), "mask" (N, 1, S, S), "name" [str].
+
+Every dataset of the course gives samples as dicts with the same keys; a key whose value is
+None in any sample (no mask for photos without ground truth) stays None in the batch.
+"""
+
+from __future__ import annotations
+
+from torch.utils.data import default_collate
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack samples into a batch; a key whose values are None stays None."""
+    batch = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        batch[key] = None if any(v is None for v in values) else default_collate(values)
+    return batch
