@@ -1,10 +1,11 @@
-"""Segmentation metrics (Dice, IoU) and the `evaluate()` loop run on the validation set.
+"""Evaluation runs: the `evaluate()` loop over a loader, scores at original size, protocols.
 
 A batch is a dict with "image" (N, 3, H, W) float in [0, 1] (or uint8 0-255), "mask"
 (N, 1, H, W) float in {0, 1} (or None), "trimap" (N, 1, H, W) uint8 with 1 = pet,
 2 = background, 3 = boundary (or None) and "name" (list of str). Models return logits (N, 1, H, W).
 
-Per-image functions accept masks shaped (N, 1, H, W) or (N, H, W).
+The metrics themselves (Dice, IoU, SegmentationMeter) are in metrics.py; they are named here
+too, where the design report puts `evaluate`.
 """
 
 import re
@@ -18,141 +19,18 @@ from torch.utils.data import DataLoader
 
 from .batch import collate
 from .masks import BOUNDARY_POLICIES, check_boundary_policy, scoring_target
-from .predict import binarize, full_size_logits, predict_logits, to_float_images
-
-
-def _as_bool(x: torch.Tensor) -> torch.Tensor:
-    """Return a bool mask from a bool or 0/1 tensor, with a channel dim added to (N, H, W)."""
-    if x.dim() == 3:
-        x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-    return x if x.dtype == torch.bool else x > 0.5
-
-
-def confusion_counts(
-    pred: torch.Tensor, target: torch.Tensor, ignore: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Count per image |P∩T|, |P| and |T| (int64, shape (N,)), skipping ignored pixels."""
-    pred, target = _as_bool(pred), _as_bool(target)
-    if ignore is not None:
-        keep = ~_as_bool(ignore)
-        pred, target = pred & keep, target & keep
-    intersection = (pred & target).flatten(1).sum(1)  # (N,)
-    pred_sum = pred.flatten(1).sum(1)  # (N,)
-    target_sum = target.flatten(1).sum(1)  # (N,)
-    return intersection, pred_sum, target_sum
-
-
-def dice_from_counts(
-    intersection: torch.Tensor, pred_sum: torch.Tensor, target_sum: torch.Tensor
-) -> torch.Tensor:
-    """Dice = 2|P∩T| / (|P| + |T|); 1 when prediction and target are both empty."""
-    denom = pred_sum + target_sum
-    return torch.where(denom > 0, 2 * intersection / denom, 1.0)
-
-
-def iou_from_counts(
-    intersection: torch.Tensor, pred_sum: torch.Tensor, target_sum: torch.Tensor
-) -> torch.Tensor:
-    """IoU = |P∩T| / |P∪T|; 1 when prediction and target are both empty."""
-    union = pred_sum + target_sum - intersection
-    return torch.where(union > 0, intersection / union, 1.0)
-
-
-def dice_score(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    threshold: float = 0.5,
-    ignore: torch.Tensor | None = None,
-    pooled: bool = False,
-) -> torch.Tensor:
-    """Dice of sigmoid(LOGITS) > THRESHOLD against TARGETS (a 0-dim tensor).
-
-    pooled=False: the mean over the batch of each image's Dice, every image counting equally.
-    pooled=True: one Dice of all the batch's pixels together, 2ΣI / (ΣP + ΣT).
-    """
-    counts = confusion_counts(binarize(logits, threshold), targets, ignore)
-    return reduce_counts(dice_from_counts, counts, pooled)
-
-
-def iou_score(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    threshold: float = 0.5,
-    ignore: torch.Tensor | None = None,
-    pooled: bool = False,
-) -> torch.Tensor:
-    """IoU of sigmoid(LOGITS) > THRESHOLD against TARGETS, per-image mean or pooled (0-dim)."""
-    counts = confusion_counts(binarize(logits, threshold), targets, ignore)
-    return reduce_counts(iou_from_counts, counts, pooled)
-
-
-def reduce_counts(formula, counts: tuple, pooled: bool) -> torch.Tensor:
-    """FORMULA (Dice or IoU) of per-image COUNTS: the mean over images, or of their sums."""
-    if pooled:
-        return formula(*(c.sum() for c in counts))
-    return formula(*counts).float().mean()
-
-
-def mask_dice(pred_mask, gt_mask) -> float:
-    """Dice of two (H, W) bool or 0/1 masks, arrays or tensors; 1.0 when both are empty."""
-    pred, gt = (torch.as_tensor(np.asarray(m) > 0.5).reshape(1, -1)
-                for m in (pred_mask, gt_mask))
-    return dice_from_counts(*(c.double() for c in confusion_counts(pred, gt))).item()
-
-
-class SegmentationMeter:
-    """Accumulate Dice and IoU over batches, both per image and pooled over the whole set.
-
-    Per-image mean: every image counts equally, so small pets weigh as much as large ones.
-    Pooled: pixel counts are summed over the set first, so large pets dominate the score.
-    """
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.threshold = threshold
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything seen so far."""
-        self.intersection = 0
-        self.pred_sum = 0
-        self.target_sum = 0
-        self.per_image_dice: list[float] = []
-        self.per_image_iou: list[float] = []
-        self.names: list[str] = []
-
-    def update(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        ignore: torch.Tensor | None = None,
-        names: list[str] | None = None,
-    ) -> None:
-        """Add one batch; `names` (optional) are kept alongside the per-image scores."""
-        counts = confusion_counts(binarize(logits, self.threshold), targets, ignore)
-        intersection, pred_sum, target_sum = counts
-        self.intersection += int(intersection.sum())
-        self.pred_sum += int(pred_sum.sum())
-        self.target_sum += int(target_sum.sum())
-        self.per_image_dice += dice_from_counts(*counts).tolist()
-        self.per_image_iou += iou_from_counts(*counts).tolist()
-        if names is not None:
-            self.names += list(names)
-
-    def compute(self) -> dict[str, float]:
-        """Return per-image mean and pooled Dice and IoU."""
-        if not self.per_image_dice:
-            raise ValueError("SegmentationMeter.compute() called before any update()")
-        counts = [
-            torch.tensor(c, dtype=torch.float64)
-            for c in (self.intersection, self.pred_sum, self.target_sum)
-        ]
-        n = len(self.per_image_dice)
-        return {
-            "dice": sum(self.per_image_dice) / n,
-            "dice_pooled": dice_from_counts(*counts).item(),
-            "iou": sum(self.per_image_iou) / n,
-            "iou_pooled": iou_from_counts(*counts).item(),
-        }
+from .metrics import (  # noqa: F401  (the metric names stay importable from here)
+    SegmentationMeter,
+    confusion_counts,
+    dice_from_counts,
+    dice_score,
+    iou_from_counts,
+    iou_score,
+    mask_dice,
+    reduce_counts,
+)
+from .predict import full_size_logits, predict_logits, to_float_images
+from .threshold import DEFAULT_THRESHOLD, binarize
 
 
 def batch_target(batch: dict, boundary: str, device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -172,7 +50,7 @@ def evaluate(
     loader,
     device: torch.device | str,
     criterion: nn.Module | None = None,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     boundary: str = "pet",
     tta: bool = False,
     amp: bool = False,
@@ -211,7 +89,7 @@ def evaluate(
 
 
 def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
-                              threshold: float = 0.5, boundary: str = "pet",
+                              threshold: float = DEFAULT_THRESHOLD, boundary: str = "pet",
                               tta: bool = False, amp: bool = False) -> dict:
     """Dice and IoU with each prediction resized back to its image's original size.
 
@@ -224,7 +102,7 @@ def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,
 
 
 def scores_at_original_size(model: nn.Module, dataset, image_size: int,
-                            boundaries: tuple[str, ...], threshold: float = 0.5,
+                            boundaries: tuple[str, ...], threshold: float = DEFAULT_THRESHOLD,
                             tta: bool = False, amp: bool = False) -> dict[str, dict]:
     """evaluate_at_original_size under each of BOUNDARIES, reading and predicting an image once."""
     meters = {boundary: SegmentationMeter(threshold) for boundary in boundaries}
@@ -265,7 +143,7 @@ def describe_protocols(protocols: list[str]) -> str:
 
 
 def worst_predictions(model: nn.Module, dataset, device: torch.device | str = "cpu", n: int = 6,
-                      threshold: float = 0.5, batch_size: int = 8) -> list[dict]:
+                      threshold: float = DEFAULT_THRESHOLD, batch_size: int = 8) -> list[dict]:
     """The N samples of DATASET with the lowest per-image Dice, worst first, with predictions.
 
     Each item holds the very image, mask and prediction that were scored, so an augmented
@@ -279,13 +157,13 @@ def worst_predictions(model: nn.Module, dataset, device: torch.device | str = "c
         with torch.no_grad():
             for batch in loader:
                 logits = model(to_float_images(batch["image"]).to(device)).cpu()  # (N, 1, H, W)
-                counts = confusion_counts(binarize(logits, threshold), batch["mask"])
+                predictions = binarize(logits, threshold)  # (N, 1, H, W) bool
+                counts = confusion_counts(predictions, batch["mask"])
                 for i, dice in enumerate(dice_from_counts(*counts).tolist()):
-                    probability = torch.sigmoid(logits[i])  # (1, H, W)
                     worst.append({"name": batch["name"][i], "dice": dice,
                                   "image": batch["image"][i], "mask": batch["mask"][i],
-                                  "probability": probability,
-                                  "prediction": probability > threshold})
+                                  "probability": torch.sigmoid(logits[i]),  # (1, H, W)
+                                  "prediction": predictions[i]})
                 worst = sorted(worst, key=lambda item: item["dice"])[:n]  # keep N at a time
     finally:
         model.train(was_training)

@@ -1,9 +1,10 @@
 """Run an exported petseg model with ONNX Runtime: numpy in, numpy out, no PyTorch needed.
 
 The .onnx file is written by `python -m petseg_lib.export` (see petseg_lib/export.py).
-This module imports only numpy and onnxruntime, never PyTorch or the course's model code:
-in the course environment `pip install -e ".[export]"` adds onnxruntime; elsewhere copy this
-file next to the .onnx file and `pip install numpy onnxruntime` is all it needs.
+This module imports only numpy, onnxruntime and the threshold rule (threshold.py, plain
+Python), never PyTorch or the course's model code: in the course environment
+`pip install -e ".[export]"` adds onnxruntime; elsewhere copy this file and threshold.py into
+a folder petseg_lib/ next to the .onnx file and `pip install numpy onnxruntime` is all it needs.
 
     from petseg_lib.onnx_segmenter import OnnxSegmenter
 
@@ -15,12 +16,13 @@ file next to the .onnx file and `pip install numpy onnxruntime` is all it needs.
 from __future__ import annotations
 
 import importlib
-import math
 import reprlib
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+
+from .threshold import DEFAULT_THRESHOLD, binarize, check_threshold
 
 INSTALL_HINT = 'pip install -e ".[export]"'
 # image_size and size_multiple above this: a damaged or crafted file. The same limit as
@@ -61,7 +63,7 @@ class OnnxSegmenter:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.image_size = self.whole_number("image_size", None)  # the size it was trained at
         self.size_multiple = self.whole_number("size_multiple", 32)
-        self.threshold = self.probability("threshold", 0.5)
+        self.threshold = self.probability("threshold", DEFAULT_THRESHOLD)
         self.input_name = self.session.get_inputs()[0].name
 
     def bad_metadata(self, key: str, expected: str) -> ValueError:
@@ -87,12 +89,9 @@ class OnnxSegmenter:
         if not self.metadata.get(key):
             return default
         try:
-            value = float(self.metadata[key])
+            return check_threshold(float(self.metadata[key]))  # also refuses NaN
         except ValueError:
-            value = math.nan
-        if not 0 < value < 1:  # also refuses NaN
-            raise self.bad_metadata(key, "a number between 0 and 1")
-        return value
+            raise self.bad_metadata(key, "a number between 0 and 1") from None
 
     def __repr__(self) -> str:
         return (f"OnnxSegmenter('{self.path}', model={self.metadata.get('model_name')}, "
@@ -128,5 +127,4 @@ class OnnxSegmenter:
 
     def masks(self, images: np.ndarray) -> np.ndarray:
         """Bool masks (N, 1, H, W): sigmoid(logits) > the threshold stored in the file."""
-        # sigmoid(x) > t is the same as x > log(t / (1 - t)), which is 0 for t = 0.5.
-        return self.logits(images) > math.log(self.threshold / (1 - self.threshold))
+        return binarize(self.logits(images), self.threshold)

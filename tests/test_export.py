@@ -173,7 +173,8 @@ def test_the_segmenter_needs_neither_torch_nor_the_model_code(exported):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"(2, 1, 32, 64) {TRAINED_AT}", "['petseg_lib', 'petseg_lib.onnx_segmenter']"]
+        f"(2, 1, 32, 64) {TRAINED_AT}",
+        "['petseg_lib', 'petseg_lib.onnx_segmenter', 'petseg_lib.threshold']"]  # plain Python
 
 
 def test_cli_missing_checkpoint_is_one_line_and_exit_2(tmp_path):
