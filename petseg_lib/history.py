@@ -12,13 +12,10 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
+from .figures import save_training_curves
 from .paths import written_atomically
-from .utils import plot_training_metrics
 
 HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
-LOSS_NAMES = {"bce": "BCE", "dice": "Soft Dice", "bce_dice": "BCE + Dice", "focal": "Focal"}
 
 
 def new_history() -> dict[str, list[float]]:
@@ -34,15 +31,20 @@ def record_epoch(history: dict, train_loss: float, train_dice: float, valid: dic
     return history
 
 
-def save_history(history: dict, config) -> None:
-    """Write the history as JSON and its curves as a PNG into the output folder."""
-    outputs = Path(config.output_dir)
-    with written_atomically(outputs / f"{config.run_name}_history.json") as partial:
+def write_history(history: dict, config) -> Path:
+    """Write the history as JSON into the output folder: OUTPUT_DIR/RUN_NAME_history.json."""
+    path = Path(config.output_dir) / f"{config.run_name}_history.json"
+    with written_atomically(path) as partial:
         partial.write_text(json.dumps(history, indent=2))
-    fig = plot_training_metrics(history, outputs / f"{config.run_name}_metrics.png",
-                                title=f"{config.run_name}: training curves",
-                                loss_name=LOSS_NAMES.get(config.loss, config.loss))
-    plt.close(fig)
+    return path
+
+
+def save_history(history: dict, config) -> None:
+    """Write the history as JSON and its curves as a PNG (figures.save_training_curves)."""
+    # The one tie of this module to the figures: train.py calls save_history. Once it calls
+    # write_history and save_training_curves itself, this function and the import go.
+    write_history(history, config)
+    save_training_curves(history, config)
 
 
 def print_epoch(epoch: int, history: dict) -> None:

@@ -7,9 +7,7 @@ from PIL import Image
 
 from petseg_lib.augment import augment_sample, augmentation_steps
 from petseg_lib.evaluate import worst_predictions
-from petseg_lib.masks import BACKGROUND, BOUNDARY, PET
-from petseg_lib.oxford_pet import OxfordPetDataset
-from petseg_lib.utils import (
+from petseg_lib.figures import (
     markdown_grid,
     models_side_by_side,
     overlay_mask,
@@ -23,6 +21,8 @@ from petseg_lib.utils import (
     to_image_array,
     visualize_comparison,
 )
+from petseg_lib.masks import BACKGROUND, BOUNDARY, PET
+from petseg_lib.oxford_pet import OxfordPetDataset
 
 from .conftest import RedIsPet, shifted_samples
 
