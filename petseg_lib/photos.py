@@ -27,8 +27,6 @@ or from a terminal (masks and overlays go to outputs/photos/):
 
 from __future__ import annotations
 
-import io
-import math
 import time
 import warnings
 from collections.abc import Iterable
@@ -36,23 +34,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
+from .errors import UnreadableImage
+from .figures import to_image_array, to_mask_array
 from .paths import written_atomically
 from .predict import full_size_logits, input_size
-from .user_files import to_rgb, upright_size
-from .utils import to_image_array, to_mask_array
+from .threshold import DEFAULT_THRESHOLD, binarize
+from .user_files import (  # noqa: F401  (MAX_PIXELS: the limit, named here too)
+    MAX_PIXELS,
+    open_image,
+    read_bytes,
+    read_image,
+    upright_rgb,
+    upright_size,
+)
 
-MAX_PIXELS = 100_000_000  # 100 megapixels: larger "photos" are refused (decompression bombs)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_SIZE = 256  # the size the model sees when it does not record its training size
-
-
-class PhotoError(ValueError):
-    """A photo that cannot be used: missing, empty, not an image, damaged or too large."""
-
+PhotoError = UnreadableImage  # the name this module gave it first
 
 # ---------------------------------------------------------------------------
 # Reading: any source, any format, any colour mode -> upright RGB
@@ -65,11 +67,10 @@ def read_photo(source, name: str | None = None) -> Image.Image:
     Transparent pixels are put on white. NAME labels the photo in error messages.
     """
     if isinstance(source, Image.Image):
-        return _upright_rgb(source, name or getattr(source, "filename", "") or "image")
+        return upright_rgb(source, name or getattr(source, "filename", "") or "image")
     if isinstance(source, np.ndarray | torch.Tensor):
         return _array_to_photo(source, name or "array")
-    data, name = _read_bytes(source, name)
-    return _upright_rgb(_open_image(data, name), name)
+    return read_image(source, name)
 
 
 def read_photo_for_model(source, side: int,
@@ -83,60 +84,11 @@ def read_photo_for_model(source, side: int,
     if isinstance(source, Image.Image | np.ndarray | torch.Tensor):
         photo = read_photo(source, name)
         return photo, (photo.height, photo.width)
-    data, name = _read_bytes(source, name)
-    image = _open_image(data, name)
+    data, name = read_bytes(source, name)
+    image = open_image(data, name)
     width, height = upright_size(image)
     image.draft("RGB", (side, side))  # JPEG only; it keeps both sides >= SIDE
-    return _upright_rgb(image, name), (height, width)
-
-
-def _read_bytes(source, name: str | None) -> tuple[bytes, str]:
-    """The bytes of a path or an open binary file, and the name to show in errors."""
-    if hasattr(source, "read"):  # an open binary file, or io.BytesIO of uploaded bytes
-        return source.read(), name or getattr(source, "name", "upload")
-    name = name or str(source)
-    try:
-        return Path(source).read_bytes(), name
-    except FileNotFoundError:
-        raise PhotoError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise PhotoError(f"{name}: a folder, not a photo") from None
-    except OSError as error:
-        raise PhotoError(f"{name}: cannot be read ({error.strerror})") from None
-
-
-def _open_image(data: bytes, name: str) -> Image.Image:
-    """The image in DATA, header read only; empty, unreadable and oversized files refused."""
-    if not data:
-        raise PhotoError(f"{name}: empty file")
-    with warnings.catch_warnings():
-        # Pillow warns above ~89 megapixels; the size is checked just below, against MAX_PIXELS.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))  # reads the header only
-        except Image.DecompressionBombError as error:  # Pillow's own hard limit
-            raise PhotoError(f"{name}: too large: {error}") from None
-        except (OSError, SyntaxError, ValueError):
-            raise PhotoError(f"{name}: not an image Pillow can read") from None
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise PhotoError(f"{name}: too large: {width} x {height} pixels "
-                         f"(limit {MAX_PIXELS:,})")
-    return image
-
-
-def _upright_rgb(image: Image.Image, name: str) -> Image.Image:
-    """IMAGE decoded, turned as its EXIF orientation says, and converted to RGB."""
-    try:
-        image.load()  # decodes the pixels: a truncated or damaged file fails here
-        image = ImageOps.exif_transpose(image)  # phones store pictures sideways plus a tag
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        reason = " ".join(str(error).split())  # one line
-        raise PhotoError(f"{name}: truncated or damaged ({reason})") from None
-    try:
-        return to_rgb(image)  # 16-bit grey scaled, transparent pixels on white
-    except ValueError:
-        raise PhotoError(f"{name}: colour mode {image.mode} is not supported") from None
+    return upright_rgb(image, name), (height, width)
 
 
 def _array_to_photo(array, name: str) -> Image.Image:
@@ -144,16 +96,17 @@ def _array_to_photo(array, name: str) -> Image.Image:
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
     if not (array.dtype == np.uint8 or array.dtype.kind in "fb"):
-        raise PhotoError(f"{name}: an array of {array.dtype}; expected uint8, or float in [0, 1]")
+        raise UnreadableImage(f"{name}: an array of {array.dtype}; "
+                              "expected uint8, or float in [0, 1]")
     if array.dtype != np.uint8 or (array.ndim == 3 and array.shape[-1] not in (1, 3, 4)):
         # floats are clipped to [0, 1]; (3, H, W) becomes (H, W, 3)
         array = (to_image_array(array) * 255 + 0.5).astype(np.uint8)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]  # (H, W, 1) -> (H, W)
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
-        raise PhotoError(f"{name}: an array of shape {tuple(array.shape)}; "
-                         "expected (H, W), (H, W, 3) or (H, W, 4)")
-    return _upright_rgb(Image.fromarray(np.ascontiguousarray(array)), name)  # L, RGB or RGBA
+        raise UnreadableImage(f"{name}: an array of shape {tuple(array.shape)}; "
+                              "expected (H, W), (H, W, 3) or (H, W, 4)")
+    return upright_rgb(Image.fromarray(np.ascontiguousarray(array)), name)  # L, RGB or RGBA
 
 
 # ---------------------------------------------------------------------------
@@ -176,15 +129,12 @@ def segment_logits(model: nn.Module, image, image_size: int | None = None,
     return full_size_logits(model, TF.pil_to_tensor(small), size, tta, amp)
 
 
-def threshold_logits(logits: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
-    """(H, W) bool mask: sigmoid(logits) > THRESHOLD, compared as logits > log(t / (1 - t))."""
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
-    cut = math.log(threshold / (1.0 - threshold))  # the logit whose sigmoid is THRESHOLD
-    return (torch.as_tensor(logits) > cut).numpy()  # no sigmoid over millions of pixels needed
+def threshold_logits(logits: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """(H, W) bool mask as a numpy array: sigmoid(logits) > THRESHOLD (threshold.binarize)."""
+    return binarize(torch.as_tensor(logits), threshold).numpy()
 
 
-def segment(model: nn.Module, image, threshold: float = 0.5,
+def segment(model: nn.Module, image, threshold: float = DEFAULT_THRESHOLD,
             image_size: int | None = None) -> np.ndarray:
     """The pet mask of a photo, (H, W) bool at the photo's own size (see `segment_logits`)."""
     return threshold_logits(segment_logits(model, image, image_size), threshold)
@@ -270,7 +220,8 @@ def _output_stem(path: Path, taken: set[str]) -> str:
     return stem
 
 
-def segment_files(model: nn.Module, paths, output_dir: str | Path, threshold: float = 0.5,
+def segment_files(model: nn.Module, paths, output_dir: str | Path,
+                  threshold: float = DEFAULT_THRESHOLD,
                   image_size: int | None = None) -> list[dict]:
     """Segment every photo of PATHS (files or folders); write NAME_mask.png, NAME_overlay.png.
 
@@ -280,14 +231,14 @@ def segment_files(model: nn.Module, paths, output_dir: str | Path, threshold: fl
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     files = photo_paths(paths)
     if not files:
-        raise PhotoError(f"no photos found in {', '.join(map(str, paths))}")
+        raise UnreadableImage(f"no photos found in {', '.join(map(str, paths))}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     results, problems, taken = [], [], set()
     for path in files:
         try:
             photo = read_photo(path)
-        except PhotoError as error:
+        except UnreadableImage as error:
             problems.append(str(error))
             continue
         start = time.perf_counter()
@@ -302,7 +253,8 @@ def segment_files(model: nn.Module, paths, output_dir: str | Path, threshold: fl
                                      output_dir / f"{stem}_overlay.png"),
         })
     if not results:
-        raise PhotoError(f"none of the {len(files)} photos could be read: " + "; ".join(problems))
+        raise UnreadableImage(f"none of the {len(files)} photos could be read: "
+                              + "; ".join(problems))
     if problems:
         listing = "\n".join(f"  {problem}" for problem in problems)
         warnings.warn(f"Skipped {len(problems)} of {len(files)} photos:\n{listing}",

@@ -1,20 +1,30 @@
 """Reading the files a user hands in: any image as upright RGB, any split file's encoding.
 
 Photos come from phones, scanners and editors: greyscale, 16-bit, palette, transparent, CMYK,
-turned by an EXIF tag, or a PNG named .jpg. `load_rgb` reads them all as the (H, W, 3) RGB
-picture a person sees; `UNREADABLE` is what a damaged or hostile file can raise on the way, so
-that callers skip it with a warning instead of stopping. Text files saved by Notepad or Excel
-may carry a byte-order mark or be UTF-16: `read_text_any` reads them whole.
+turned by an EXIF tag, or a PNG named .jpg. `read_image` (a path or an open file) and
+`load_rgb` (a path) read them all as the (H, W, 3) RGB picture a person sees, through the same
+steps (`read_bytes`, `open_image`, `upright_rgb`); a file that cannot be used (missing, empty,
+not an image, damaged, too large) raises `UnreadableImage`, one line naming the file.
+`UNREADABLE` is what Pillow itself can raise on a damaged or hostile file (UnreadableImage
+included), for the code that opens files with Pillow directly, so that callers skip them with a
+warning instead of stopping. Text files saved by Notepad or Excel may carry a byte-order mark or
+be UTF-16: `read_text_any` reads them whole.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
+import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from .errors import UnreadableImage
+
+MAX_PIXELS = 100_000_000  # 100 megapixels: larger "photos" are refused (decompression bombs)
 EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a stored photo must be turned
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 # What a damaged or hostile file can raise while Pillow opens and decodes it.
@@ -22,9 +32,65 @@ UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def load_rgb(path: str | Path, upright: bool = True) -> Image.Image:
-    """Open any image as RGB (see `to_rgb`), turned as its EXIF tag says when UPRIGHT."""
-    with Image.open(path) as im:
-        return to_rgb(ImageOps.exif_transpose(im) if upright else im)
+    """Open any image file as RGB (see `to_rgb`), turned as its EXIF tag says when UPRIGHT."""
+    return read_image(path, upright=upright)
+
+
+def read_image(source: str | Path | BinaryIO, name: str | None = None,
+               upright: bool = True) -> Image.Image:
+    """The RGB picture of a path or an open binary file; NAME labels it in error messages."""
+    data, name = read_bytes(source, name)
+    return upright_rgb(open_image(data, name), name, upright)
+
+
+def read_bytes(source: str | Path | BinaryIO, name: str | None = None) -> tuple[bytes, str]:
+    """The bytes of a path or an open binary file, and the name to show in errors."""
+    if hasattr(source, "read"):  # an open binary file, or io.BytesIO of uploaded bytes
+        return source.read(), name or getattr(source, "name", "upload")
+    name = name or str(source)
+    try:
+        return Path(source).read_bytes(), name
+    except FileNotFoundError:
+        raise UnreadableImage(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UnreadableImage(f"{name}: a folder, not a photo") from None
+    except OSError as error:
+        raise UnreadableImage(f"{name}: cannot be read ({error.strerror})") from None
+
+
+def open_image(data: bytes, name: str) -> Image.Image:
+    """The image in DATA, header read only; empty, unreadable and oversized files refused."""
+    if not data:
+        raise UnreadableImage(f"{name}: empty file")
+    with warnings.catch_warnings():
+        # Pillow warns above ~89 megapixels; the size is checked just below, against MAX_PIXELS.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))  # reads the header only
+        except Image.DecompressionBombError as error:  # Pillow's own hard limit
+            raise UnreadableImage(f"{name}: too large: {error}") from None
+        except (OSError, SyntaxError, ValueError):
+            raise UnreadableImage(f"{name}: not an image Pillow can read") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise UnreadableImage(f"{name}: too large: {width} x {height} pixels "
+                              f"(limit {MAX_PIXELS:,})")
+    return image
+
+
+def upright_rgb(image: Image.Image, name: str, upright: bool = True) -> Image.Image:
+    """IMAGE decoded, turned as its EXIF orientation says (when UPRIGHT), and made RGB."""
+    try:
+        image.load()  # decodes the pixels: a truncated or damaged file fails here
+        if upright:
+            image = ImageOps.exif_transpose(image)  # phones store pictures sideways plus a tag
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        reason = " ".join(str(error).split())  # one line
+        raise UnreadableImage(f"{name}: truncated or damaged ({reason})") from None
+    try:
+        return to_rgb(image)  # 16-bit grey scaled, transparent pixels on white
+    except ValueError:
+        raise UnreadableImage(f"{name}: colour mode {image.mode} is not supported") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -13,18 +13,34 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import clear_output, display
 
-from .evaluate import mask_dice
-from .photos import PhotoError, overlay_photo, read_photo, segment_logits, threshold_logits
-from .utils import overlay_mask, plot_training_metrics, squeeze_mask, to_image_array
+from .errors import UnreadableImage
+from .figures import overlay_mask, plot_training_metrics, squeeze_mask, to_image_array
+from .metrics import mask_dice
+from .photos import overlay_photo, read_photo, segment_logits, threshold_logits
+from .threshold import (
+    DEFAULT_THRESHOLD,
+    MAX_THRESHOLD,
+    MIN_THRESHOLD,
+    THRESHOLD_STEP,
+    binarize_probabilities,
+)
 
 # A label as wide as its text: ipywidgets' default width cuts "overlay alpha" to "overlay al…".
 FULL_LABEL = {"description_width": "initial"}
 
 
+def threshold_slider(value: float = DEFAULT_THRESHOLD) -> widgets.FloatSlider:
+    """The threshold slider of every widget: the range and step of threshold.py."""
+    return widgets.FloatSlider(value, min=MIN_THRESHOLD, max=MAX_THRESHOLD, step=THRESHOLD_STEP,
+                               description="threshold", continuous_update=False,
+                               style=FULL_LABEL)
+
+
 def draw_prediction(fig: plt.Figure, image, probabilities, gt_mask=None,
-                    threshold: float = 0.5, alpha: float = 1.0, name: str = "") -> float | None:
+                    threshold: float = DEFAULT_THRESHOLD, alpha: float = 1.0,
+                    name: str = "") -> float | None:
     """Redraw FIG with the input, the probability map and the thresholded mask; return Dice."""
-    pred = squeeze_mask(probabilities) > threshold
+    pred = binarize_probabilities(squeeze_mask(probabilities), threshold)
     dice = None if gt_mask is None else mask_dice(pred, gt_mask)
     fig.clear()
     axes = fig.subplots(1, 3 if gt_mask is None else 4)
@@ -55,8 +71,7 @@ def prediction_explorer(images, probabilities, gt_masks=None, names=None):
     names = names or [str(i) for i in range(n)]
     sample = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)],
                               description="sample", style=FULL_LABEL)
-    threshold = widgets.FloatSlider(0.5, min=0.05, max=0.95, step=0.05, style=FULL_LABEL,
-                                    description="threshold", continuous_update=False)
+    threshold = threshold_slider()
     alpha = widgets.FloatSlider(1.0, min=0.0, max=1.0, step=0.1, description="overlay alpha",
                                 continuous_update=False, style=FULL_LABEL)
     output = widgets.Output()
@@ -92,7 +107,8 @@ def live_metrics_plot(epoch: int, history: dict, title: str | None = None,
     plt.close(fig)  # displayed once, not a second time at the end of the cell
 
 
-def draw_photo_segmentation(fig: plt.Figure, photo, logits, threshold: float = 0.5) -> float:
+def draw_photo_segmentation(fig: plt.Figure, photo, logits,
+                            threshold: float = DEFAULT_THRESHOLD) -> float:
     """Redraw FIG with the photo and its pet overlay at THRESHOLD; return the pet's share."""
     photo = read_photo(photo)
     mask = threshold_logits(logits, threshold)  # (H, W) bool, the photo's size
@@ -108,16 +124,15 @@ def draw_photo_segmentation(fig: plt.Figure, photo, logits, threshold: float = 0
     return share
 
 
-def photo_segmenter(model, fallback_image, threshold: float = 0.5, display_size: int = 1024):
+def photo_segmenter(model, fallback_image, threshold: float = DEFAULT_THRESHOLD,
+                    display_size: int = 1024):
     """Upload a photo of your own (FALLBACK_IMAGE until then) and slide the mask's threshold.
 
     The model runs once per photo, on a copy at most DISPLAY_SIZE pixels wide and high; the
     slider only re-thresholds its logits (`draw_photo_segmentation`), so it answers at once.
     """
     upload = widgets.FileUpload(accept="image/*", multiple=False, description="your photo")
-    slider = widgets.FloatSlider(threshold, min=0.05, max=0.95, step=0.05,
-                                 description="threshold", continuous_update=False,
-                                 style={"description_width": "initial"})
+    slider = threshold_slider(threshold)
     output = widgets.Output()
     shown = {}
 
@@ -139,7 +154,7 @@ def photo_segmenter(model, fallback_image, threshold: float = 0.5, display_size:
         upload_file = change["new"][0]  # ipywidgets 8: a tuple of dicts, "content" a memoryview
         try:
             photo = read_photo(io.BytesIO(upload_file["content"]), name=upload_file["name"])
-        except PhotoError as error:
+        except UnreadableImage as error:
             output.outputs = ()
             output.append_stdout(f"{error}\n")  # one line, not a traceback
             return
