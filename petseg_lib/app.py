@@ -34,19 +34,14 @@ from PIL import Image
 from torch import nn
 
 from .cli import UserError, positive, run_cli
+from .errors import UnreadableImage
 from .inference import load_model
 from .mask_folder import MaskFolderDataset, is_mask_folder
+from .options import add_data_path, add_device, add_model, add_threshold
 from .oxford_pet import OxfordPetDataset, find_dataset
-from .photos import (
-    PhotoError,
-    mask_png,
-    overlay_photo,
-    read_photo,
-    save_png,
-    segment_logits,
-    threshold_logits,
-)
+from .photos import mask_png, overlay_photo, read_photo, save_png, segment_logits, threshold_logits
 from .speed import pick_device
+from .threshold import DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD, THRESHOLD_STEP
 
 if TYPE_CHECKING:  # for the type hint of build_page only: gradio is an optional extra
     import gradio as gr
@@ -76,14 +71,14 @@ def photo_logits(model: nn.Module, source, name: str) -> tuple[Image.Image, torc
         try:
             stat = os.stat(source)
         except OSError:
-            pass  # missing or unreadable: read_photo below says so in a PhotoError
+            pass  # missing or unreadable: read_photo below says so in an UnreadableImage
         else:
             return _file_logits(model, str(source), name, (stat.st_mtime_ns, stat.st_size))
     photo = read_photo(source, name=name)
     return photo, segment_logits(model, photo)
 
 
-def segment_upload(model: nn.Module, source, threshold: float = 0.5,
+def segment_upload(model: nn.Module, source, threshold: float = DEFAULT_THRESHOLD,
                    output_dir: str | Path | None = None,
                    ) -> tuple[Image.Image | None, Path | None, str]:
     """One photo (path, file, PIL image or array) -> (overlay, mask PNG path, status line).
@@ -98,7 +93,7 @@ def segment_upload(model: nn.Module, source, threshold: float = 0.5,
     name = Path(source).name if isinstance(source, str | Path) else "photo"
     try:
         photo, logits = photo_logits(model, source, name)
-    except PhotoError as error:
+    except UnreadableImage as error:
         return None, None, f"**Cannot use this file.** {error}"
     mask = threshold_logits(logits, threshold)  # (H, W) bool
     if output_dir is not None:
@@ -135,7 +130,7 @@ def example_photos(data_path: str | Path | None = None, count: int = 4) -> list[
 # The page: Gradio widgets around segment_upload
 # ---------------------------------------------------------------------------
 
-def build_page(model: nn.Module, examples: list[Path], threshold: float = 0.5,
+def build_page(model: nn.Module, examples: list[Path], threshold: float = DEFAULT_THRESHOLD,
                output_dir: str | Path | None = None) -> gr.Blocks:
     """The Gradio Blocks of the demo (not started: call its `launch`)."""
     # Gradio is an optional extra (a large web stack); the rest of the course runs without it,
@@ -160,7 +155,8 @@ def build_page(model: nn.Module, examples: list[Path], threshold: float = 0.5,
             with gr.Column(scale=1):
                 first = str(examples[0]) if examples else None  # shown when the page opens
                 photo = gr.File(first, label="Your photo", type="filepath")
-                slider = gr.Slider(0.01, 0.99, threshold, step=0.01, label="Threshold",
+                slider = gr.Slider(MIN_THRESHOLD, MAX_THRESHOLD, threshold, step=THRESHOLD_STEP,
+                                   label="Threshold",
                                    info="a pixel is pet when the model's probability is above")
                 status = gr.Markdown(WELCOME)
                 if examples:
@@ -190,19 +186,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="A web page that segments your photos with a trained checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
-    add("--model", required=True, help="checkpoint, e.g. checkpoints/unet_best.pth")
+    add_model(parser)
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
     add("--port", type=int, default=7860, help="port of the page")
-    add("--threshold", type=float, default=0.5, help="the slider's starting value")
-    add("--data_path", default=None, help="dataset whose test split gives the examples; "
-        "by default data/oxford-iiit-pet when present, else the offline sample dataset")
-    add("--examples", type=int, default=4, help="how many examples (0: none)")
-    add("--device", default="auto", help="auto: cuda, mps, then cpu")
+    add_threshold(parser)  # the slider's starting value
+    add_data_path(parser)
+    add("--examples", type=int, default=4,
+        help="how many examples from the dataset's test split (0: none)")
+    add_device(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be between 1 and 65535, not {args.port}")
-    if not 0.01 <= args.threshold <= 0.99:
-        raise UserError(f"--threshold must be between 0.01 and 0.99, not {args.threshold}")
     positive("--examples", args.examples, minimum=0)
     return args
 

@@ -33,8 +33,9 @@ from .config import TrainConfig, augment_suffix, quick_config
 from .evaluate import describe_protocol, describe_protocols, evaluate, scores_at_original_size
 from .inference import load_model
 from .losses import LOSSES
-from .masks import BOUNDARY_POLICIES, check_boundary_policy
+from .masks import check_boundary_policy
 from .models import MODELS
+from .options import add_data_path, add_image_size, add_scoring, add_tta
 from .oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
 from .paths import written_atomically
 from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
@@ -235,24 +236,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="small CPU-sized runs")
     parser.add_argument("--retrain", action="store_true", help="train even when a checkpoint "
                         "of the configuration exists")
-    parser.add_argument("--data_path", default=None, help="dataset folder; by default "
-                        "data/oxford-iiit-pet when present, else the offline sample dataset")
+    add_data_path(parser)
     parser.add_argument("--epochs", type=int, default=None,
                         help="default: the report's 20, or the quick settings'")
-    parser.add_argument("--image_size", type=int, default=None,
-                        help="default: the report's 256, or the quick settings'")
+    add_image_size(parser, default="the report's 256, or the quick settings'")
     parser.add_argument("--limit", type=int, default=None, help="training images per run")
     parser.add_argument("--test_limit", type=int, default=None, help="test images scored")
     parser.add_argument("--checkpoint_dir", default="checkpoints",
                         help="where each run's checkpoints go and are reused from")
     parser.add_argument("--output_dir", default="outputs/comparison",
                         help="where the table and charts go")
-    parser.add_argument("--boundary", choices=sorted(BOUNDARY_POLICIES), default="pet",
-                        help="how the trimap's boundary band is scored")
-    parser.add_argument("--at_original_size", action="store_true",
-                        help="score predictions resized back to each image's original size")
-    parser.add_argument("--tta", action="store_true",
-                        help="average the logits of each test image and its mirror")
+    add_scoring(parser)
+    add_tta(parser)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS),
                         default=["unet", "resnet34_unet"], help="architectures to compare")
     parser.add_argument("--loss", nargs="+", choices=sorted(LOSSES), default=["bce"],

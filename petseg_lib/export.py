@@ -35,6 +35,8 @@ from .inference import load_model
 from .models import MODELS
 from .models.summary import count_parameters
 from .onnx_segmenter import OnnxSegmenter, optional_import
+from .options import add_image_size, add_model
+from .threshold import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:  # for the type hints only: onnx belongs to the optional export extra
     import onnx
@@ -43,7 +45,7 @@ __all__ = ["DEFAULT_OPSET", "OnnxSegmenter", "export_onnx", "main", "onnx_metada
 
 DEFAULT_OPSET = 18
 SIZE_MULTIPLE = 32  # ResNet34_UNet halves the size 5 times; UNet needs 16, we ask 32 of both
-THRESHOLD = 0.5  # the default threshold of the course on sigmoid(logits)
+THRESHOLD = DEFAULT_THRESHOLD  # the course's threshold on sigmoid(logits), stored in the file
 DESCRIPTION = "input: float32 (N,3,H,W) in [0,1]; output: logits (N,1,H,W)"
 
 
@@ -129,11 +131,10 @@ def main(argv: list[str] | None = None) -> Path:
         prog="python -m petseg_lib.export",
         description="Export a trained checkpoint to an ONNX file with dynamic batch and size.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="checkpoint, e.g. checkpoints/unet_best.pth")
+    add_model(parser)
     parser.add_argument("--output", required=True, help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")
-    parser.add_argument("--image_size", type=int, default=None,
-                        help="size stored in the metadata; default: the training size")
+    add_image_size(parser, default="the size the model was trained at (stored in the file)")
     args = parser.parse_args(argv)
     model = load_model(args.model)
     path = export_onnx(model, args.output, opset=args.opset, image_size=args.image_size)

@@ -23,18 +23,23 @@ from torch.utils.data import DataLoader
 from .batch import collate
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .cli import UserError, positive, run_cli, writable_folder
-from .config import MAX_IMAGE_SIZE
-from .evaluate import (
-    SegmentationMeter,
-    batch_target,
-    describe_protocol,
-    evaluate_at_original_size,
-)
-from .masks import BOUNDARY_POLICIES
+from .evaluate import batch_target, describe_protocol, evaluate_at_original_size
+from .figures import visualize_comparison
+from .metrics import SegmentationMeter
 from .onnx_segmenter import OnnxSegmenter
+from .options import (
+    add_amp,
+    add_data_path,
+    add_device,
+    add_image_size,
+    add_model,
+    add_scoring,
+    add_threshold,
+    add_tta,
+)
 from .oxford_pet import find_dataset, load_dataset, original_size_dataset
 from .photos import segment_files
-from .predict import binarize, model_device, predict_logits, to_float_images
+from .predict import model_device, predict_logits, to_float_images
 from .speed import (
     amp_helps,
     describe_precision,
@@ -43,7 +48,7 @@ from .speed import (
     keep_memory_helps,
     pick_device,
 )
-from .utils import visualize_comparison
+from .threshold import DEFAULT_THRESHOLD, binarize
 
 
 def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
@@ -70,7 +75,8 @@ class OnnxModel(nn.Module):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor,
+            threshold: float = DEFAULT_THRESHOLD) -> torch.Tensor:
     """Binary masks (N, 1, H, W) float in {0, 1}: sigmoid of the logits > THRESHOLD."""
     model.eval()
     device = model_device(model)
@@ -79,7 +85,7 @@ def predict(model: nn.Module, images: torch.Tensor, threshold: float = 0.5) -> t
 
 
 def run_inference(model: nn.Module, loader: DataLoader, output_dir: str | Path,
-                  n_figures: int = 8, threshold: float = 0.5, boundary: str = "pet",
+                  n_figures: int = 8, threshold: float = DEFAULT_THRESHOLD, boundary: str = "pet",
                   tta: bool = False, amp: bool = False) -> dict | None:
     """Predict every batch, save comparison PNGs of the first N_FIGURES; return the scores."""
     output_dir = Path(output_dir)
@@ -144,38 +150,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Segment a dataset split, or your own photos, with a trained checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
-    add("--model", default=None, help="checkpoint, e.g. checkpoints/unet_best.pth")
+    add_model(parser, required=False)
     add("--onnx", default=None, metavar="FILE",
         help="with --images: an exported .onnx model instead of a checkpoint")
     add("--images", nargs="+", default=None, metavar="PATH",
         help="photos or folders of photos to segment instead of a dataset split")
-    add("--data_path", default=None, help="dataset folder; by default data/oxford-iiit-pet "
-        "when present, else the offline sample dataset")
+    add_data_path(parser)
     add("--mode", default="test", choices=("train", "valid", "test"),
         help="dataset split to score")
     add("--batch_size", type=int, default=8, help="images per forward pass")
-    add("--image_size", type=int, default=None, help="default: the size the model was trained at")
-    add("--threshold", type=float, default=0.5,
-        help="probability above which a pixel is pet")
+    add_image_size(parser, default="the size the model was trained at")
+    add_threshold(parser)
     add("--num_figures", type=int, default=8, help="save comparison PNGs for this many images")
     add("--limit", type=int, default=None, help="use only this many images")
-    add("--boundary", choices=sorted(BOUNDARY_POLICIES), default="pet",
-        help="how the trimap's boundary band is scored")
-    add("--at_original_size", action="store_true",
-        help="score each prediction resized back to its image's original size")
-    add("--tta", action="store_true", help="average the logits of each image and its mirror")
-    add("--amp", action=argparse.BooleanOptionalAction, default=None,
-        help="reduced precision; default: with CUDA, and on a CPU with native bfloat16")
+    add_scoring(parser)
+    add_tta(parser)
+    add_amp(parser)
     add("--output_dir", default="outputs/inference", help="where figures and masks go")
-    add("--device", default="auto", help="auto: cuda, mps, then cpu")
+    add_device(parser)
     args = parser.parse_args(argv)
-    for name, minimum in (("batch_size", 1), ("image_size", 32), ("num_figures", 0),
-                          ("limit", 1)):
+    for name, minimum in (("batch_size", 1), ("num_figures", 0), ("limit", 1)):
         positive(f"--{name}", getattr(args, name), minimum)
-    if args.image_size is not None and args.image_size > MAX_IMAGE_SIZE:
-        raise UserError(f"--image_size must be at most {MAX_IMAGE_SIZE}, not {args.image_size}")
-    if not 0.0 < args.threshold < 1.0:
-        raise ValueError(f"--threshold must be between 0 and 1, not {args.threshold}")
     if (args.model is None) == (args.onnx is None):
         raise UserError("give a checkpoint (--model) or an exported model (--onnx), one of them")
     if args.onnx is not None and args.images is None:
