@@ -66,6 +66,7 @@ from petseg_lib.models import build_model
 from petseg_lib.models.summary import count_parameters
 from petseg_lib.oxford_pet import find_dataset
 from petseg_lib.speed import pick_device, synchronize
+from petseg_lib.threshold import binarize
 from petseg_lib.train import train, train_one_epoch
 from petseg_lib.utils import (
     markdown_grid,
@@ -283,7 +284,7 @@ for _ in range(EPOCHS_PER_RUN):
 best_model = load_model(best_path, device)
 sample = valid_loader.dataset[0]
 with torch.no_grad():
-    prediction = torch.sigmoid(best_model(sample["image"][None].to(device)))[0] > 0.5
+    prediction = binarize(best_model(sample["image"][None].to(device)))[0]  # sigmoid > 0.5
 fig = visualize_comparison(sample["image"], sample["mask"], prediction.cpu())
 plt.show()
 print(f"{best_path.name} (best of {len(history['train_loss'])} epochs) on the validation "

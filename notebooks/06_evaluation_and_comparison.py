@@ -70,6 +70,7 @@ from petseg_lib.oxford_pet import collate, find_dataset, load_dataset, original_
 from petseg_lib.paths import base_dir
 from petseg_lib.photos import segment
 from petseg_lib.predict import probabilities_at_model_size
+from petseg_lib.threshold import binarize_probabilities
 from petseg_lib.utils import (
     markdown_grid,
     models_side_by_side,
@@ -181,7 +182,7 @@ test_batch = collate([spread_set[i] for i in range(len(spread_set))])
 with torch.no_grad():  # 8 images at a time: less memory at 256 px
     probabilities = torch.cat([torch.sigmoid(best_model(chunk))
                                for chunk in test_batch["image"].split(8)])  # (N, 1, H, W)
-wrong = (probabilities > 0.5) != (test_batch["mask"] > 0.5)
+wrong = binarize_probabilities(probabilities) != (test_batch["mask"] > 0.5)
 band = boundary_ignore(test_batch["trimap"])
 share_band = band.float().mean().item()
 share_errors_in_band = (wrong & band).sum().item() / max(wrong.sum().item(), 1)
@@ -281,7 +282,8 @@ plt.show()
 
 # %%
 sample = samples[0]
-predicted = probabilities_at_model_size(best_model, sample["image"][None])[0] > 0.5
+predicted = binarize_probabilities(
+    probabilities_at_model_size(best_model, sample["image"][None])[0])
 fig = visualize_comparison(sample["image"], sample["mask"], predicted)
 plt.show()
 print(f"{best['label']} on {sample['name']}: Dice {mask_dice(predicted, sample['mask']):.3f}")
@@ -340,7 +342,8 @@ plt.show()
 
 # %%
 thresholds = torch.linspace(0.05, 0.95, 19)
-mean_dice = [dice_from_counts(*confusion_counts(probabilities > t, test_batch["mask"])).mean()
+mean_dice = [dice_from_counts(*confusion_counts(binarize_probabilities(probabilities, t),
+                                                test_batch["mask"])).mean()
              for t in thresholds]
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.plot(thresholds, mean_dice, "o-")
@@ -435,7 +438,8 @@ assert abs(per_image.item() - 0.5) < 1e-6 and abs(pooled.item() - 160 / 164) < 1
 # share is f (notebook 01):
 shares = test_batch["mask"].mean(dim=(1, 2, 3))
 guess = (2 * shares / (1 + shares)).mean().item()
-model_dice = dice_from_counts(*confusion_counts(probabilities > 0.5, test_batch["mask"]))
+model_dice = dice_from_counts(*confusion_counts(binarize_probabilities(probabilities),
+                                                test_batch["mask"]))
 assert model_dice.mean().item() > guess + 0.1, (model_dice.mean().item(), guess)
 assert [w["dice"] for w in worst] == sorted(w["dice"] for w in worst), "worst first"
 assert abs(static_dice - mask_dice(worst[0]["probability"] > 0.3, worst[0]["mask"])) < 1e-9
