@@ -33,9 +33,11 @@ class TrainConfig:
     model: str = "unet"  # a key of models.MODELS: "unet", "resnet34_unet", ...
     augment: bool = False
     augment_level: str = "report"  # "report", or "strong": + rotation, Cutout, CutMix
+    keep_originals: bool = True  # with augment: the report's doubling; False: all augmented
     epochs: int = 20
     batch_size: int = 8  # per process under torchrun: a step sees batch_size x processes
     learning_rate: float = 1e-4
+    weight_decay: float = 0.0  # decoupled (AdamW-style) weight decay; 0 in the report
     image_size: int = 256
     seed: int = 0
     num_workers: int | None = None  # DataLoader processes; None: 4 with CUDA, 0 on a CPU
@@ -44,6 +46,8 @@ class TrainConfig:
     checkpoint_dir: str = "checkpoints"
     output_dir: str = "outputs"
     limit: int | None = None  # use only this many training images (quick runs)
+    epoch_samples: int | None = None  # draw this many training samples per epoch; None: all
+    valid_limit: int | None = None  # validate on this many images spread over the split
     model_kwargs: dict = field(default_factory=dict)  # e.g. {"base_channels": 32}
     resume: bool = False  # continue from <run_name>_last.pth when it exists
     progress: bool = True  # tqdm progress bars
@@ -90,15 +94,20 @@ def augment_suffix(augment: bool, level: str = "report") -> str:
     return ("_aug" if augment else "") + ("_strong" if augment and level == "strong" else "")
 
 
-# QUICK mode: every training image, narrow models, each at the smallest image size where it
-# learns the pets' shapes within seconds on 2 CPU cores (test Dice in the README). ResNet34's
-# stem divides an image by 4 before its first block, which leaves too little of a 64 px pet:
-# the ResNet34-UNet trains at 128 px. Augmentation doubles an epoch, so it gets fewer epochs.
+# QUICK mode: narrow models, each at the smallest image size where it learns the pets'
+# shapes within seconds on 2 CPU cores (test Dice in the README). ResNet34's stem divides an
+# image by 4 before its first block, which leaves too little of a 64 px pet: the
+# ResNet34-UNet trains at 128 px. The time of a quick run does not grow with the dataset:
+# each epoch is QUICK_EPOCH_SAMPLES samples drawn from the whole training split (the 180
+# toy pets, the 340 real ones beside the project, or the full dataset's 3,312), and
+# validation uses QUICK_VALID_IMAGES images spread over its split.
 QUICK_MODELS = {  # model: (base_channels, image_size, epochs, epochs with augmentation)
-    "unet": (8, 64, 28, 16),
-    "resnet34_unet": (16, 128, 20, 16),
+    "unet": (8, 64, 28, 32),
+    "resnet34_unet": (16, 128, 20, 28),
 }
-QUICK_BASELINES = (64, 8, 8)  # image_size, epochs, epochs with augmentation: baselines.py
+QUICK_BASELINES = (64, 8, 12)  # image_size, epochs, epochs with augmentation: baselines.py
+QUICK_EPOCH_SAMPLES = 320  # training samples per quick epoch, whatever the dataset's size
+QUICK_VALID_IMAGES = 64  # validation images of a quick run (fewer when the split is smaller)
 
 
 def quick_epochs() -> list[int]:
@@ -111,13 +120,45 @@ def quick_config(**overrides) -> TrainConfig:
     model, augment = overrides.get("model", "unet"), overrides.get("augment", False)
     suffix = augment_suffix(augment, overrides.get("augment_level", "report")) + "_quick"
     settings = dict(batch_size=16, learning_rate=3e-3, lr_schedule="cosine",
-                    run_name=model + suffix)
+                    run_name=model + suffix, epoch_samples=QUICK_EPOCH_SAMPLES,
+                    valid_limit=QUICK_VALID_IMAGES)
     if model in QUICK_MODELS:
         width, image_size, epochs, epochs_augmented = QUICK_MODELS[model]
         settings["model_kwargs"] = {"base_channels": width}
     else:
         image_size, epochs, epochs_augmented = QUICK_BASELINES
     settings.update(image_size=image_size, epochs=epochs_augmented if augment else epochs)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+# RECIPES: settings for real photos on a laptop CPU (python -m petseg_lib.train --recipe
+# laptop), chosen by validation Dice on the real photos beside the project
+# (benchmarks/README.md) and sized to train within 10 minutes on 2 CPU cores. Like quick
+# mode, an epoch is a fixed number of samples, so the time does not grow with the dataset.
+RECIPES = {
+    "laptop": {
+        "unet": dict(model_kwargs={"base_channels": 16}, image_size=128, epochs=48),
+        "resnet34_unet": dict(model_kwargs={"base_channels": 16}, image_size=128, epochs=90),
+        "all": dict(batch_size=16, learning_rate=3e-3, lr_schedule="cosine", epoch_samples=640,
+                    augment_level="strong", keep_originals=False, weight_decay=0.05,
+                    loss="bce_dice"),
+    },
+}
+
+
+def recipe_config(recipe: str, **overrides) -> TrainConfig:
+    """The settings of RECIPE (a key of RECIPES) for the model asked, then OVERRIDES."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
+    model = overrides.get("model", "unet")
+    if model not in RECIPES[recipe]:
+        models = ", ".join(m for m in RECIPES[recipe] if m != "all")
+        raise ValueError(f"the {recipe} recipe is for {models}, not {model!r}")
+    augment = overrides.get("augment", False)
+    suffix = augment_suffix(augment, overrides.get("augment_level", "strong"))
+    settings = dict(RECIPES[recipe]["all"], **RECIPES[recipe][model],
+                    run_name=f"{model}{suffix}_{recipe}")
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -143,7 +184,8 @@ def course_config(model: str = "unet", augment: bool = False, **overrides) -> Tr
 def check_settings(config: TrainConfig) -> None:
     """A ValueError naming the first impossible setting (e.g. epochs=0, image_size=16)."""
     for name, minimum in (("epochs", 1), ("batch_size", 1), ("image_size", 32),
-                          ("num_workers", 0), ("limit", 1)):
+                          ("num_workers", 0), ("limit", 1), ("epoch_samples", 1),
+                          ("valid_limit", 1)):
         value = getattr(config, name)
         if value is not None and not (isinstance(value, int) and value >= minimum):
             raise ValueError(f"{name} must be a whole number of at least {minimum}, "
@@ -153,6 +195,9 @@ def check_settings(config: TrainConfig) -> None:
     if not (isinstance(config.learning_rate, int | float) and 0 < config.learning_rate < 10):
         raise ValueError(f"learning_rate must be a number between 0 and 10, not "
                          f"{config.learning_rate!r}")
+    if not (isinstance(config.weight_decay, int | float) and 0 <= config.weight_decay < 1):
+        raise ValueError(f"weight_decay must be a number from 0 up to 1, not "
+                         f"{config.weight_decay!r}")
 
 
 # ----------------------------------------------------------------------- the command line
@@ -186,10 +231,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        ("num_workers", "DataLoader worker processes (default: 4 with CUDA, "
                         "else 0)"),
                        ("limit", "use only this many training images"),
+                       ("epoch_samples", "training samples drawn at random per epoch (default: "
+                        "the whole training set; --quick: a fixed number)"),
+                       ("valid_limit", "validate on this many images spread over the split"),
                        ("base_channels", "model width: channels of the first layer, doubled "
                         "at each level (64 in the report and in ResNet34; 8 to 32 on a CPU)")):
         option(name, text, type=int)
     option("learning_rate", "Adam learning rate", type=float)
+    option("weight_decay", "decoupled weight decay of Adam (AdamW)", type=float)
+    option("keep_originals", "with --augment: keep each image's plain copy beside its "
+           "augmented one (the report's doubling, the default); --no-keep_originals augments "
+           "every sample", show_default=False, action=argparse.BooleanOptionalAction)
     option("loss", "bce as in the report; dice, bce_dice or focal", choices=sorted(LOSSES))
     option("lr_schedule", "constant as in the report, or cosine annealing to 0",
            choices=("constant", "cosine"))
@@ -222,11 +274,19 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: narrow models, "
                         f"64 px (128 for resnet34_unet), {min(epochs)}-{max(epochs)} epochs, "
                         "for whatever is not given explicitly")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), help="settings for real photos on "
+                        "a laptop CPU (within 10 minutes on 2 cores), for whatever is not "
+                        "given explicitly")
     given = vars(parser.parse_args(argv))
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file
     if "base_channels" in given:
         given["model_kwargs"] = {"base_channels": given.pop("base_channels")}
-    if not given.pop("quick"):
+    quick, recipe = given.pop("quick"), given.pop("recipe")
+    if quick and recipe:
+        raise ValueError("--quick and --recipe each choose the settings: give one of them")
+    if recipe:
+        return recipe_config(recipe, **given)
+    if not quick:
         return TrainConfig(**given)
     given.setdefault("run_name", None)  # checkpoints/<model>_best.pth, as without --quick
     return quick_config(**given)

@@ -26,8 +26,11 @@ def make_loaders(config: TrainConfig, data_path: Path,
     fast = fast or speedups(config, device)
     workers = data_workers(config.num_workers, device)  # None: 4 with CUDA, else 0
     train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit,
-                             cache=fast["cache"], augment_level=config.augment_level)
-    valid_limit = None if config.limit is None else max(config.limit // 4, 1)
+                             cache=fast["cache"], augment_level=config.augment_level,
+                             keep_originals=config.keep_originals)
+    valid_limit = config.valid_limit
+    if config.limit is not None:
+        valid_limit = min(valid_limit or config.limit, max(config.limit // 4, 1))
     valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit,
                              cache=fast["cache"])
     generator = torch.Generator().manual_seed(config.seed)  # the shuffling order
@@ -35,11 +38,17 @@ def make_loaders(config: TrainConfig, data_path: Path,
                   collate_fn=collate, pin_memory=fast["pin_memory"],
                   persistent_workers=fast["persistent_workers"] and workers > 0)
     sampler = distributed.train_sampler(train_set, config.seed)  # None without torchrun
-    if sampler is None and common["persistent_workers"]:
+    if sampler is not None and config.epoch_samples is not None:
+        raise ValueError("epoch_samples draws from one process's shuffle: leave it out under "
+                         "torchrun, where every process gets its share of each epoch")
+    if sampler is None and (common["persistent_workers"] or config.epoch_samples):
         # A new loader iterator draws the workers' seed, then the shuffle, from GENERATOR; kept-
         # alive workers draw their seed once, so a resumed run would draw once more than the
         # run it continues. Here the shuffle gets a generator of its own (shuffle_generator).
-        sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed))
+        # With EPOCH_SAMPLES an epoch is that many samples of a fresh shuffle of the whole
+        # split (more than the split: shuffles in a row), so its time does not grow with it.
+        sampler = RandomSampler(train_set, num_samples=config.epoch_samples,
+                                generator=torch.Generator().manual_seed(config.seed))
     # A last batch of a single image breaks BatchNorm wherever a map is 1 x 1 (DeepLabV3's
     # pooling branch): that image is left out of the epoch, a different one each epoch. A
     # training set of one image (e.g. --limit 1, to overfit it) is that image's batch.

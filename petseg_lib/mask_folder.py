@@ -206,7 +206,8 @@ class MaskFolderDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, mode: str = "train", image_size: int = 256,
-                 augment: bool = False, limit: int | None = None, augment_level: str = "report"):
+                 augment: bool = False, limit: int | None = None, augment_level: str = "report",
+                 keep_originals: bool = True):
         if mode not in BANDS:
             raise ValueError(f"mode must be one of {tuple(BANDS)}, not {mode!r}")
         self.root = Path(root)
@@ -216,6 +217,7 @@ class MaskFolderDataset(Dataset):
         self.has_masks = True
         self.image_size = image_size
         self.augment = augment and mode == "train"
+        self.keep_originals = keep_originals  # False: the even indices are augmented too
         self.resize = v2.Resize((image_size, image_size), antialias=True)
         self.augmentations = augmentations(image_size, augment_level)  # no CutMix here
         self.images = files_by_stem(self.root / "images", IMAGE_SUFFIXES)
@@ -314,7 +316,7 @@ class MaskFolderDataset(Dataset):
         return image, np.where(pet, PET, BACKGROUND).astype(np.uint8)  # no boundary band
 
     def __getitem__(self, index: int) -> dict:
-        augmented = self.augment and index % 2 == 1
+        augmented = self.augment and (index % 2 == 1 or not self.keep_originals)
         name = self.names[index // 2 if self.augment else index]
         image, trimap = self.original(name)
         image, trimap = to_tv_tensors({"image": image, "trimap": trimap})

@@ -43,6 +43,14 @@ def default_output_dir() -> Path:
     return base_dir() / "outputs"
 
 
+def default_cache_dir() -> Path:
+    """The user's cache folder for resized images: PETSEG_CACHE, else ~/.cache/petseg."""
+    if os.environ.get("PETSEG_CACHE"):
+        return Path(os.environ["PETSEG_CACHE"])
+    home_cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(home_cache) / "petseg"
+
+
 @contextmanager
 def written_atomically(path: str | Path) -> Iterator[Path]:
     """A hidden file beside PATH to write to; it becomes PATH only if the block succeeds."""

@@ -103,7 +103,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     # The DDP (torchrun) and compiled models share their weights with `model`, which is saved.
     step_model = distributed.data_parallel(model, config.sync_bn)  # `model` without torchrun
     step_model = torch.compile(step_model) if config.compile else step_model
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
+                                 weight_decay=config.weight_decay, decoupled_weight_decay=True)
     scheduler = make_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler(device.type, enabled=fast["amp"] and device.type == "cuda")
     criterion = build_loss(config.loss)
@@ -120,6 +121,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "
           f"and {len(valid_loader.dataset)} validation samples from {data_path}; "
           f"{describe_precision(device, fast['amp'])}.")
+    if config.epoch_samples is not None:
+        print(describe_budget(config, len(train_loader.dataset)))
     epochs = tqdm(range(start_epoch, config.epochs), desc=config.run_name,
                   disable=not config.progress)
     log = open_run_log(config.log if distributed.is_main() else None,
@@ -165,6 +168,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer,
     if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def describe_budget(config: TrainConfig, samples: int) -> str:
+    """One line: how many samples a run with epoch_samples sees, whatever the dataset's size."""
+    total = config.epochs * config.epoch_samples
+    return (f"Each epoch draws {config.epoch_samples} of the {samples} training samples at "
+            f"random ({total:,} in all over {config.epochs} epochs), so the run takes as long "
+            "on the full dataset as on a small one.")
 
 
 # ----------------------------------------------------------------------- the command line

@@ -17,6 +17,8 @@ from petseg_lib.config import TrainConfig
 matplotlib.use("Agg")
 
 MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oxford-iiit-pet-mini"
+# 568 real pairs in the official layout and split, at their original resolution.
+REAL = MINI.with_name("oxford-iiit-pet-real")
 
 
 def end_process(process: subprocess.Popen, timeout: float = 15) -> None:
@@ -79,6 +81,22 @@ def mini_root() -> Path:
     if not (MINI / "annotations" / "trainval.txt").is_file():
         pytest.skip("../shared/data/oxford-iiit-pet-mini is not present")
     return MINI
+
+
+@pytest.fixture
+def real_root() -> Path:
+    """The 568 real Oxford-IIIT Pet pairs beside the project, when present."""
+    if not (REAL / "annotations" / "trainval.txt").is_file():
+        pytest.skip("../shared/data/oxford-iiit-pet-real is not present")
+    return REAL
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch) -> Path:
+    """Each test gets its own resized-image cache folder (PETSEG_CACHE)."""
+    folder = tmp_path / "petseg-cache"
+    monkeypatch.setenv("PETSEG_CACHE", str(folder))
+    return folder
 
 
 @pytest.fixture(autouse=True)

@@ -37,10 +37,12 @@ def test_cached_plain_samples_equal_decoded_ones_bit_for_bit(pets, monkeypatch):
     cached = SimpleOxfordPetDataset(pets, "train", image_size=48, augment=True, cache=True)
     decoded = SimpleOxfordPetDataset(pets, "train", image_size=48)
     expected = [decoded[i] for i in range(3)]
-    monkeypatch.setattr(oxford_pet, "load_rgb", None)  # a read that decodes a JPEG would fail
+    for i in range(3):
+        assert same_sample(cached[2 * i], expected[i])  # decoded once, kept in the cache
+    monkeypatch.setattr(oxford_pet, "to_rgb", None)  # a read that decodes a JPEG would fail
     for i in range(3):
         assert same_sample(cached[2 * i], expected[i])
-    with pytest.raises(TypeError):  # augmented samples decode the full-size JPEG
+    with pytest.raises(TypeError):  # augmented samples decode the photo
         cached[1]
 
 
@@ -58,6 +60,7 @@ def test_augmented_samples_are_the_same_with_and_without_the_cache(pets):
 
 def test_a_stale_or_damaged_cache_is_rebuilt(pets):
     first = SimpleOxfordPetDataset(pets, "train", image_size=32, cache=True)
+    first[0]
     old_stem = first.cache.paths["images"].name
     name = first.names[0]
     # Replace the first image by a plain red picture: the fingerprint changes.
@@ -69,32 +72,51 @@ def test_a_stale_or_damaged_cache_is_rebuilt(pets):
     fresh = SimpleOxfordPetDataset(pets, "train", image_size=32)
     assert same_sample(second[0], fresh[0])
     assert second[0]["image"][0].mean() > 0.95 and second[0]["image"][1:].mean() < 0.05
-    # A truncated cache file is noticed and written again.
+    # A truncated cache file is noticed and made again.
     path = second.cache.paths["images"]
     path.write_bytes(path.read_bytes()[:1000])
     third = SimpleOxfordPetDataset(pets, "train", image_size=32, cache=True)
     assert third.cache.is_valid() and same_sample(third[3], fresh[3])
 
 
-def test_two_builders_at_once_leave_one_complete_cache(pets):
+def test_the_cache_is_filled_as_samples_are_first_read(pets, monkeypatch):
+    ds = SimpleOxfordPetDataset(pets, "valid", 32, cache=True)
+    filled = ds.cache.paths["filled"]
+    assert not np.load(filled).any()  # nothing decoded when the dataset is made
+    calls = []
+    decode = SimpleOxfordPetDataset._decode_resized
+    monkeypatch.setattr(SimpleOxfordPetDataset, "_decode_resized",
+                        lambda self, i: calls.append(i) or decode(self, i))
+    ds = SimpleOxfordPetDataset(pets, "valid", 32, cache=True)
+    first, again = ds[2], ds[2]
+    assert calls == [2] and same_sample(first, again)
+    assert np.flatnonzero(np.load(filled)).tolist() == [2]
+    # Another dataset (another run) reads what the first one stored, without decoding.
+    other = SimpleOxfordPetDataset(pets, "valid", 32, cache=True)
+    assert same_sample(other[2], first) and calls == [2]
+
+
+def test_two_readers_at_once_store_the_same_samples(pets):
     barrier = threading.Barrier(2)
     datasets, errors = [], []
     decode = SimpleOxfordPetDataset._decode_resized
 
     def slow_decode(self, index):
         if index == 0:
-            barrier.wait(timeout=30)  # both builders are writing at the same time
+            barrier.wait(timeout=30)  # both are writing sample 0 at the same time
         return decode(self, index)
 
-    def build():
+    def read_all():
         try:
-            datasets.append(SimpleOxfordPetDataset(pets, "valid", 32, cache=True))
+            ds = SimpleOxfordPetDataset(pets, "valid", 32, cache=True)
+            [ds[i] for i in range(len(ds))]
+            datasets.append(ds)
         except Exception as err:  # reported below
             errors.append(err)
 
     SimpleOxfordPetDataset._decode_resized = slow_decode
     try:
-        threads = [threading.Thread(target=build) for _ in range(2)]
+        threads = [threading.Thread(target=read_all) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
@@ -103,37 +125,59 @@ def test_two_builders_at_once_leave_one_complete_cache(pets):
         SimpleOxfordPetDataset._decode_resized = decode
     assert not errors and len(datasets) == 2
     fresh = SimpleOxfordPetDataset(pets, "valid", 32)
-    for ds in datasets:
+    again = SimpleOxfordPetDataset(pets, "valid", 32, cache=True)
+    assert np.load(again.cache.paths["filled"]).all()
+    for ds in (*datasets, again):
         assert all(same_sample(ds[i], fresh[i]) for i in range(len(fresh)))
     folder = datasets[0].cache.folder
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         p.name for p in datasets[0].cache.paths.values())  # no temporary files left
 
 
-def test_a_failed_build_leaves_nothing_behind(pets, monkeypatch):
-    def broken(self, index):
+def test_a_cache_that_cannot_be_made_leaves_nothing_behind(pets, monkeypatch, private_cache):
+    def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(SimpleOxfordPetDataset, "_decode_resized", broken)
+    monkeypatch.setattr(np.lib.format, "open_memmap", broken)
     with pytest.warns(UserWarning, match="disk full"):
         ds = SimpleOxfordPetDataset(pets, "valid", 32, cache=True)
     assert ds.cache is None and ds[0]["image"].shape == (3, 32, 32)
-    assert not [p for p in (pets / "cache").rglob("*") if p.is_file()]
+    assert not list(private_cache.rglob("*.npy")) and not list(private_cache.rglob("*.tmp"))
 
 
-def test_a_read_only_dataset_works_without_a_cache(tmp_path):
+def test_a_read_only_dataset_is_cached_in_the_user_cache(tmp_path, private_cache):
     root = write_dataset(tmp_path / "ro", n_trainval=6, n_test=2)
     folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
     for folder in folders:
         folder.chmod(0o555)
     try:
-        with pytest.warns(UserWarning, match="read-only"):
-            ds = SimpleOxfordPetDataset(root, "train", 32, augment=True, cache=True)
-        assert ds.cache is None and not (root / "cache").exists()
+        ds = SimpleOxfordPetDataset(root, "train", 32, augment=True, cache=True)
+        assert ds.cache is not None and ds.cache.folder.is_relative_to(private_cache)
         assert same_sample(ds[0], SimpleOxfordPetDataset(root, "train", 32)[0])
+        assert not (root / "cache").exists()
     finally:
         for folder in folders:
             folder.chmod(0o755)
+
+
+def test_a_read_only_cache_folder_means_no_cache(pets, private_cache):
+    private_cache.mkdir()
+    private_cache.chmod(0o555)
+    try:
+        with pytest.warns(UserWarning, match="PETSEG_CACHE"):
+            ds = SimpleOxfordPetDataset(pets, "train", 32, cache=True)
+        assert ds.cache is None
+        assert same_sample(ds[0], SimpleOxfordPetDataset(pets, "train", 32)[0])
+    finally:
+        private_cache.chmod(0o755)
+
+
+def test_the_same_names_in_two_folders_get_two_caches(tmp_path):
+    a = write_dataset(tmp_path / "a", n_trainval=6, n_test=2)
+    b = write_dataset(tmp_path / "b", n_trainval=6, n_test=2)
+    first = SimpleOxfordPetDataset(a, "train", 32, cache=True)
+    second = SimpleOxfordPetDataset(b, "train", 32, cache=True)
+    assert first.cache.paths["images"] != second.cache.paths["images"]
 
 
 def test_cached_dataset_in_dataloader_workers(pets):
@@ -143,6 +187,7 @@ def test_cached_dataset_in_dataloader_workers(pets):
     for a, b in zip(in_process, in_workers, strict=True):
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
     assert ds.cache.__getstate__()["arrays"] is None  # workers open the files themselves
+    assert np.load(ds.cache.paths["filled"]).all()  # what the workers stored is kept
 
 
 def test_cache_is_keyed_by_size_and_names(pets):
@@ -153,4 +198,29 @@ def test_cache_is_keyed_by_size_and_names(pets):
     assert a.cache.folder.name == f"32-{version}" and b.cache.folder.name == f"48-{version}"
     assert a.cache.paths["images"] != c.cache.paths["images"]
     assert np.load(c.cache.paths["images"]).shape == (5, 3, 32, 32)
+    assert np.load(c.cache.paths["filled"]).shape == (5,)
     assert np.load(a.cache.paths["images"]).shape == (len(split_names(pets, "train")), 3, 32, 32)
+
+
+def test_pair_checks_are_remembered_until_a_file_changes(tiny_root, private_cache, monkeypatch):
+    checked = []
+    check = oxford_pet._check_pair
+    monkeypatch.setattr(oxford_pet, "_check_pair",
+                        lambda image, trimap: checked.append(image.stem) or check(image, trimap))
+    first = oxford_pet.OxfordPetDataset(tiny_root, "train")
+    assert len(checked) == len(first.names)
+    checked.clear()
+    oxford_pet.OxfordPetDataset(tiny_root, "train")
+    assert checked == []  # nothing changed: nothing decoded again
+    # A trimap damaged since: only its pair is checked again, and it is left out.
+    (tiny_root / "annotations" / "trimaps" / f"{first.names[3]}.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match="trimap cannot be read"):
+        again = oxford_pet.OxfordPetDataset(tiny_root, "train")
+    assert checked == [first.names[3]] and first.names[3] not in again.names
+    # A damaged memo is ignored: every pair is checked again.
+    for memo in private_cache.rglob("*.json"):
+        memo.write_text("{not json")
+    checked.clear()
+    with pytest.warns(UserWarning, match="trimap cannot be read"):
+        oxford_pet.OxfordPetDataset(tiny_root, "train")
+    assert len(checked) == len(first.names)

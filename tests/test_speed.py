@@ -179,7 +179,7 @@ def test_freed_memory_is_kept_while_training_and_returned_after():
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_training_with_the_fast_paths_on_the_cpu(pets, tmp_path, monkeypatch):
+def test_training_with_the_fast_paths_on_the_cpu(pets, tmp_path, monkeypatch, private_cache):
     compiled, real_compile = [], torch.compile
 
     def quick_compile(model):  # the real compiler takes minutes; this traces the same way
@@ -193,7 +193,7 @@ def test_training_with_the_fast_paths_on_the_cpu(pets, tmp_path, monkeypatch):
                     output_dir=str(tmp_path / "o"), amp=False)
     fast = train(TrainConfig(run_name="fast", cache=True, channels_last=True,
                              compile=True, **{**settings, "amp": True}))
-    assert len(compiled) == 1 and (pets / "cache" / f"32-v{CACHE_VERSION}").is_dir()
+    assert len(compiled) == 1 and (private_cache / f"32-v{CACHE_VERSION}").is_dir()
     assert all(np.isfinite(v).all() for v in fast.values())
     plain = train(TrainConfig(run_name="plain", channels_last=False, **settings))
     again = train(TrainConfig(run_name="again", channels_last=True, **settings))

@@ -36,8 +36,10 @@ from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-# 26 real Oxford-IIIT Pet pairs beside the project: notebooks 01 and 02 show real pets with them
-# (as `make notebooks` does).
+# Real Oxford-IIIT Pet photos beside the project, as `make notebooks` uses them: with the 568
+# real pairs every notebook trains and scores on real pets; else the 26 pairs of the mini set
+# show real pets in notebooks 01 and 02 (too few to train on), and the rest use the sample.
+REAL = ROOT.parent / "shared" / "data" / "oxford-iiit-pet-real"
 MINI = ROOT.parent / "shared" / "data" / "oxford-iiit-pet-mini"
 REAL_PETS = ("01", "02")
 
@@ -98,14 +100,18 @@ def inline_markdown(text: str) -> str:
 
 
 def kernel_env(stem: str, full: bool) -> dict[str, str]:
-    """The kernel's environment: quick mode unless FULL, the mini dataset for 01 and 02,
-    and this checkout's petseg_lib first on the path (whatever the venv was installed from)."""
+    """The kernel's environment: quick mode unless FULL, real photos where they are (REAL,
+    else MINI for 01 and 02), and this checkout's petseg_lib first on the path (whatever the
+    venv was installed from)."""
     env = dict(os.environ)
     env.pop("PETSEG_QUICK", None)
     if not full:
         env["PETSEG_QUICK"] = "1"
-    if stem[:2] in REAL_PETS and MINI.is_dir() and "PETSEG_DATA" not in os.environ:
-        env["PETSEG_DATA"] = str(MINI)
+    if "PETSEG_DATA" not in os.environ:
+        if REAL.is_dir():
+            env["PETSEG_DATA"] = str(REAL)
+        elif stem[:2] in REAL_PETS and MINI.is_dir():
+            env["PETSEG_DATA"] = str(MINI)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as PNGs
     return env

@@ -1,0 +1,161 @@
+"""Many training runs on real photos, side by side: the measurements behind the README's results.
+
+Each run is a TrainConfig (quick settings, the laptop recipe or the report's settings, with
+overrides), trained on a dataset and scored on its test split: test Dice per image and pooled
+(boundary counted as pet, at the training size), the best validation Dice and the training
+seconds. Runs go to a pool of JOBS processes, THREADS PyTorch threads each, and every result is
+appended to OUT/results.jsonl as soon as it exists (an interrupted sweep keeps what it had).
+
+    python benchmarks/real_runs.py --plan quick --data_path ../shared/data/oxford-iiit-pet-real
+    python benchmarks/real_runs.py --plan laptop --seeds 0 1 2 --jobs 8 --threads 2
+
+`--plan` picks a list of runs from PLANS; `--only NAME ...` keeps some of them. The table at the
+end gives each run's mean ± std over the seeds it was trained with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIGURATIONS = (("unet", False), ("resnet34_unet", False), ("unet", True),
+                  ("resnet34_unet", True))
+
+# A plan: name -> (base settings, overrides). "quick" is config.quick_config, "laptop" is
+# config.recipe_config("laptop"), "report" is TrainConfig's defaults (the design report's).
+PLANS = {
+    "quick": {f"{m}{'_aug' if a else ''}": ("quick", dict(model=m, augment=a))
+              for m, a in CONFIGURATIONS},
+    "laptop": {f"{m}{'_aug' if a else ''}": ("laptop", dict(model=m, augment=a))
+               for m, a in CONFIGURATIONS},
+    "report": {f"{m}{'_aug' if a else ''}": ("report", dict(model=m, augment=a))
+               for m, a in CONFIGURATIONS},
+}
+# What was tried before choosing the quick settings and the laptop recipe (benchmarks/README.md).
+PLANS["quick_sweep"] = {
+    **{f"{n}_bce_dice": (b, dict(o, loss="bce_dice")) for n, (b, o) in PLANS["quick"].items()},
+    **{f"{n}_lr5e-3": (b, dict(o, learning_rate=5e-3)) for n, (b, o) in PLANS["quick"].items()},
+    "unet_aug_all": ("quick", dict(model="unet", augment=True, keep_originals=False)),
+    "resnet34_unet_aug_all": ("quick", dict(model="resnet34_unet", augment=True,
+                                            keep_originals=False)),
+    "unet_w12": ("quick", dict(model="unet", model_kwargs={"base_channels": 12})),
+    "unet_aug_w12": ("quick", dict(model="unet", augment=True, model_kwargs={"base_channels": 12})),
+}
+NAIVE = dict(augment_level="report", keep_originals=True, weight_decay=0.0, loss="bce")
+PLANS["laptop_sweep"] = {
+    "unet_aug_naive": ("laptop", dict(model="unet", augment=True, **NAIVE)),
+    "unet_aug_report_level": ("laptop", dict(model="unet", augment=True, augment_level="report")),
+    "unet_aug_originals": ("laptop", dict(model="unet", augment=True, keep_originals=True)),
+    "unet_aug_bce": ("laptop", dict(model="unet", augment=True, loss="bce")),
+    "unet_aug_no_wd": ("laptop", dict(model="unet", augment=True, weight_decay=0.0)),
+    "unet_aug_w24": ("laptop", dict(model="unet", augment=True, epochs=27,
+                                    model_kwargs={"base_channels": 24})),
+    "unet_aug_160px": ("laptop", dict(model="unet", augment=True, epochs=35, image_size=160)),
+    "unet_naive": ("laptop", dict(model="unet", **NAIVE)),
+    "resnet34_unet_aug_w32": ("laptop", dict(model="resnet34_unet", augment=True, epochs=40,
+                                             model_kwargs={"base_channels": 32})),
+}
+
+
+def make_config(base: str, overrides: dict, seed: int, data_path: str, out: Path, name: str):
+    """The TrainConfig of one run, its files under OUT."""
+    from petseg_lib.config import TrainConfig, quick_config, recipe_config
+
+    settings = dict(overrides, seed=seed, data_path=data_path, progress=False,
+                    run_name=f"{name}_s{seed}", checkpoint_dir=str(out / "checkpoints"),
+                    output_dir=str(out / "outputs"))
+    if base == "quick":
+        return quick_config(**settings)
+    if base == "report":
+        return TrainConfig(**settings)
+    return recipe_config(base, **settings)
+
+
+def one_run(job: tuple) -> dict:
+    """Train and score one run (in a pool process); returns its row."""
+    name, base, overrides, seed, data_path, out, threads = job
+    import torch
+
+    torch.set_num_threads(threads)
+    from petseg_lib.compare import test_scores
+    from petseg_lib.speed import pick_device
+    from petseg_lib.train import train
+
+    config = make_config(base, overrides, seed, data_path, out, name)
+    started = time.perf_counter()
+    history = train(config)
+    seconds = time.perf_counter() - started
+    best = Path(config.checkpoint_dir) / f"{config.run_name}_best.pth"
+    scores = test_scores(best, Path(data_path), pick_device(config.device))
+    return {"name": name, "base": base, "seed": seed, "overrides": overrides,
+            "train_seconds": round(seconds, 1), "epochs": config.epochs,
+            "image_size": config.image_size, "best_valid_dice": max(history["valid_dice"]),
+            "test_dice": scores["dice"], "test_dice_pooled": scores["dice_pooled"],
+            "protocol": scores["protocol"], "device": str(pick_device(config.device))}
+
+
+def summary(rows: list[dict]) -> str:
+    """Mean ± std (over seeds) of each run name, as a Markdown table."""
+    import numpy as np
+
+    lines = ["| run | seeds | best valid Dice | test Dice | test Dice pooled | training s |",
+             "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["name"] for r in rows):
+        group = [r for r in rows if r["name"] == name]
+
+        def spread(key: str, group=group) -> str:
+            values = np.array([r[key] for r in group], dtype=float)
+            std = values.std(ddof=1) if len(values) > 1 else 0.0
+            return f"{values.mean():.4f} ± {std:.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+
+        seconds = np.mean([r["train_seconds"] for r in group])
+        lines.append(f"| {name} | {len(group)} | {spread('best_valid_dice')} | "
+                     f"{spread('test_dice')} | {spread('test_dice_pooled')} | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", choices=sorted(PLANS), required=True)
+    parser.add_argument("--only", nargs="+", help="run names of the plan to keep")
+    parser.add_argument("--data_path", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="PyTorch threads per run")
+    parser.add_argument("--out", default="outputs/real_runs")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                        help="extra settings for every run, e.g. epochs=3 device='\"cpu\"'")
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    plan = {n: s for n, s in PLANS[args.plan].items() if not args.only or n in args.only}
+    jobs = [(name, base, {**overrides, **extra}, seed, str(Path(args.data_path).resolve()),
+             out, args.threads)
+            for seed in args.seeds for name, (base, overrides) in plan.items()]
+    rows = []
+    context = multiprocessing.get_context("spawn")  # CUDA and threads: fresh processes
+    with context.Pool(args.jobs, maxtasksperchild=1) as pool, \
+            open(out / "results.jsonl", "a") as log:
+        for row in pool.imap_unordered(one_run, jobs):
+            rows.append(row)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            print(f"{row['name']} seed {row['seed']}: test Dice {row['test_dice']:.4f} "
+                  f"(valid {row['best_valid_dice']:.4f}) in {row['train_seconds']:.0f} s",
+                  flush=True)
+    print(summary(sorted(rows, key=lambda r: (list(plan).index(r["name"]), r["seed"]))))
+
+
+if __name__ == "__main__":
+    main()

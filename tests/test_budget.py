@@ -1,0 +1,143 @@
+"""Runs whose time does not grow with the dataset: quick mode's and the laptop recipe's budget."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from petseg_lib.config import (
+    QUICK_EPOCH_SAMPLES,
+    QUICK_VALID_IMAGES,
+    RECIPES,
+    TrainConfig,
+    parse_args,
+    quick_config,
+    recipe_config,
+)
+from petseg_lib.loaders import make_loaders
+from petseg_lib.oxford_pet import SimpleOxfordPetDataset
+from petseg_lib.train import train
+
+from .conftest import tiny_config, write_dataset
+
+
+def linked_copies(source, target, copies: int):
+    """A dataset with every pair of SOURCE COPIES times (links, new names), same split files."""
+    for folder in ("images", "annotations/trimaps"):
+        (target / folder).mkdir(parents=True)
+    for split in ("trainval", "test"):
+        lines = (source / "annotations" / f"{split}.txt").read_text().splitlines()
+        names = [line.split()[0] for line in lines if line and not line.startswith("#")]
+        out = []
+        for copy in range(copies):
+            for name in names:
+                new = f"{name}_c{copy}"
+                os.symlink(source / "images" / f"{name}.jpg", target / "images" / f"{new}.jpg")
+                os.symlink(source / "annotations" / "trimaps" / f"{name}.png",
+                           target / "annotations" / "trimaps" / f"{new}.png")
+                out.append(f"{new} 1 1 1")
+        (target / "annotations" / f"{split}.txt").write_text("\n".join(out) + "\n")
+    return target
+
+
+def test_an_epoch_draws_epoch_samples_from_the_whole_split(tiny_root, tmp_path):
+    config = tiny_config(tiny_root, tmp_path, limit=None, epoch_samples=10, batch_size=5)
+    train_loader, _ = make_loaders(config, tiny_root)
+    split_size = len(train_loader.dataset)
+    epochs = [[n for batch in train_loader for n in batch["name"]] for _ in range(6)]
+    assert all(len(epoch) == 10 and len(set(epoch)) == 10 for epoch in epochs)  # no repeats
+    assert len({n for epoch in epochs for n in epoch}) > 10  # each epoch is a fresh draw
+    # More samples than the split: whole shuffles in a row, then part of one.
+    config = tiny_config(tiny_root, tmp_path, limit=None, epoch_samples=2 * split_size + 2)
+    train_loader, _ = make_loaders(config, tiny_root)
+    epoch = [n for batch in train_loader for n in batch["name"]]
+    assert len(epoch) == 2 * split_size + 2
+    assert sorted(epoch[:split_size]) == sorted(epoch[split_size:2 * split_size])
+
+
+def test_valid_limit_spreads_over_the_split(tiny_root, tmp_path):
+    config = tiny_config(tiny_root, tmp_path, limit=None, valid_limit=2)
+    _, valid_loader = make_loaders(config, tiny_root)
+    full = SimpleOxfordPetDataset(tiny_root, "valid", 32).names
+    assert valid_loader.dataset.names == [full[0], full[-1]]
+
+
+def test_a_budget_run_takes_the_same_steps_on_a_dataset_ten_times_larger(tmp_path, capsys):
+    small = write_dataset(tmp_path / "small", n_trainval=40, n_test=2)
+    large = linked_copies(small, tmp_path / "large", copies=10)
+    steps = {}
+    for name, root in (("small", small), ("large", large)):
+        config = tiny_config(root, tmp_path / name, limit=None, epoch_samples=12, batch_size=4,
+                             valid_limit=3, epochs=2)
+        train_loader, valid_loader = make_loaders(config, root)
+        steps[name] = (len(train_loader), len(valid_loader.dataset))
+        history = train(config)
+        assert len(history["valid_dice"]) == 2
+    assert steps["small"] == steps["large"] == (3, 3)
+    out = capsys.readouterr().out
+    assert "Each epoch draws 12 of the 36 training samples" in out
+    assert "Each epoch draws 12 of the 360 training samples" in out
+
+
+def test_quick_mode_has_a_fixed_budget(monkeypatch):
+    quick = quick_config(model="resnet34_unet", augment=True)
+    assert quick.epoch_samples == QUICK_EPOCH_SAMPLES and quick.valid_limit == QUICK_VALID_IMAGES
+    assert parse_args(["--quick", "--epoch_samples", "50"]).epoch_samples == 50
+    assert TrainConfig().epoch_samples is None  # the report's epochs see every image
+    with pytest.raises(ValueError, match="epoch_samples must be a whole number"):
+        TrainConfig(epoch_samples=0)
+
+
+@pytest.mark.parametrize("model", ["unet", "resnet34_unet"])
+def test_the_laptop_recipe_and_explicit_flags(model):
+    config = parse_args(["--recipe", "laptop", "--model", model, "--augment"])
+    expected = {**RECIPES["laptop"]["all"], **RECIPES["laptop"][model]}
+    for key, value in expected.items():
+        assert getattr(config, key) == value, key
+    assert config.augment and config.run_name.endswith("_laptop")
+    assert parse_args(["--recipe", "laptop", "--epochs", "3"]).epochs == 3  # explicit wins
+    assert parse_args(["--recipe", "laptop", "--no-keep_originals"]).keep_originals is False
+    with pytest.raises(ValueError, match="give one of them"):
+        parse_args(["--recipe", "laptop", "--quick"])
+    with pytest.raises(ValueError, match="the laptop recipe is for unet, resnet34_unet"):
+        recipe_config("laptop", model="deeplabv3_resnet50")
+
+
+def test_weight_decay_is_checked_and_shrinks_unused_weights():
+    with pytest.raises(ValueError, match="weight_decay must be a number"):
+        TrainConfig(weight_decay=-0.1)
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.Adam([weight], lr=0.1, weight_decay=0.5, decoupled_weight_decay=True)
+    weight.grad = torch.zeros(3)
+    optimizer.step()  # no gradient: decoupled decay alone, 1 - lr * decay
+    assert torch.allclose(weight, torch.full((3,), 0.95))
+
+
+def test_without_originals_every_training_sample_is_augmented(tiny_root):
+    torch.manual_seed(0)
+    kept = SimpleOxfordPetDataset(tiny_root, "train", 32, augment=True)
+    every = SimpleOxfordPetDataset(tiny_root, "train", 32, augment=True, keep_originals=False)
+    plain = SimpleOxfordPetDataset(tiny_root, "train", 32)
+    assert len(every) == len(kept) == 2 * len(plain)
+    assert torch.equal(kept[0]["image"], plain[0]["image"])
+    assert not torch.equal(every[0]["image"], plain[0]["image"])
+
+
+def test_large_photos_are_decoded_small_with_image_and_trimap_aligned(tmp_path):
+    root = write_dataset(tmp_path / "big", n_trainval=10, n_test=2)
+    name = "Cat_0"  # a 1000 x 800 photo: white pet square on black, trimap to match
+    image = np.zeros((800, 1000, 3), np.uint8)
+    image[200:600, 250:750] = 255
+    trimap = np.full((800, 1000), 2, np.uint8)
+    trimap[200:600, 250:750] = 1
+    Image.fromarray(image).save(root / "images" / f"{name}.jpg", quality=95)
+    Image.fromarray(trimap).save(root / "annotations" / "trimaps" / f"{name}.png")
+    ds = SimpleOxfordPetDataset(root, "train", 64)
+    decoded, decoded_trimap, _ = ds._decode(ds.names.index(name))
+    assert decoded.shape[-2:] == decoded_trimap.shape[-2:] == (200, 250)  # 1/4 of the photo
+    sample = ds[ds.names.index(name)]
+    assert sample["image"].shape == (3, 64, 64)
+    agree = ((sample["image"].mean(0) > 0.5) == sample["mask"][0].bool()).float().mean()
+    assert agree > 0.97
