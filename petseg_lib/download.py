@@ -4,7 +4,7 @@
 sums (a truncated or corrupted archive is fetched again), and moves a folder into ROOT only
 once it is fully extracted, so an interrupted download never leaves a half-made dataset.
 
-    python -m petseg_lib.oxford_pet --download
+    python -m petseg_lib.data --download
 """
 
 from __future__ import annotations
@@ -107,5 +107,5 @@ def missing_message(path: Path) -> str:
     """What to do when PATH holds no dataset."""
     return (f"No Oxford-IIIT Pet dataset at '{path}' (expected images/ and annotations/ with "
             f"trimaps/, trainval.txt and test.txt). Download it with "
-            f"`python -m petseg_lib.oxford_pet --download --root {path}`, or use the offline "
+            f"`python -m petseg_lib.data --download --root {path}`, or use the offline "
             f"sample dataset: `python -m petseg_lib.sample`.")

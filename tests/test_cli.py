@@ -101,7 +101,7 @@ def test_train_with_a_missing_dataset_or_an_unwritable_folder(tmp_path):
 
 
 def test_other_commands_answer_in_one_line(tmp_path):
-    assert_one_line_error(run("petseg_lib.oxford_pet", "--root", str(tmp_path / "none")),
+    assert_one_line_error(run("petseg_lib.data", "--root", str(tmp_path / "none")),
                           "No Oxford-IIIT Pet dataset")
     blocker = tmp_path / "file"
     blocker.write_text("x")

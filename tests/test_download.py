@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from petseg_lib import oxford_pet
+from petseg_lib import data
 from petseg_lib.cli import UserError
 from petseg_lib.download import download, is_downloaded
 from petseg_lib.oxford_pet import (
@@ -124,5 +124,5 @@ def test_download_to_a_file_instead_of_a_folder_is_one_clear_error(tmp_path):
     blocker = tmp_path / "pets"
     blocker.write_text("a file where the dataset folder should go")
     with pytest.raises(UserError, match=f"cannot write to the folder '{blocker}'"):
-        oxford_pet.main(["--download", "--root", str(blocker)])
+        data.main(["--download", "--root", str(blocker)])
     assert blocker.read_text() == "a file where the dataset folder should go"
