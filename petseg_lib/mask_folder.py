@@ -30,10 +30,12 @@ files never moves a name already there. One exception keeps training possible: i
 more (that pair goes back once the split gets a pair of its own). Splits depend on file names
 only.
 
-Samples are shaped like SimpleOxfordPetDataset's, with a trimap of PET and BACKGROUND only.
-`load_dataset` and `find_dataset` (oxford_pet.py) pick this dataset for such a folder:
+`MaskFolderDataset` is this format of resized.py, which resizes, augments and doubles the
+samples as for the Oxford-IIIT Pet; they have a trimap of PET and BACKGROUND only.
+`load_dataset` and `find_dataset` (formats.py, also importable from oxford_pet) pick this
+dataset for such a folder:
 
-    from petseg_lib.oxford_pet import load_dataset
+    from petseg_lib.formats import load_dataset
     train_set = load_dataset("my_pets", "train", image_size=256, augment=True)
 
 or, from the command line: `python -m petseg_lib.train --data_path my_pets`.
@@ -50,11 +52,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
-from .augment import augmentations, model_sample, to_tv_tensors
-from .masks import BACKGROUND, PET, trimap_to_mask
+from .masks import BACKGROUND, PET
+from .resized import ResizedDataset
 from .user_files import UNREADABLE, load_rgb, read_text_any, upright_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -198,16 +198,20 @@ def pair_problem(image_path: Path, mask_path: Path) -> tuple[str, str] | None:
     return None
 
 
-class MaskFolderDataset(Dataset):
+class MaskFolderDataset(ResizedDataset):
     """Square, resized samples of one split of your own folder; doubled with augmentation.
 
     `names` are the usable names of the split (LIMIT of them, evenly spread, when given),
     `skipped` maps each unusable one to the reason; `images` and `masks` map a name to its files.
+    Resizing, augmentation and `originals()` are resized.py's; this format has no cache, so
+    CACHE is ignored, and no CutMix at the "strong" level.
     """
+
+    strong_cut_mix = False
 
     def __init__(self, root: str | Path, mode: str = "train", image_size: int = 256,
                  augment: bool = False, limit: int | None = None, augment_level: str = "report",
-                 keep_originals: bool = True):
+                 keep_originals: bool = True, cache: bool = False):
         if mode not in BANDS:
             raise ValueError(f"mode must be one of {tuple(BANDS)}, not {mode!r}")
         self.root = Path(root)
@@ -215,11 +219,6 @@ class MaskFolderDataset(Dataset):
             raise FileNotFoundError(f"No images/ and masks/ folders in '{self.root}'.")
         self.mode = mode
         self.has_masks = True
-        self.image_size = image_size
-        self.augment = augment and mode == "train"
-        self.keep_originals = keep_originals  # False: the even indices are augmented too
-        self.resize = v2.Resize((image_size, image_size), antialias=True)
-        self.augmentations = augmentations(image_size, augment_level)  # no CutMix here
         self.images = files_by_stem(self.root / "images", IMAGE_SUFFIXES)
         self.masks = files_by_stem(self.root / "masks", MASK_SUFFIXES)
         names = self._split_names()
@@ -230,6 +229,12 @@ class MaskFolderDataset(Dataset):
         if limit is not None and limit < len(self.names):
             picks = np.linspace(0, len(self.names) - 1, limit).round().astype(int)
             self.names = [self.names[i] for i in picks]
+        super().__init__(image_size, augment, cache, augment_level, keep_originals)
+
+    @classmethod
+    def detect(cls, root: str | Path) -> bool:
+        """True when ROOT has the images/ and masks/ folders of your own labelled folder."""
+        return is_mask_folder(root)
 
     def _split_file(self, mode: str) -> Path:
         return self.root / f"{mode}.txt"
@@ -305,36 +310,8 @@ class MaskFolderDataset(Dataset):
                     f"each (at least {len(BANDS)})")
         return f"none of its {len(names)} names is usable (see the warning)"
 
-    def __len__(self) -> int:
-        # With augmentation each image appears twice: even index original, odd index augmented.
-        return 2 * len(self.names) if self.augment else len(self.names)
-
     def original(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """NAME's image (H, W, 3) uint8, upright, and its trimap (H, W) of PET and BACKGROUND."""
         pet = read_mask(self.masks[name][0])  # (H, W) bool
         image = np.array(load_rgb(self.images[name][0]))
         return image, np.where(pet, PET, BACKGROUND).astype(np.uint8)  # no boundary band
-
-    def __getitem__(self, index: int) -> dict:
-        augmented = self.augment and (index % 2 == 1 or not self.keep_originals)
-        name = self.names[index // 2 if self.augment else index]
-        image, trimap = self.original(name)
-        image, trimap = to_tv_tensors({"image": image, "trimap": trimap})
-        transform = self.augmentations if augmented else self.resize
-        return model_sample(*transform(image, trimap), name)
-
-
-class MaskFolderOriginals(Dataset):
-    """FOLDER's images and masks at their original size, shaped like OxfordPetDataset's."""
-
-    def __init__(self, folder: MaskFolderDataset):
-        self.folder = folder
-        self.names = folder.names
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> dict:
-        name = self.names[index]
-        image, trimap = self.folder.original(name)  # (H, W, 3) uint8, (H, W) uint8
-        return {"image": image, "mask": trimap_to_mask(trimap), "trimap": trimap, "name": name}

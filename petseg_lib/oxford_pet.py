@@ -13,62 +13,46 @@ The file is sorted by breed, so `valid` gets every breed in proportion. A name l
 counts once, and a trainval name also in test.txt stays in `test` only; one warning per file
 lists the names left out.
 
-`OxfordPetDataset` gives original-size images and trimaps; `SimpleOxfordPetDataset` gives
-square, resized float samples ready for a model, doubled with augmented copies when asked;
-`load_dataset` builds the latter. Downloading is in download.py, augmentation in augment.py,
-the resized-image cache in cache.py. `load_dataset` and `find_dataset` also accept your own
-folder of images/ and masks/ (mask_folder.py); user_files.py reads images and split files
-for both, and `original_size_dataset` gives either kind's split at its images' own sizes.
+`OxfordPetDataset` gives original-size images and trimaps; `SimpleOxfordPetDataset` is the
+Oxford format of resized.py: square, resized float samples ready for a model, doubled with
+augmented copies when asked, read from JPEGs decoded at a small scale. Downloading is in
+download.py (its command line in data.py), augmentation in augment.py, the resized-image cache
+in cache.py. `load_dataset`, `find_dataset` and `original_size_dataset` pick among every
+dataset format (formats.py: also your own folder of images/ and masks/, mask_folder.py) and
+stay importable from here, as does `collate` (batch.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import warnings
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 
-from .augment import augmentations, cut_mix, model_sample, to_tv_tensors
-from .cache import ResizedCache, checked_pairs, open_cache
-from .cli import run_cli, writable_folder
-from .download import download, is_downloaded, missing_message, network_available
-from .mask_folder import MaskFolderDataset, MaskFolderOriginals, is_mask_folder, unique_names
+from .batch import collate  # noqa: F401  (the batch room; kept importable from here)
+from .cache import checked_pairs
+from .download import is_downloaded, missing_message
+from .mask_folder import unique_names
 from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
-from .paths import default_data_path
-from .sample import ensure_sample_dataset
+from .resized import ResizedDataset, original_sample
 from .user_files import UNREADABLE, load_rgb, read_text_any, to_rgb
 
 MODES = ("train", "valid", "test")
 VALID_EVERY = 10  # every 10th trainval name is a validation image
+IN_FORMATS = ("load_dataset", "find_dataset", "original_size_dataset")  # formats.py's, kept here
 
 
-def find_dataset(data_path: str | Path | None = None, download_if_missing: bool = False) -> Path:
-    """Pick the data: DATA_PATH, else PETSEG_DATA, the real dataset, a download, or the sample."""
-    if data_path is None and os.environ.get("PETSEG_DATA"):
-        data_path = os.environ["PETSEG_DATA"]
-    if data_path is not None:
-        if not (is_downloaded(data_path) or is_mask_folder(data_path)):
-            raise FileNotFoundError(missing_message(Path(data_path)) + " Or give your own "
-                                    "folder of images/ and masks/ (see mask_folder.py).")
-        return Path(data_path)
-    real = default_data_path()
-    if is_downloaded(real):
-        print(f"Using the Oxford-IIIT Pet dataset in {real}")
-        return real
-    if download_if_missing and network_available():
-        return download(real)
-    sample = ensure_sample_dataset()
-    print(f"NOTE: the Oxford-IIIT Pet dataset is not in {real}; using the offline sample "
-          f"dataset of toy pets in {sample}. Run `python -m petseg_lib.oxford_pet --download` "
-          "to fetch the real one (about 800 MB).")
-    return sample
+def __getattr__(name: str) -> object:
+    """The names of IN_FORMATS, importable from here as the design report has them.
+
+    formats.py imports this module (the Oxford format), so they are looked up on first use.
+    """
+    if name in IN_FORMATS:
+        return getattr(import_module(".formats", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -180,157 +164,73 @@ class OxfordPetDataset(Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, index: int) -> dict:
-        name = self.names[index]
+    def original(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """NAME's image (H, W, 3) uint8 and trimap (H, W) uint8 (None without masks)."""
         # As stored, not turned by an EXIF tag: the trimaps match the stored pixels' size.
-        image = np.array(load_rgb(self._image_path(name), upright=False))  # (H, W, 3) uint8
-        sample = {"image": image, "mask": None, "trimap": None, "name": name}
-        if self.has_masks:
-            with Image.open(self._trimap_path(name)) as tm:  # 8 or 16 bits, checked as 1/2/3
-                trimap = np.asarray(tm).astype(np.uint8)  # (H, W) uint8
-            sample["trimap"] = trimap
-            sample["mask"] = self._preprocess_mask(trimap)  # (H, W) float32 in {0, 1}
-        return sample
+        image = np.array(load_rgb(self._image_path(name), upright=False))
+        if not self.has_masks:
+            return image, None
+        with Image.open(self._trimap_path(name)) as tm:  # 8 or 16 bits, checked as 1/2/3
+            return image, np.asarray(tm).astype(np.uint8)
+
+    def __getitem__(self, index: int) -> dict:
+        return original_sample(self, self.names[index])  # mask: _preprocess_mask's rule
 
 
-class SimpleOxfordPetDataset(OxfordPetDataset):
+class SimpleOxfordPetDataset(ResizedDataset, OxfordPetDataset):
     """Square, resized, float samples ready for a model; doubled with augmentation when asked.
 
-    cache=True reads plain samples from the resized-image cache (cache.py), building it on
-    first use: bit for bit the ones decoded from JPEG. Augmented samples are always cut from
-    the full-size JPEG, so their crops keep every detail. When ROOT cannot be written, the
-    dataset warns and decodes JPEGs as without the cache.
-
-    augment_level picks the augmentations (augment.AUGMENT_LEVELS); at "strong", augmented
-    samples also get CutMix with another training image drawn with torch's global random
-    numbers, which the DataLoader seeds, so a run stays reproducible.
+    The Oxford format of resized.py, which owns resizing, augmentation (augment_level picks
+    the set: augment.AUGMENT_LEVELS), the cache and `originals()`. cache=True reads plain
+    samples from the resized-image cache (cache.py), filled as they are first read: bit for
+    bit the ones decoded from JPEG.
     """
 
     def __init__(self, root: str | Path, mode: str = "train", image_size: int = 256,
                  augment: bool = False, limit: int | None = None, cache: bool = False,
                  augment_level: str = "report", keep_originals: bool = True):
-        super().__init__(root, mode, limit)
-        self.image_size = image_size
-        self.augment = augment and mode == "train"
-        self.keep_originals = keep_originals  # False: the even indices are augmented too
-        self.augment_level = augment_level
-        self.resize = v2.Resize((image_size, image_size), antialias=True)
-        self.augmentations = augmentations(image_size, augment_level)
-        self.cache = self._open_cache() if cache else None
+        OxfordPetDataset.__init__(self, root, mode, limit)
+        ResizedDataset.__init__(self, image_size, augment, cache, augment_level, keep_originals)
 
-    def _open_cache(self) -> ResizedCache | None:
-        """The valid cache of these names and this size, built when missing or stale."""
+    @classmethod
+    def detect(cls, root: str | Path) -> bool:
+        """True when ROOT holds the official layout (download.is_downloaded)."""
+        return is_downloaded(root)
+
+    def cache_files(self) -> list[Path]:
+        """The images, and the trimaps when the split has them: the cache's key."""
         files = [self._image_path(n) for n in self.names]
         if self.has_masks:
             files += [self._trimap_path(n) for n in self.names]
-        return open_cache(self.root, self.mode, files, len(self.names), self.image_size,
-                          self.has_masks, self._decode_resized)
+        return files
 
-    def _decode(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None, str]:
-        """Image (3, H, W) and trimap (1, H, W) of name INDEX, at least twice the model's size.
+    def originals(self, limit: int | None = None) -> OxfordPetDataset:
+        """This split at the images' own size: LIMIT names of it, evenly spread."""
+        return OxfordPetDataset(self.root, self.mode, limit=limit)
+
+    def read(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """NAME's image (h, w, 3) and trimap (h, w) uint8 (or None), at least twice the size.
 
         A JPEG is decoded straight at 1/2, 1/4 or 1/8 of its size when that still leaves
         twice the training size (`draft`): two to three times faster for small images, and
         crops zoomed in by up to 1.4 still find the pixels they need. The trimap is shrunk to
         the decoded image's size (nearest neighbour), so both keep the same geometry.
         """
-        name = self.names[index]
         with Image.open(self._image_path(name)) as im:
             im.draft("RGB", (2 * self.image_size, 2 * self.image_size))
             image = np.array(to_rgb(im))  # (h, w, 3) uint8, h <= H
-        trimap = None
-        if self.has_masks:
-            with Image.open(self._trimap_path(name)) as tm:  # 8 or 16 bits, checked as 1/2/3
-                trimap = tm.resize(image.shape[1::-1], Image.Resampling.NEAREST)
-                trimap = np.asarray(trimap).astype(np.uint8)  # (h, w) uint8
-        return (*to_tv_tensors({"image": image, "trimap": trimap}), name)
-
-    def _decode_resized(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """What the cache stores for name INDEX: the resized image and trimap (or None)."""
-        image, trimap, _ = self._decode(index)
-        if trimap is None:
-            return self.resize(image).numpy(), None
-        image, trimap = self.resize(image, trimap)
-        return image.numpy(), trimap.numpy()
-
-    def _cached(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None]:
-        """Resized image and trimap (or None) of name INDEX from the cache."""
-        image, trimap = self.cache.read(index)
-        trimap = None if trimap is None else tv_tensors.Mask(torch.from_numpy(trimap))
-        return tv_tensors.Image(torch.from_numpy(image)), trimap
-
-    def _random_resized(self) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
-        """A training image drawn at random (now and then this one), resized as plain ones are."""
-        index = int(torch.randint(len(self.names), (1,)))
-        if self.cache is not None:
-            return self._cached(index)
-        image, trimap, _ = self._decode(index)
-        return self.resize(image, trimap)
-
-    def __len__(self) -> int:
-        # With augmentation each image appears twice: even index original, odd index augmented.
-        return 2 * len(self.names) if self.augment else len(self.names)
-
-    def __getitem__(self, index: int) -> dict:
-        augmented = self.augment and (index % 2 == 1 or not self.keep_originals)
-        index = index // 2 if self.augment else index
-        if self.cache is not None and not augmented:  # the resized JPEG's very pixels
-            image, trimap = self._cached(index)
-            name = self.names[index]
-        else:  # augmentations crop from the full-size image, so they decode the JPEG
-            image, trimap, name = self._decode(index)
-            if trimap is None:
-                image = self.resize(image)
-            else:
-                transform = self.augmentations if augmented else self.resize
-                image, trimap = transform(image, trimap)
-        if augmented and self.augment_level == "strong":  # after the cache: both paths alike
-            image, trimap = cut_mix(image, trimap, *self._random_resized())
-        return model_sample(image, trimap, name)
-
-
-from .batch import collate  # noqa: F401  (the batch room; kept importable from here)
-
-
-def load_dataset(data_path: str | Path, mode: str, image_size: int = 256,
-                 augment: bool = False, limit: int | None = None, cache: bool = False,
-                 augment_level: str = "report",
-                 keep_originals: bool = True) -> SimpleOxfordPetDataset | MaskFolderDataset:
-    """The dataset of MODE, resized to IMAGE_SIZE, augmented (train only) at AUGMENT_LEVEL."""
-    if is_mask_folder(data_path):  # your own images/ and masks/; it has no cache: ignored
-        return MaskFolderDataset(data_path, mode, image_size, augment, limit, augment_level,
-                                 keep_originals)
-    return SimpleOxfordPetDataset(data_path, mode, image_size=image_size, augment=augment,
-                                  limit=limit, cache=cache, augment_level=augment_level,
-                                  keep_originals=keep_originals)
-
-
-def original_size_dataset(dataset: Dataset, limit: int | None = None) -> Dataset:
-    """The split of DATASET (from load_dataset) at each image's original size."""
-    if isinstance(dataset, MaskFolderDataset):  # your own images/ and masks/
-        return MaskFolderOriginals(dataset)
-    return OxfordPetDataset(dataset.root, dataset.mode, limit=limit)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: download the dataset, or print its split sizes."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=str(default_data_path()),
-                        help="dataset folder (default: %(default)s)")
-    parser.add_argument("--download", action="store_true",
-                        help="download and extract the official archives (about 800 MB)")
-    args = parser.parse_args(argv)
-    if args.download:
-        download(writable_folder(args.root))  # a file, or a folder without write access: one line
-    for mode in MODES:
-        print(f"{mode:>5}: {len(OxfordPetDataset(args.root, mode))} images")
+        if not self.has_masks:
+            return image, None
+        with Image.open(self._trimap_path(name)) as tm:  # 8 or 16 bits, checked as 1/2/3
+            trimap = tm.resize(image.shape[1::-1], Image.Resampling.NEAREST)
+            return image, np.asarray(trimap).astype(np.uint8)  # (h, w) uint8
 
 
 def trimap_statistics(dataset: OxfordPetDataset) -> dict[str, np.ndarray]:
     """Width, height and pet/background/boundary/foreground fractions of each trimap of DATASET."""
     rows = []
     for name in dataset.names:
-        with Image.open(dataset.trimaps_dir / f"{name}.png") as im:
+        with Image.open(dataset._trimap_path(name)) as im:
             trimap = np.asarray(im)  # (H, W) values in {1, 2, 3}
         height, width = trimap.shape
         rows.append((width, height, (trimap == PET).mean(), (trimap == BACKGROUND).mean(),
@@ -340,8 +240,3 @@ def trimap_statistics(dataset: OxfordPetDataset) -> dict[str, np.ndarray]:
                      strict=True))
     stats["foreground"] = stats["pet"] + stats["boundary"]  # the training mask's share
     return stats
-
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from petseg_lib import oxford_pet
+from petseg_lib import resized
 from petseg_lib.augment import (
     AUGMENT_LEVELS,
     ImageCutout,
@@ -236,7 +236,7 @@ def test_load_dataset_passes_the_level_to_both_kinds_of_dataset(tiny_root, tmp_p
 
 
 def test_strong_dataset_cut_mixes_a_rectangle_of_another_training_image(tiny_root, monkeypatch):
-    monkeypatch.setattr(oxford_pet, "cut_mix", partial(cut_mix, p=1.0))  # in training: 0.5
+    monkeypatch.setattr(resized, "cut_mix", partial(cut_mix, p=1.0))  # in training: 0.5
     raw = OxfordPetDataset(tiny_root, "train")
     for cache in (False, True):
         strong = SimpleOxfordPetDataset(tiny_root, "train", image_size=32, augment=True,

@@ -10,7 +10,7 @@ from PIL import Image
 from torch.nn.functional import max_pool2d
 from torch.utils.data import DataLoader
 
-from petseg_lib import oxford_pet
+from petseg_lib import formats, oxford_pet
 from petseg_lib.masks import BOUNDARY, PET, trimap_to_mask
 from petseg_lib.oxford_pet import (
     OxfordPetDataset,
@@ -231,8 +231,8 @@ def test_limit_picks_evenly_spread_names(tiny_root, limit):
 
 def test_find_dataset_falls_back_to_the_sample(monkeypatch, tmp_path, sample_root):
     monkeypatch.delenv("PETSEG_DATA", raising=False)
-    monkeypatch.setattr(oxford_pet, "default_data_path", lambda: tmp_path / "absent")
-    monkeypatch.setattr(oxford_pet, "ensure_sample_dataset", lambda: sample_root)
+    monkeypatch.setattr(formats, "default_data_path", lambda: tmp_path / "absent")
+    monkeypatch.setattr(formats, "ensure_sample_dataset", lambda: sample_root)
     assert oxford_pet.find_dataset() == sample_root
     monkeypatch.setenv("PETSEG_DATA", str(tmp_path / "absent"))
     with pytest.raises(FileNotFoundError):
