@@ -6,6 +6,7 @@ that states its protocol, a bar chart, and the training curves side by side.
 
     python -m petseg_lib.compare --quick        # minutes on a laptop CPU
     python -m petseg_lib.compare --epochs 20    # the report's setting (hours without a GPU)
+    python -m petseg_lib.compare --recipe laptop --seeds 3   # real photos on a laptop CPU
 
 Beyond the report: `--models` adds the torchvision baselines, `--loss` other losses, and
 `--seeds N` trains every configuration N times and reports mean ± standard deviation, because
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import RESUME_MUST_MATCH, CheckpointError, model_from_checkpoint, read_checkpoint
 from .cli import positive, run_cli, writable_folder
-from .config import TrainConfig, augment_suffix, quick_config
+from .config import RECIPES, TrainConfig, augment_suffix, quick_config, recipe_config
 from .evaluate import describe_protocol, describe_protocols, evaluate, scores_at_original_size
 from .inference import load_model
 from .losses import LOSSES
@@ -50,24 +51,31 @@ LOSS_LABELS = {"bce": "", "dice": " + Dice loss", "bce_dice": " + BCE+Dice loss"
                "focal": " + Focal loss"}
 
 
-def label(model: str, augment: bool, loss: str = "bce") -> str:
-    """A readable name of a configuration, e.g. 'UNet + augmentation'."""
-    return LABELS[model] + (" + augmentation" if augment else "") + LOSS_LABELS[loss]
+def label(model: str, augment: bool, loss: str | None = None) -> str:
+    """A readable name of a configuration, e.g. 'UNet + augmentation'; None: the settings' loss."""
+    return LABELS[model] + (" + augmentation" if augment else "") + LOSS_LABELS.get(loss, "")
 
 
-def run_name(model: str, augment: bool, loss: str = "bce", seed: int = 0,
-             quick: bool = False, augment_level: str = "report") -> str:
+def run_name(model: str, augment: bool, loss: str | None = None, seed: int = 0,
+             quick: bool = False, augment_level: str = "report", recipe: str | None = None) -> str:
     """A configuration's file name stem, e.g. 'unet_aug', 'unet_dice_s1_quick'."""
-    return (model + augment_suffix(augment, augment_level) + ("" if loss == "bce" else f"_{loss}")
-            + (f"_s{seed}" if seed else "") + ("_quick" if quick else ""))
+    return (model + augment_suffix(augment, augment_level) + (f"_{loss}" if loss else "")
+            + (f"_s{seed}" if seed else "") + ("_quick" if quick else "")
+            + (f"_{recipe}" if recipe else ""))
 
 
-def make_config(model: str, augment: bool, quick: bool = False, loss: str = "bce",
-                seed: int = 0, **shared) -> TrainConfig:
-    """The configuration of one run; SHARED settings apply to all of them."""
-    level = shared.get("augment_level", "report")
-    settings = dict(model=model, augment=augment, loss=loss, seed=seed,
-                    run_name=run_name(model, augment, loss, seed, quick, level), **shared)
+def make_config(model: str, augment: bool, quick: bool = False, loss: str | None = None,
+                seed: int = 0, recipe: str | None = None, **shared) -> TrainConfig:
+    """The configuration of one run: the report's settings, QUICK ones or a RECIPE's.
+
+    LOSS None keeps the settings' own loss; SHARED settings apply to every run.
+    """
+    level = shared.get("augment_level", "strong" if recipe else "report")
+    settings = dict(model=model, augment=augment, seed=seed,
+                    run_name=run_name(model, augment, loss, seed, quick, level, recipe), **shared)
+    settings.update({"loss": loss} if loss else {})
+    if recipe:
+        return recipe_config(recipe, **settings)
     return quick_config(**settings) if quick else TrainConfig(**settings)
 
 
@@ -126,7 +134,7 @@ def run_comparison(quick: bool = False, retrain: bool = False,
                    report_dir: str | Path = "outputs/comparison", test_limit: int | None = None,
                    boundary: str = "pet", original_size: bool = False, tta: bool = False,
                    models: tuple[str, ...] = ("unet", "resnet34_unet"),
-                   losses: tuple[str, ...] = ("bce",), seeds: int = 1,
+                   losses: tuple[str | None, ...] = (None,), seeds: int = 1,
                    augments: tuple[bool, ...] = (False, True), **shared) -> list[dict]:
     """Train or reuse every configuration and score it; returns one row per configuration.
 
@@ -250,13 +258,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_tta(parser)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS),
                         default=["unet", "resnet34_unet"], help="architectures to compare")
-    parser.add_argument("--loss", nargs="+", choices=sorted(LOSSES), default=["bce"],
-                        help="losses to compare")
+    parser.add_argument("--loss", nargs="+", choices=sorted(LOSSES), default=[None],
+                        help="losses to compare (default: the settings' own: bce, as in the "
+                        "report, or bce_dice with --quick and --recipe)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES),
+                        help="train every configuration with a recipe's settings (config.py)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="train each configuration this many times: mean ± std")
     args = vars(parser.parse_args(argv))
     for name in ("seeds", "test_limit"):
         positive(f"--{name}", args[name])
+    if args["quick"] and args["recipe"]:
+        raise ValueError("--quick and --recipe each choose the settings: give one of them")
     shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit")
               if args[k] is not None}
     writable_folder(args["output_dir"])
@@ -265,7 +278,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                           args["test_limit"], args["boundary"], args["at_original_size"],
                           args["tta"], tuple(dict.fromkeys(args["models"])),  # each once
                           tuple(dict.fromkeys(args["loss"])),
-                          args["seeds"], checkpoint_dir=args["checkpoint_dir"], **shared)
+                          args["seeds"], checkpoint_dir=args["checkpoint_dir"],
+                          recipe=args["recipe"], **shared)
     print(markdown_table(rows))  # notebooks display the table themselves
     return rows
 

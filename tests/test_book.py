@@ -103,3 +103,20 @@ def test_widget_state_is_stored_so_sliders_render(tmp_path):
     sliders = [m["state"] for m in models if m["model_name"] == "FloatSliderModel"]
     assert [(s["description"], s["value"]) for s in sliders] == [("threshold", 0.5)]
     assert "application/vnd.jupyter.widget-view+json" in page  # where the slider is drawn
+
+
+def test_the_book_uses_real_pets_where_they_are(tmp_path, monkeypatch):
+    book = load_book()
+    monkeypatch.delenv("PETSEG_DATA", raising=False)
+    real, mini = tmp_path / "real", tmp_path / "mini"
+    mini.mkdir()
+    monkeypatch.setattr(book, "MINI", mini)
+    monkeypatch.setattr(book, "REAL", real)
+    assert book.kernel_env("01_data_exploration", full=False)["PETSEG_DATA"] == str(mini)
+    assert "PETSEG_DATA" not in book.kernel_env("05_training", full=False)  # the sample
+    real.mkdir()
+    for stem in ("01_data_exploration", "05_training", "07_beyond_the_report"):
+        env = book.kernel_env(stem, full=False)
+        assert env["PETSEG_DATA"] == str(real) and env["PETSEG_QUICK"] == "1"
+    monkeypatch.setenv("PETSEG_DATA", str(tmp_path / "mine"))  # the reader's choice wins
+    assert book.kernel_env("05_training", full=True)["PETSEG_DATA"] == str(tmp_path / "mine")
