@@ -145,15 +145,18 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds for name, (base, overrides) in plan.items()]
     rows = []
     context = multiprocessing.get_context("spawn")  # CUDA and threads: fresh processes
-    with context.Pool(args.jobs, maxtasksperchild=1) as pool, \
-            open(out / "results.jsonl", "a") as log:
-        for row in pool.imap_unordered(one_run, jobs):
+    pool = context.Pool(args.jobs, maxtasksperchild=1) if args.jobs > 1 else None
+    results = pool.imap_unordered(one_run, jobs) if pool else map(one_run, jobs)
+    with open(out / "results.jsonl", "a") as log:
+        for row in results:
             rows.append(row)
             log.write(json.dumps(row) + "\n")
             log.flush()
             print(f"{row['name']} seed {row['seed']}: test Dice {row['test_dice']:.4f} "
                   f"(valid {row['best_valid_dice']:.4f}) in {row['train_seconds']:.0f} s",
                   flush=True)
+    if pool:
+        pool.close()
     print(summary(sorted(rows, key=lambda r: (list(plan).index(r["name"]), r["seed"]))))
 
 

@@ -1,6 +1,7 @@
 """The benchmark scripts in smoke mode: every row of their tables is printed."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import torch
@@ -61,3 +62,19 @@ def test_bf16_accuracy_smoke_mode_scores_both_precisions(capsys):
     assert set(scores) == {"float32", "bfloat16"}
     assert all(len(v) == 1 and 0 <= v[0] <= 1 for v in scores.values())
     assert "bfloat16 - float32, mean best valid Dice" in capsys.readouterr().out
+
+
+def test_real_runs_trains_scores_and_records_each_run(tiny_root, tmp_path, capsys, monkeypatch):
+    runs = load_benchmark("real_runs")
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # keep the tests' threads
+    out = tmp_path / "runs"
+    runs.main(["--plan", "quick", "--only", "unet", "--data_path", str(tiny_root),
+               "--seeds", "0", "1", "--jobs", "1", "--threads", "1", "--out", str(out),
+               "--set", "epochs=1", "epoch_samples=8", "valid_limit=2", 'device="cpu"'])
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    for row in rows:
+        assert row["name"] == "unet" and row["epochs"] == 1 and 0 <= row["test_dice"] <= 1
+        assert row["protocol"].startswith("test split")
+    table = capsys.readouterr().out.splitlines()[-1]
+    assert table.startswith("| unet | 2 | ") and " ± " in table

@@ -1,7 +1,5 @@
 """Runs whose time does not grow with the dataset: quick mode's and the laptop recipe's budget."""
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -21,25 +19,7 @@ from petseg_lib.oxford_pet import SimpleOxfordPetDataset
 from petseg_lib.train import train
 
 from .conftest import tiny_config, write_dataset
-
-
-def linked_copies(source, target, copies: int):
-    """A dataset with every pair of SOURCE COPIES times (links, new names), same split files."""
-    for folder in ("images", "annotations/trimaps"):
-        (target / folder).mkdir(parents=True)
-    for split in ("trainval", "test"):
-        lines = (source / "annotations" / f"{split}.txt").read_text().splitlines()
-        names = [line.split()[0] for line in lines if line and not line.startswith("#")]
-        out = []
-        for copy in range(copies):
-            for name in names:
-                new = f"{name}_c{copy}"
-                os.symlink(source / "images" / f"{name}.jpg", target / "images" / f"{new}.jpg")
-                os.symlink(source / "annotations" / "trimaps" / f"{name}.png",
-                           target / "annotations" / "trimaps" / f"{new}.png")
-                out.append(f"{new} 1 1 1")
-        (target / "annotations" / f"{split}.txt").write_text("\n".join(out) + "\n")
-    return target
+from .test_bench import load_benchmark
 
 
 def test_an_epoch_draws_epoch_samples_from_the_whole_split(tiny_root, tmp_path):
@@ -66,7 +46,7 @@ def test_valid_limit_spreads_over_the_split(tiny_root, tmp_path):
 
 def test_a_budget_run_takes_the_same_steps_on_a_dataset_ten_times_larger(tmp_path, capsys):
     small = write_dataset(tmp_path / "small", n_trainval=40, n_test=2)
-    large = linked_copies(small, tmp_path / "large", copies=10)
+    large = load_benchmark("quick_budget").linked_copy(small, tmp_path / "large", 10)
     steps = {}
     for name, root in (("small", small), ("large", large)):
         config = tiny_config(root, tmp_path / name, limit=None, epoch_samples=12, batch_size=4,
