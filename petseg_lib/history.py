@@ -12,7 +12,6 @@ import json
 import math
 from pathlib import Path
 
-from .figures import save_training_curves
 from .paths import written_atomically
 
 HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
@@ -37,14 +36,6 @@ def write_history(history: dict, config) -> Path:
     with written_atomically(path) as partial:
         partial.write_text(json.dumps(history, indent=2))
     return path
-
-
-def save_history(history: dict, config) -> None:
-    """Write the history as JSON and its curves as a PNG (figures.save_training_curves)."""
-    # The one tie of this module to the figures: train.py calls save_history. Once it calls
-    # write_history and save_training_curves itself, this function and the import go.
-    write_history(history, config)
-    save_training_curves(history, config)
 
 
 def print_epoch(epoch: int, history: dict) -> None:

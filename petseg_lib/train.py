@@ -34,7 +34,8 @@ from .checkpoint import (
 from .cli import run_cli, writable_folder
 from .config import TrainConfig, parse_args
 from .evaluate import dice_score
-from .history import diverged_epoch, new_history, print_epoch, record_epoch, save_history
+from .figures import save_training_curves
+from .history import diverged_epoch, new_history, print_epoch, record_epoch, write_history
 from .loaders import make_loaders, shuffle_generator
 from .logs import first_samples, open_run_log
 from .losses import build_loss
@@ -151,7 +152,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
                 on_epoch_end(epoch, history)
 
     if distributed.is_main():
-        save_history(history, config)
+        write_history(history, config)  # outputs/<run_name>_history.json
+        save_training_curves(history, config)  # outputs/<run_name>_metrics.png
     print(f"Best validation Dice {best_dice:.4f}; weights in {best_path}")
     if (diverged := diverged_epoch(history)) is not None:
         print(f"The validation loss stopped being a number at epoch {diverged}: "

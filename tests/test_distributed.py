@@ -83,7 +83,7 @@ def rank_main(rank: int, nproc: int, port: int, argv: list[str], records: Path,
     """Process RANK of NPROC: what torchrun would run, recording what it did under RECORDS."""
     as_torchrun(rank, nproc, port)
     sys.stdout = open(records / f"stdout_rank{rank}.txt", "w", buffering=1)
-    for name in ("save_checkpoint", "save_history"):
+    for name in ("save_checkpoint", "write_history"):
         setattr(train_module, name, recorded(getattr(train_module, name), records, rank))
     if rank == fail_rank:  # after its first step, so that rank 0 has saved epoch 1
         train_module.train_one_epoch = fail_in_second_epoch(train_module.train_one_epoch)
@@ -201,7 +201,7 @@ def test_every_rank_reports_the_same_numbers_and_only_rank_0_prints_and_writes(r
     folder = runs["folder"] / "two"
     assert json.loads((folder / "out" / "ddp_history.json").read_text()) == rank0
     records = folder / "records"
-    assert (records / "writes_rank0.txt").read_text().split().count("save_history") == 1
+    assert (records / "writes_rank0.txt").read_text().split().count("write_history") == 1
     assert not (records / "writes_rank1.txt").exists()
     assert "epoch 2: train loss" in (records / "stdout_rank0.txt").read_text()
     assert (records / "stdout_rank1.txt").read_text() == ""

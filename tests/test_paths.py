@@ -8,7 +8,8 @@ import torch
 
 from petseg_lib import paths
 from petseg_lib.checkpoint import save_checkpoint
-from petseg_lib.history import save_history
+from petseg_lib.figures import save_training_curves
+from petseg_lib.history import write_history
 from petseg_lib.paths import (
     default_checkpoint_dir,
     default_data_path,
@@ -47,10 +48,11 @@ def test_history_is_replaced_whole(tmp_path, monkeypatch):
 
     history = {"train_loss": [0.5], "valid_loss": [0.4], "train_dice": [0.6],
                "valid_dice": [0.7]}
-    save_history(history, Config)
+    write_history(history, Config)
+    save_training_curves(history, Config)
     monkeypatch.setattr(json, "dumps", lambda *a, **k: 1 / 0)  # the new history fails
     with pytest.raises(ZeroDivisionError):
-        save_history({**history, "valid_dice": [0.9]}, Config)
+        write_history({**history, "valid_dice": [0.9]}, Config)
     assert json.loads((tmp_path / "run_history.json").read_text()) == history
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run_history.json", "run_metrics.png"]
 
