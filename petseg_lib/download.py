@@ -108,4 +108,4 @@ def missing_message(path: Path) -> str:
     return (f"No Oxford-IIIT Pet dataset at '{path}' (expected images/ and annotations/ with "
             f"trimaps/, trainval.txt and test.txt). Download it with "
             f"`python -m petseg_lib.data --download --root {path}`, or use the offline "
-            f"sample dataset: `python -m petseg_lib.sample`.")
+            f"sample dataset: `python -m petseg_lib.data --sample`.")

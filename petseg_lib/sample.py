@@ -17,12 +17,12 @@ distractor shapes, some in the pet's own colours. Foreground and background colo
 overlap, so colour alone cannot separate the pet: a model has to learn shapes.
 The drawing itself lives in `petseg_lib.toy_pets`; you need not read it.
 
-Command line: `python -m petseg_lib.sample [--root R] [--n-trainval N] [--n-test N] [--seed S]`.
+Command line: `python -m petseg_lib.data --sample [--root R] [--n-trainval N] [--n-test N]
+[--seed S]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .cli import positive, run_cli
 from .paths import default_sample_root
 from .toy_pets import make_sample_image
 
@@ -149,24 +148,3 @@ def make_sample_dataset(root: str | Path, n_trainval: int = 200, n_test: int = 5
 def ensure_sample_dataset(root: str | Path | None = None, **kwargs) -> Path:
     """The sample dataset's path, generating it when missing, incomplete or made differently."""
     return make_sample_dataset(default_sample_root() if root is None else root, **kwargs)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: generate the sample dataset and print where it is."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=str(default_sample_root()),
-                        help="output folder (default: %(default)s)")
-    parser.add_argument("--n-trainval", type=int, default=200)
-    parser.add_argument("--n-test", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    positive("--n-trainval", args.n_trainval)
-    positive("--n-test", args.n_test)
-    root = ensure_sample_dataset(args.root, n_trainval=args.n_trainval, n_test=args.n_test,
-                                 seed=args.seed)
-    print(f"Sample dataset ({args.n_trainval} trainval + {args.n_test} test toy pets) "
-          f"in {root}")
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -105,8 +105,8 @@ def test_other_commands_answer_in_one_line(tmp_path):
                           "No Oxford-IIIT Pet dataset")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert_one_line_error(run("petseg_lib.sample", "--root", str(blocker / "sample")))
-    assert_one_line_error(run("petseg_lib.sample", "--n-test", "-1"), "--n-test")
+    assert_one_line_error(run("petseg_lib.data", "--sample", "--root", str(blocker / "sample")))
+    assert_one_line_error(run("petseg_lib.data", "--sample", "--n-test", "-1"), "--n-test")
     assert_one_line_error(run("petseg_lib.compare", "--quick", "--output_dir",
                               str(blocker / "out")), "cannot write")
     assert_one_line_error(run("petseg_lib.demo", "--data_path", str(tmp_path / "none")),

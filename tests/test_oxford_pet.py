@@ -208,7 +208,7 @@ def test_bad_files_are_skipped_with_one_warning_listing_them(tmp_path):
 def test_missing_data_path_gives_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         load_dataset(tmp_path / "nowhere", "train")
-    assert "--download" in str(err.value) and "petseg_lib.sample" in str(err.value)
+    assert "--download" in str(err.value) and "petseg_lib.data --sample" in str(err.value)
 
 
 def test_test_split_without_trimaps_has_no_masks(tmp_path):

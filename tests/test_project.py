@@ -1,5 +1,6 @@
 """The project's own files: the package lists agree, the layout is as documented."""
 
+import importlib.util
 import re
 import tomllib
 from pathlib import Path
@@ -48,3 +49,20 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make demo" in readme
+
+
+def test_the_data_floor_imports_nothing_above_it_and_the_house_is_low():
+    tools = ROOT / "tools" / "imports.py"
+    spec = importlib.util.spec_from_file_location("petseg_imports", tools)
+    imports = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(imports)
+    graph = imports.import_graph()
+    data = {"paths", "errors", "masks", "user_files", "batch", "augment", "cache", "download",
+            "sample", "toy_pets", "resized", "oxford_pet", "mask_folder", "formats"}
+    above = {"cli", "checkpoint", "config", "figures", "utils", "history", "train", "loaders",
+             "logs", "evaluate", "inference", "compare", "widgets", "app", "demo", "data"}
+    assert data <= set(graph)
+    for module in sorted(data):
+        assert not graph[module] & above, (module, sorted(graph[module] & above))
+    chain = imports.longest_chain(graph)
+    assert len(chain) <= 9, chain

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petseg_lib import sample
+from petseg_lib import data, sample
 from petseg_lib.sample import MARKER, ensure_sample_dataset, is_complete, make_sample_dataset
 from petseg_lib.toy_pets import picture
 
@@ -242,6 +242,7 @@ def test_never_overwrites_a_foreign_folder(tmp_path):
 
 def test_command_line(tmp_path, capsys):
     root = tmp_path / "cli"
-    sample.main(["--root", str(root), "--n-trainval", "3", "--n-test", "1", "--seed", "5"])
+    data.main(["--sample", "--root", str(root), "--n-trainval", "3", "--n-test", "1",
+               "--seed", "5"])
     assert str(root) in capsys.readouterr().out
     assert is_complete(root) and len(names_of(root, "test")) == 1
