@@ -105,10 +105,10 @@ def augment_suffix(augment: bool, level: str = "report") -> str:
 # (benchmarks/README.md).
 QUICK_MODELS = {  # model: (base_channels, image_size, epochs, epochs with augmentation)
     "unet": (8, 64, 28, 32),
-    "resnet34_unet": (16, 128, 20, 28),
+    "resnet34_unet": (16, 128, 20, 22),
 }
 QUICK_BASELINES = (64, 8, 12)  # image_size, epochs, epochs with augmentation: baselines.py
-QUICK_EPOCH_SAMPLES = 320  # training samples per quick epoch, whatever the dataset's size
+QUICK_EPOCH_SAMPLES = 256  # training samples per quick epoch, whatever the dataset's size
 QUICK_VALID_IMAGES = 64  # validation images of a quick run (fewer when the split is smaller)
 
 

@@ -66,3 +66,7 @@ def test_the_data_floor_imports_nothing_above_it_and_the_house_is_low():
         assert not graph[module] & above, (module, sorted(graph[module] & above))
     chain = imports.longest_chain(graph)
     assert len(chain) <= 9, chain
+    architecture = (ROOT / "ARCHITECTURE.md").read_text()
+    for module, deps in graph.items():  # the documented ties are the real ones
+        listed = ", ".join(sorted(deps)) or "(nothing of the package)"
+        assert f"\n{module}: {listed}\n" in architecture, module
