@@ -38,9 +38,9 @@ def make_loaders(config: TrainConfig, data_path: Path,
                   collate_fn=collate, pin_memory=fast["pin_memory"],
                   persistent_workers=fast["persistent_workers"] and workers > 0)
     sampler = distributed.train_sampler(train_set, config.seed)  # None without torchrun
-    if sampler is not None and config.epoch_samples is not None:
-        raise ValueError("epoch_samples draws from one process's shuffle: leave it out under "
-                         "torchrun, where every process gets its share of each epoch")
+    if sampler is not None and config.epoch_samples is not None and distributed.is_main():
+        print("Under torchrun every process reads its share of the whole training split each "
+              f"epoch: epoch_samples={config.epoch_samples} is not used.")
     if sampler is None and (common["persistent_workers"] or config.epoch_samples):
         # A new loader iterator draws the workers' seed, then the shuffle, from GENERATOR; kept-
         # alive workers draw their seed once, so a resumed run would draw once more than the

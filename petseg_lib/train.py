@@ -122,7 +122,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     print(f"Training {config.run_name} on {device} with {len(train_loader.dataset)} training "
           f"and {len(valid_loader.dataset)} validation samples from {data_path}; "
           f"{describe_precision(device, fast['amp'])}.")
-    if config.epoch_samples is not None:
+    if config.epoch_samples is not None and not distributed.is_distributed():
         print(describe_budget(config, len(train_loader.dataset)))
     epochs = tqdm(range(start_epoch, config.epochs), desc=config.run_name,
                   disable=not config.progress)

@@ -121,3 +121,19 @@ def test_large_photos_are_decoded_small_with_image_and_trimap_aligned(tmp_path):
     assert sample["image"].shape == (3, 64, 64)
     agree = ((sample["image"].mean(0) > 0.5) == sample["mask"][0].bool()).float().mean()
     assert agree > 0.97
+
+
+def test_under_torchrun_each_process_reads_its_share_and_says_epoch_samples_is_unused(
+        tiny_root, tmp_path, monkeypatch, capsys):
+    from torch.utils.data import DistributedSampler
+
+    from petseg_lib import distributed
+
+    monkeypatch.setattr(distributed, "train_sampler",
+                        lambda dataset, seed: DistributedSampler(dataset, num_replicas=2, rank=0,
+                                                                 seed=seed))
+    config = tiny_config(tiny_root, tmp_path, limit=None, epoch_samples=4, batch_size=2)
+    train_loader, _ = make_loaders(config, tiny_root)
+    assert isinstance(train_loader.sampler, DistributedSampler)
+    assert len(train_loader.sampler) == (len(train_loader.dataset) + 1) // 2  # half the split
+    assert "epoch_samples=4 is not used" in capsys.readouterr().out
