@@ -108,7 +108,7 @@ def test_scores(checkpoint: Path, data_path: Path, device: str | torch.device,
             **{f"{k}_no_boundary": v for k, v in without.items() if k != "loss"}}
 
 
-SETTINGS_TO_MATCH = (*RESUME_MUST_MATCH, "epochs")
+SETTINGS_TO_MATCH = (*RESUME_MUST_MATCH, "epochs", "data_path")  # never another dataset's model
 
 
 def reusable(best: Path, history_file: Path, config: TrainConfig) -> bool:

@@ -207,3 +207,15 @@ def test_compare_command_line_grid(sample_root, tmp_path, capsys, monkeypatch):
         compare.write_report(rows[:1], tmp_path / "cmp")
     assert (tmp_path / "cmp" / "results.md").read_text() == table  # the earlier report, whole
     assert not list((tmp_path / "cmp").glob(".*partial"))
+
+
+def test_a_run_trained_on_another_dataset_is_not_reused(tmp_path, capsys):
+    config = TrainConfig(data_path=str(tmp_path / "real"), model_kwargs={"base_channels": 4})
+    saved = {name: getattr(config, name) for name in compare.SETTINGS_TO_MATCH}
+    best = write_checkpoint(tmp_path / "unet_best.pth", config=saved)
+    history = tmp_path / "unet_history.json"
+    history.write_text("{}")
+    assert compare.reusable(best, history, config)
+    other = TrainConfig(data_path=str(tmp_path / "sample"), model_kwargs={"base_channels": 4})
+    assert not compare.reusable(best, history, other)
+    assert "retrained, its checkpoint was made with data_path=" in capsys.readouterr().out

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import end_process
+from ..conftest import REAL, end_process
 
 pytestmark = pytest.mark.ui
 
@@ -92,7 +92,8 @@ def lab(tmp_path_factory) -> Iterator[tuple[str, str]]:
         (tmp / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / "settings" / name).write_text(json.dumps(values))
     port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, PETSEG_QUICK="1", JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+    real = {"PETSEG_DATA": str(REAL)} if REAL.is_dir() else {}  # as `make notebooks` does
+    env = dict(os.environ, PETSEG_QUICK="1", JUPYTER_RUNTIME_DIR=str(tmp / "runtime"), **real,
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",  # CI is root
