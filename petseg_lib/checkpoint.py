@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import MAX_IMAGE_SIZE
 from .errors import CheckpointError
 from .models import MODELS, build_model
+from .options import MAX_IMAGE_SIZE
 from .paths import written_atomically
 
 FORMAT = "petseg-checkpoint"

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from .augment import AUGMENT_LEVELS
 from .losses import LOSSES
 from .models import MODELS, one_image_batch_problem
+from .options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
 from .paths import default_checkpoint_dir, default_output_dir
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
-MAX_IMAGE_SIZE = 4096  # a larger side needs more memory per image than a GPU has
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a file-name part: no folders, no '..'
 
 
@@ -219,8 +219,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         shown = f" (default: {default})" if default is not None else ""
         parser.add_argument(f"--{name}", default=argparse.SUPPRESS, help=text + shown, **kwargs)
 
-    option("data_path", "dataset folder; by default data/oxford-iiit-pet when present, else "
-           "the offline sample dataset")
+    add_data_path(parser)  # options.py: shared with inference, app and compare
     option("model", "architecture", choices=sorted(MODELS))
     option("augment_level", "with --augment: report (the report's set) or strong (+ rotation, "
            "Cutout, CutMix)", choices=AUGMENT_LEVELS)
@@ -247,7 +246,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     option("loss", "bce as in the report; dice, bce_dice or focal", choices=sorted(LOSSES))
     option("lr_schedule", "constant as in the report, or cosine annealing to 0",
            choices=("constant", "cosine"))
-    option("device", "auto: cuda, mps, then cpu")
+    add_device(parser)
+    add_amp(parser)
     option("run_name", "names the run's files: letters, digits, - _ . (default: <model> or "
            "<model>_aug)", show_default=False)
     option("checkpoint_dir", "where <run_name>_best.pth and _last.pth go")
@@ -258,8 +258,6 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     for name, text in (("cache", "resized-image cache in the data folder; default: with "
                                  "CUDA, and up to 128 px"),
                        ("channels_last", "NHWC memory layout; default: where it is faster"),
-                       ("amp", "mixed precision; default: with CUDA, and on a CPU with "
-                               "native bfloat16"),
                        ("compile", "torch.compile the model"), ("sync_bn", "SyncBatchNorm (DDP)"),
                        ("keep_memory", "glibc keeps freed memory for the next batch; "
                                        "default: on a CPU"),

@@ -26,7 +26,7 @@ from .threshold import DEFAULT_THRESHOLD, binarize, check_threshold
 
 INSTALL_HINT = 'pip install -e ".[export]"'
 # image_size and size_multiple above this: a damaged or crafted file. The same limit as
-# config.MAX_IMAGE_SIZE, kept here because this module imports nothing of PyTorch.
+# options.MAX_IMAGE_SIZE, kept here because this module imports nothing of PyTorch.
 LARGEST = 4096
 
 
