@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from petseg_lib.threshold import DEFAULT_THRESHOLD, THRESHOLD_STEP
+
 from ..conftest import REAL, end_process
 
 pytestmark = pytest.mark.ui
@@ -225,10 +227,11 @@ def drive_notebook_06(page, base: str, token: str) -> None:
     readout = threshold.locator(".widget-readout")
     assert readout.text_content().strip() == "0.50"
     handle.focus()
-    for _ in range(4):
+    for _ in range(20):  # 20 steps of THRESHOLD_STEP down from 0.50
         handle.press("ArrowLeft")
-    wait_for(lambda: readout.text_content().strip() == "0.30", 10, "the readout to say 0.30",
-             interval=0.2)
+    lowered = f"{DEFAULT_THRESHOLD - 20 * THRESHOLD_STEP:.2f}"
+    wait_for(lambda: readout.text_content().strip() == lowered, 10,
+             f"the readout to say {lowered}", interval=0.2)
     wait_for(lambda: figure.get_attribute("src") != before, 60,
              "the explorer's figure to be redrawn", interval=0.5)
     # Each arrow key redraws once: wait for the last redraw (kernel idle, figure unchanged).
@@ -241,7 +244,7 @@ def drive_notebook_06(page, base: str, token: str) -> None:
 
     wait_for(settled, 60, "the explorer's last redraw", interval=1)
     assert seen[-1] != before and seen[-1].startswith("data:image/png;base64,")
-    explorer.screenshot(path=SHOTS / "04_explorer_threshold_0.30.png")
+    explorer.screenshot(path=SHOTS / f"04_explorer_threshold_{lowered}.png")
 
     content = page.content()
     for error in WIDGET_ERRORS:
