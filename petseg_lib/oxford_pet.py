@@ -84,6 +84,29 @@ def split_names(root: str | Path, mode: str) -> list[str]:
     return [n for n, v in zip(names, is_valid, strict=True) if v == (mode == "valid")]
 
 
+def one_channel(trimap: np.ndarray) -> np.ndarray | None:
+    """TRIMAP as (H, W): as it is, or the first channel of a grey trimap re-saved in colour.
+
+    An image editor may store the values 1, 2, 3 in all three channels; that file says the same
+    thing. None when the colour channels differ: then the file is not a trimap.
+    """
+    if trimap.ndim == 2:
+        return trimap
+    colours = trimap[..., :3]  # an alpha channel says nothing about the classes
+    return trimap[..., 0] if (colours == colours[..., :1]).all() else None
+
+
+def read_trimap(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The trimap at PATH as (H, W) uint8 (8 or 16 bits, or grey saved in colour), shrunk to
+    SIZE (width, height) with nearest neighbours when given; its values are checked on loading."""
+    with Image.open(path) as tm:
+        resized = tm if size is None else tm.resize(size, Image.Resampling.NEAREST)
+        trimap = one_channel(np.asarray(resized))
+    if trimap is None:
+        raise ValueError(f"{path.name}: the trimap's colour channels differ")
+    return trimap.astype(np.uint8)
+
+
 def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
     """Why this image/trimap pair cannot be used, or None when it can."""
     if not image_path.is_file():
@@ -106,8 +129,9 @@ def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
         return f"trimap cannot be read ({err})"
     if trimap_size != size:
         return f"trimap is {trimap_size[0]}x{trimap_size[1]}, image is {size[0]}x{size[1]}"
-    if trimap.ndim != 2:
-        return f"trimap has {trimap.shape[-1]} channels, not one"
+    if one_channel(trimap) is None:
+        return f"trimap has {trimap.shape[-1]} channels that differ, not one value per pixel"
+    trimap = one_channel(trimap)
     bad = invalid_trimap_values(trimap)
     if bad:
         return f"trimap has values {bad[:6]} besides 1 (pet), 2 (background), 3 (boundary)"
@@ -170,8 +194,7 @@ class OxfordPetDataset(Dataset):
         image = np.array(load_rgb(self._image_path(name), upright=False))
         if not self.has_masks:
             return image, None
-        with Image.open(self._trimap_path(name)) as tm:  # 8 or 16 bits, checked as 1/2/3
-            return image, np.asarray(tm).astype(np.uint8)
+        return image, read_trimap(self._trimap_path(name))  # checked as 1/2/3 on loading
 
     def __getitem__(self, index: int) -> dict:
         return original_sample(self, self.names[index])  # mask: _preprocess_mask's rule
@@ -221,17 +244,14 @@ class SimpleOxfordPetDataset(ResizedDataset, OxfordPetDataset):
             image = np.array(to_rgb(im))  # (h, w, 3) uint8, h <= H
         if not self.has_masks:
             return image, None
-        with Image.open(self._trimap_path(name)) as tm:  # 8 or 16 bits, checked as 1/2/3
-            trimap = tm.resize(image.shape[1::-1], Image.Resampling.NEAREST)
-            return image, np.asarray(trimap).astype(np.uint8)  # (h, w) uint8
+        return image, read_trimap(self._trimap_path(name), image.shape[1::-1])  # (h, w) uint8
 
 
 def trimap_statistics(dataset: OxfordPetDataset) -> dict[str, np.ndarray]:
     """Width, height and pet/background/boundary/foreground fractions of each trimap of DATASET."""
     rows = []
     for name in dataset.names:
-        with Image.open(dataset._trimap_path(name)) as im:
-            trimap = np.asarray(im)  # (H, W) values in {1, 2, 3}
+        trimap = read_trimap(dataset._trimap_path(name))  # (H, W) values in {1, 2, 3}
         height, width = trimap.shape
         rows.append((width, height, (trimap == PET).mean(), (trimap == BACKGROUND).mean(),
                      (trimap == BOUNDARY).mean()))

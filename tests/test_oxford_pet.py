@@ -276,6 +276,29 @@ def test_trimaps_with_other_values_are_skipped_and_named(tmp_path):
     assert "0, 255" in dataset.skipped[names[0]]
 
 
+def test_a_trimap_resaved_in_colour_is_read_when_its_channels_agree(tmp_path):
+    root = write_dataset(tmp_path / "pets", n_trainval=12, n_test=2)
+    names = OxfordPetDataset(root, "train").names
+    trimaps = root / "annotations" / "trimaps"
+    before = {n: SimpleOxfordPetDataset(root, "train", 32)[i] for i, n in enumerate(names[:2])}
+    grey = np.array(Image.open(trimaps / f"{names[0]}.png"))
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(trimaps / f"{names[0]}.png")  # RGB
+    rgba = np.stack([grey] * 3 + [np.full_like(grey, 255)], axis=-1)
+    Image.fromarray(rgba).save(trimaps / f"{names[1]}.png")  # RGBA, opaque
+    odd = np.stack([grey, grey, np.where(grey == 1, 2, grey)], axis=-1).astype(np.uint8)
+    Image.fromarray(odd).save(trimaps / f"{names[2]}.png")  # channels that disagree
+    with pytest.warns(UserWarning, match="channels that differ") as caught:
+        after = SimpleOxfordPetDataset(root, "train", 32)
+    assert len(caught) == 1 and names[2] in after.skipped and names[2] not in after.names
+    for name, sample in before.items():  # the coloured copies give the very same samples
+        again = after[after.names.index(name)]
+        assert torch.equal(again["mask"], sample["mask"])
+        assert torch.equal(again["trimap"], sample["trimap"])
+    with pytest.warns(UserWarning, match="channels that differ"):
+        original = OxfordPetDataset(root, "train")[0]  # names[0], the RGB copy
+    assert original["trimap"].shape == grey.shape and original["trimap"].dtype == np.uint8
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-8", "latin-1"])
 def test_split_files_in_any_encoding_and_names_that_leave_the_folder(tmp_path, encoding):
     root = write_dataset(tmp_path / "pets", n_trainval=12, n_test=3)
