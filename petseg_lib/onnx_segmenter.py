@@ -64,6 +64,9 @@ class OnnxSegmenter:
         self.image_size = self.whole_number("image_size", None)  # the size it was trained at
         self.size_multiple = self.whole_number("size_multiple", 32)
         self.threshold = self.probability("threshold", DEFAULT_THRESHOLD)
+        if self.image_size is not None and self.image_size % self.size_multiple:
+            raise self.bad_metadata("image_size",
+                                    f"a multiple of its size_multiple ({self.size_multiple})")
         self.input_name = self.session.get_inputs()[0].name
 
     def bad_metadata(self, key: str, expected: str) -> ValueError:
@@ -93,6 +96,10 @@ class OnnxSegmenter:
         except ValueError:
             raise self.bad_metadata(key, "a number between 0 and 1") from None
 
+    def suggested_size(self) -> int:
+        """A side the model takes: its training size, else 8 times its size multiple."""
+        return self.image_size or 8 * self.size_multiple
+
     def __repr__(self) -> str:
         return (f"OnnxSegmenter('{self.path}', model={self.metadata.get('model_name')}, "
                 f"image_size={self.image_size}, opset={self.metadata.get('opset')})")
@@ -109,7 +116,7 @@ class OnnxSegmenter:
         if height % self.size_multiple or width % self.size_multiple or height == 0:
             raise ValueError(f"height and width must be positive multiples of "
                              f"{self.size_multiple}, got {height}x{width}; resize the images, "
-                             f"e.g. to {self.image_size or 256}x{self.image_size or 256}")
+                             f"e.g. to {self.suggested_size()}x{self.suggested_size()}")
         return np.ascontiguousarray(images, dtype=np.float32)
 
     def logits(self, images: np.ndarray) -> np.ndarray:

@@ -266,7 +266,7 @@ def test_a_file_that_is_not_an_onnx_model_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("key, value", [("size_multiple", "0"), ("image_size", "sixty-four"),
                                         ("image_size", "-64"), ("image_size", "1000000"),
                                         ("size_multiple", "99999"), ("threshold", "1.5"),
-                                        ("threshold", "nan")])
+                                        ("threshold", "nan"), ("image_size", "100")])
 def test_impossible_metadata_is_refused_by_name(tmp_path, key, value):
     path = write_onnx(tmp_path / "m.onnx", {"image_size": "64", key: value})
     with pytest.raises(ValueError, match=re.escape(f"'{path}' has the metadata entry "
@@ -282,3 +282,14 @@ def test_a_model_that_is_not_a_petseg_export_is_refused_when_run(tmp_path):
     other = OnnxSegmenter(write_onnx(tmp_path / "identity.onnx", {}, op="Identity"))
     with pytest.raises(ValueError, match=r"logits of shape \(2, 3, 32, 64\).*not a petseg export"):
         other.logits(images)
+
+
+def test_a_wrong_image_size_is_told_a_size_the_model_takes(tmp_path):
+    odd = np.zeros((1, 3, 50, 64), np.float32)
+    trained = OnnxSegmenter(write_onnx(tmp_path / "a.onnx", {"image_size": "96"}))
+    with pytest.raises(ValueError, match=r"got 50x64; resize the images, e\.g\. to 96x96"):
+        trained.logits(odd)
+    by_16 = OnnxSegmenter(write_onnx(tmp_path / "b.onnx", {"size_multiple": "16"}))
+    with pytest.raises(ValueError, match=r"multiples of 16, got 50x64.*e\.g\. to 128x128"):
+        by_16.logits(odd)
+    assert by_16.logits(np.zeros((1, 3, 128, 128), np.float32)).shape == (1, 1, 128, 128)
