@@ -49,6 +49,7 @@ from .speed import (
     pick_device,
 )
 from .threshold import DEFAULT_THRESHOLD, binarize
+from .user_files import shown
 
 
 def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
@@ -191,8 +192,8 @@ def main(argv: list[str] | None = None) -> dict | list | None:
         return segment_split(model, args, device, image_size)
     results = segment_files(model, args.images, args.output_dir, args.threshold, image_size)
     for r in results:
-        print(f"{r['path']}: {r['width']}x{r['height']}, pet {100 * r['pet_share']:.1f} %, "
-              f"{r['ms']:.0f} ms -> {r['mask_path']}")
+        print(f"{shown(r['path'])}: {r['width']}x{r['height']}, pet "
+              f"{100 * r['pet_share']:.1f} %, {r['ms']:.0f} ms -> {shown(r['mask_path'])}")
     return results
 
 

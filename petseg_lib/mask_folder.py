@@ -106,7 +106,7 @@ def value_listing(pixels: np.ndarray) -> str:
 
 def name_fraction(name: str) -> float:
     """NAME's SHA-1 digest read as a fraction in [0, 1): the same on every computer."""
-    digest = hashlib.sha1(name.encode("utf-8")).digest()
+    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).digest()  # any file name
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

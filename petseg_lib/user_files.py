@@ -119,6 +119,12 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
     return width, height
 
 
+def shown(name: str | Path) -> str:
+    """NAME as text any terminal can print: bytes that are not UTF-8 (a file name from an old
+    Windows zip, say) appear as escapes such as \\xe9 instead of stopping the print."""
+    return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def read_text_any(path: str | Path) -> str:
     """A text file's contents, whatever its encoding: UTF-16 or UTF-8 (by BOM), else Latin-1."""
     data = Path(path).read_bytes()

@@ -1,7 +1,10 @@
 """Segmenting your own photos: every format and colour mode, EXIF turns, huge and broken files."""
 
 import io
+import os
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 from datetime import UTC, datetime
@@ -13,8 +16,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter, features
 from torch import nn
 
-from petseg_lib import inference, widgets
+from petseg_lib import inference, user_files, widgets
 from petseg_lib.evaluate import confusion_counts, iou_from_counts
+from petseg_lib.mask_folder import name_fraction
 from petseg_lib.models import build_model
 from petseg_lib.photos import (
     PhotoError,
@@ -442,3 +446,26 @@ def test_photo_segmenter_shows_the_fallback_then_uploads_and_a_clear_line_for_ju
     pet_photo(2048, 1536)[0].save(big, format="PNG")
     upload.value = uploaded("big.png", big.getvalue())
     assert calls[-1] == ((1024, 768), (768, 1024), 0.6)  # shrunk for the screen, then segmented
+
+
+def test_a_photo_name_that_is_not_utf8_is_segmented_and_printed(tmp_path):
+    folder = tmp_path / "zip"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.jpg")  # a byte the user did not choose, from an old zip
+    pet_photo(80, 60)[0].save(folder / name)
+    pet_photo(80, 60)[0].save(folder / "plain.jpg")
+    checkpoint = write_checkpoint(tmp_path / "unet.pth")
+    strict = dict(os.environ, PYTHONIOENCODING="utf-8:strict")
+    done = subprocess.run([sys.executable, "-m", "petseg_lib.inference", "--model",
+                           str(checkpoint), "--images", str(folder), "--output_dir",
+                           str(tmp_path / "out"), "--device", "cpu"], env=strict,
+                          capture_output=True, text=True, errors="replace", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "caf\\xe9.jpg: 80x60" in done.stdout and "plain.jpg: 80x60" in done.stdout
+    assert (tmp_path / "out" / os.fsdecode(b"caf\xe9_mask.png")).is_file()
+    assert user_files.shown("plain") == "plain"
+
+
+def test_a_mask_folder_name_that_is_not_utf8_gets_a_split():
+    assert 0 <= name_fraction(os.fsdecode(b"caf\xe9")) < 1
+    assert name_fraction(os.fsdecode(b"caf\xe9")) != name_fraction("cafe")
