@@ -25,6 +25,7 @@ import argparse
 import functools
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -201,12 +202,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def stop_like_ctrl_c(signum: int, frame) -> None:
+    """SIGTERM (`kill`, a service manager, a container stop) ends the server as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of `python -m petseg_lib.app`: serve the page until Ctrl-C."""
+    """Entry point of `python -m petseg_lib.app`: serve the page until Ctrl-C or SIGTERM."""
     args = parse_args(argv)
     model = load_model(args.model, pick_device(args.device))
     examples = example_photos(args.data_path, args.examples)
+    signal.signal(signal.SIGTERM, stop_like_ctrl_c)  # so that the folder below is removed
     with tempfile.TemporaryDirectory(prefix="petseg-app-") as masks:  # removed on exit
+        # Gradio keeps every uploaded photo in its temporary folder: put it in ours, so that
+        # no one's photo outlives the server.
+        os.environ["GRADIO_TEMP_DIR"] = str(Path(masks) / "uploads")
         page = build_page(model, examples, args.threshold, masks)
         page.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
                     allowed_paths=sorted({str(path.parent) for path in examples}))

@@ -190,8 +190,11 @@ def test_the_served_page_segments_photos_and_reports_bad_files(tiny_checkpoint, 
     photo = pets / "images" / "dog_0.jpg"  # 48 x 40
     (tmp_path / "notes.jpg").write_bytes(b"not a photo")
     port = free_port()
+    temporary = tmp_path / "tmp"  # where the server's temporary folders go
+    temporary.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False",
-           "PETSEG_DEBUG": "0"}
+           "PETSEG_DEBUG": "0", "TMPDIR": str(temporary)}
+    env.pop("GRADIO_TEMP_DIR", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "petseg_lib.app", "--model", str(tiny_checkpoint), "--port",
          str(port), "--data_path", str(pets), "--examples", "2", "--device", "cpu"],
@@ -214,5 +217,9 @@ def test_the_served_page_segments_photos_and_reports_bad_files(tiny_checkpoint, 
 
         *_, message = client.predict(handle_file(str(photo)), 0.25, api_name="/threshold")
         assert "threshold 0.25" in message  # the server is still up after the bad file
+        assert list(temporary.rglob("dog_0*")), "the upload and its mask are kept while serving"
     finally:
-        end_process(server)
+        end_process(server)  # SIGTERM, as `kill` and service managers send
+    assert server.returncode is not None
+    left = [p for p in temporary.rglob("*") if p.is_file()]
+    assert not left, f"uploads outlived the server: {left[:3]}"
