@@ -8,8 +8,10 @@ and any height and width that are multiples of 32. (The models themselves accept
 too, but the exported graph keeps only the path taken by multiples of 32.)
 
 Opset 18 by default (--opset changes it): it is the opset that PyTorch's exporter
-(`torch.onnx.export`, based on `torch.export`) writes natively; lower opsets go through ONNX's
-version converter, which may fail, and every recent ONNX Runtime runs opset 18.
+(`torch.onnx.export`, based on `torch.export`) writes natively; others go through ONNX's
+version converter, which reaches the course's models from opset 16 up to the newest the
+installed onnx knows. Any other --opset is refused before exporting, and a conversion that
+leaves another opset in the file is an error (exit status 2) naming the opset written.
 
 The file's metadata (onnx metadata_props, all strings) records what a user needs to know:
 model_name, model_config, image_size (the size to feed; by default the training size),
@@ -31,6 +33,7 @@ from torch import nn
 from torch.export import Dim
 
 from .cli import run_cli
+from .errors import UserError
 from .inference import load_model
 from .models import MODELS
 from .models.summary import count_parameters
@@ -44,6 +47,9 @@ if TYPE_CHECKING:  # for the type hints only: onnx belongs to the optional expor
 __all__ = ["DEFAULT_OPSET", "OnnxSegmenter", "export_onnx", "main", "onnx_metadata"]
 
 DEFAULT_OPSET = 18
+# Below 16 ONNX's version converter has no way down for the course's models (it stops at
+# Identity and leaves opset 18); above, up to the newest opset the installed onnx knows.
+LOWEST_OPSET = 16
 SIZE_MULTIPLE = 32  # ResNet34_UNet halves the size 5 times; UNet needs 16, we ask 32 of both
 THRESHOLD = DEFAULT_THRESHOLD  # the course's threshold on sigmoid(logits), stored in the file
 DESCRIPTION = "input: float32 (N,3,H,W) in [0,1]; output: logits (N,1,H,W)"
@@ -133,9 +139,14 @@ def main(argv: list[str] | None = None) -> Path:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_model(parser)
     parser.add_argument("--output", required=True, help="the .onnx file to write")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")
+    highest = optional_import("onnx").defs.onnx_opset_version()  # the newest it knows
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset version, {LOWEST_OPSET} to {highest}")
     add_image_size(parser, default="the size the model was trained at (stored in the file)")
     args = parser.parse_args(argv)
+    if not LOWEST_OPSET <= args.opset <= highest:
+        raise UserError(f"--opset must be from {LOWEST_OPSET} to {highest} (the opsets the "
+                        f"exporter can write for these models), not {args.opset}")
     model = load_model(args.model)
     path = export_onnx(model, args.output, opset=args.opset, image_size=args.image_size)
     segmenter = OnnxSegmenter(path)
@@ -143,9 +154,9 @@ def main(argv: list[str] | None = None) -> Path:
           f"({count_parameters(model) / 1e6:.1f} M parameters, image size "
           f"{segmenter.image_size}) to {path} ({path.stat().st_size / 2**20:.1f} MiB, "
           f"opset {segmenter.metadata['opset']}, dynamic batch, height and width)")
-    if segmenter.metadata["opset"] != str(args.opset):
-        print(f"Opset {args.opset} was asked for; the exporter could not convert to it and "
-              f"wrote opset {segmenter.metadata['opset']}.")
+    if segmenter.metadata["opset"] != str(args.opset):  # kept, but not what was asked
+        raise UserError(f"opset {args.opset} was asked for; the exporter could not convert to "
+                        f"it and {path} holds opset {segmenter.metadata['opset']}")
     return path
 
 

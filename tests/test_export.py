@@ -215,15 +215,36 @@ def test_cli_unwritable_output_exits_2_before_exporting(tmp_path, capsys):
     assert err.startswith(f"error: cannot write '{blocker / 'm.onnx'}'")
 
 
-def test_an_opset_the_exporter_cannot_write_is_said_not_hidden(tmp_path, test_images, capsys):
-    checkpoint = save_checkpoint("unet", tmp_path / "model.pth", test_images[TRAINED_AT])
-    path = main(["--model", str(checkpoint), "--output", str(tmp_path / "m.onnx"),
-                 "--opset", "5"])
-    written = OnnxSegmenter(path).metadata["opset"]
-    out = capsys.readouterr().out
-    assert f"opset {written}," in out  # what the file holds
-    note = f"Opset 5 was asked for; the exporter could not convert to it and wrote opset {written}."
-    assert (note in out) == (written != "5")  # torch 2.14 keeps opset 18 here
+@pytest.mark.parametrize("opset", ["0", "5", "11", "99"])
+def test_an_opset_the_exporter_cannot_write_is_refused_before_exporting(tmp_path, opset,
+                                                                        capsys):
+    images = np.zeros((1, 3, 64, 64), np.float32)
+    checkpoint = save_checkpoint("unet", tmp_path / "model.pth", images)
+    with pytest.raises(SystemExit) as stop:
+        cli.run_cli(main, ["--model", str(checkpoint), "--output", str(tmp_path / "m.onnx"),
+                           "--opset", opset])
+    assert stop.value.code == 2 and not (tmp_path / "m.onnx").exists()
+    out, err = capsys.readouterr()
+    assert len(err.splitlines()) == 1 and "--opset must be from 16 to " in err
+    assert f"not {opset} (" in err and "Traceback" not in out + err
+
+
+def test_an_opset_it_converts_to_is_written_and_one_it_could_not_is_an_error(
+        tmp_path, monkeypatch):
+    images = np.zeros((1, 3, 64, 64), np.float32)
+    checkpoint = save_checkpoint("unet", tmp_path / "model.pth", images)
+    path = main(["--model", str(checkpoint), "--output", str(tmp_path / "m17.onnx"),
+                 "--opset", "17"])
+    assert OnnxSegmenter(path).metadata["opset"] == "17"
+    from petseg_lib import export
+
+    real = export.onnx_metadata
+    monkeypatch.setattr(export, "onnx_metadata",  # as when the converter gives up silently
+                        lambda model, size, opset: real(model, size, DEFAULT_OPSET))
+    with pytest.raises(UserError, match="opset 17 was asked for; the exporter could not "
+                                        r"convert to it and .*m\.onnx holds opset 18"):
+        main(["--model", str(checkpoint), "--output", str(tmp_path / "m.onnx"),
+              "--opset", "17"])
 
 
 def test_export_asks_for_a_size_it_can_run_at(tmp_path):
