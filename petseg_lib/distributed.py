@@ -80,8 +80,21 @@ def process_group(device: str = "auto") -> Iterator[None]:
                 quiet.enter_context(contextlib.redirect_stdout(sink))
                 quiet.enter_context(contextlib.redirect_stderr(sink))
             yield
+    except Exception as err:
+        if is_main() or not peer_stopped(err):
+            raise
+        # Process 0 stopped (it has said why, e.g. a missing dataset, in one line): this
+        # process stops too, without a traceback about the connection it lost.
+        raise SystemExit(2) from None
     finally:
         dist.destroy_process_group()
+
+
+def peer_stopped(err: Exception) -> bool:
+    """True when ERR says that another process of the group has gone away."""
+    lost = ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
+    return isinstance(err, dist.DistError) or (
+        isinstance(err, RuntimeError) and any(text in str(err) for text in lost))
 
 
 # ---------------------------------------------------------------------------

@@ -279,3 +279,24 @@ def test_an_odd_validation_set_is_scored_once_per_image_over_two_processes(tmp_p
     whole = evaluate_model(fixed_conv(), samples, "cpu", torch.nn.BCEWithLogitsLoss())
     assert rank0 == rank1
     assert rank0 == pytest.approx(whole, rel=1e-6)
+
+
+def test_a_user_error_under_torchrun_is_one_line_and_the_other_process_stops_quietly(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={free_port()}", "-m", "petseg_lib.train", "--data_path",
+         str(tmp_path / "missing"), "--device", "cpu", "--quick"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "No Oxford-IIIT Pet dataset" in errors[0]
+    assert "[rank1]" not in done.stderr and "Connection" not in done.stderr
+
+
+def test_only_a_lost_peer_counts_as_another_process_stopping():
+    assert distributed.peer_stopped(RuntimeError("[pair.cc:545] Read error: Connection reset "
+                                                 "by peer"))
+    assert distributed.peer_stopped(dist.DistBackendError("NCCL communicator was aborted"))
+    assert not distributed.peer_stopped(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not distributed.peer_stopped(ValueError("Connection reset by peer"))
