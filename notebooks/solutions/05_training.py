@@ -59,7 +59,7 @@ DATA = find_dataset()  # the real dataset when downloaded, else the offline samp
 WORKSPACE = tempfile.TemporaryDirectory(prefix="petseg-solutions-05-")  # removed at exit
 TMP = Path(WORKSPACE.name)  # checkpoints and outputs of this file's runs
 # The notebook's settings on fewer images: 16 (and 4 for validation) in QUICK mode, else 800.
-SMALL = dict(limit=16 if QUICK else 800)
+SMALL = dict(limit=16 if QUICK else 800, epoch_samples=None)  # an epoch: those images, once
 config = course_config("unet", data_path=str(DATA), progress=False, checkpoint_dir=str(TMP),
                        output_dir=str(TMP), **SMALL)
 EPOCHS_PER_RUN = 2 if QUICK else 1  # the notebook's epoch cell, run four times below
@@ -188,7 +188,7 @@ seconds, flops, parameters, last_bytes = {}, {}, {}, {}
 for name in ("unet", "resnet34_unet"):
     run_config = course_config(name, data_path=str(DATA), progress=False, epochs=EPOCHS,
                                image_size=SIZE, checkpoint_dir=str(TMP), output_dir=str(TMP),
-                               limit=8 if QUICK else 400)
+                               limit=8 if QUICK else 400, epoch_samples=None)
     stamps = []  # the time at the end of each epoch
     run_history = train(run_config, on_epoch_end=lambda epoch, h, stamps=stamps: stamps.append(
         time.perf_counter()))

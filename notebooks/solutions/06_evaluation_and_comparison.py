@@ -80,6 +80,7 @@ for name, augment in CONFIGURATIONS:
     if QUICK:  # seconds: 2 epochs on 24 images of 48 x 48, in batches of 4, with a UNet of
         # base width 16 and a ResNet34-UNet of full width, whatever QUICK's own widths are
         config = quick_config(model=name, augment=augment, image_size=48, epochs=2, limit=24,
+                              epoch_samples=None,  # each epoch: the 24 images, once
                               batch_size=4, model_kwargs=WIDTHS[name], **SHARED)
     else:  # minutes on a GPU: the report's settings, 3 epochs on 400 images
         config = TrainConfig(model=name, augment=augment, epochs=3, limit=400, **SHARED)
