@@ -97,8 +97,11 @@ def one_channel(trimap: np.ndarray) -> np.ndarray | None:
 
 
 def read_trimap(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The trimap at PATH as (H, W) uint8 (8 or 16 bits, or grey saved in colour), shrunk to
-    SIZE (width, height) with nearest neighbours when given; its values are checked on loading."""
+    """The trimap at PATH as (H, W) uint8, shrunk to SIZE (width, height) when given.
+
+    8 or 16 bits, or grey saved in colour; nearest neighbours keep its values, which the
+    dataset checked when it was loaded.
+    """
     with Image.open(path) as tm:
         resized = tm if size is None else tm.resize(size, Image.Resampling.NEAREST)
         trimap = one_channel(np.asarray(resized))
@@ -129,9 +132,9 @@ def _check_pair(image_path: Path, trimap_path: Path | None) -> str | None:
         return f"trimap cannot be read ({err})"
     if trimap_size != size:
         return f"trimap is {trimap_size[0]}x{trimap_size[1]}, image is {size[0]}x{size[1]}"
-    if one_channel(trimap) is None:
-        return f"trimap has {trimap.shape[-1]} channels that differ, not one value per pixel"
-    trimap = one_channel(trimap)
+    channels, trimap = trimap.shape[-1], one_channel(trimap)
+    if trimap is None:
+        return f"trimap has {channels} channels that differ, not one value per pixel"
     bad = invalid_trimap_values(trimap)
     if bad:
         return f"trimap has values {bad[:6]} besides 1 (pet), 2 (background), 3 (boundary)"
