@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from torch.utils.data import default_collate
 
+from .threads import limit_threads
+
 
 def collate(samples: list[dict]) -> dict:
     """Stack samples into a batch; a key whose values are None stays None."""
     batch = {}
-    for key in samples[0]:
-        values = [s[key] for s in samples]
-        batch[key] = None if any(v is None for v in values) else default_collate(values)
+    with limit_threads(1):  # small copies: more threads would wait for each other
+        for key in samples[0]:
+            values = [s[key] for s in samples]
+            batch[key] = None if any(v is None for v in values) else default_collate(values)
     return batch

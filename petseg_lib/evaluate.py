@@ -156,7 +156,8 @@ def worst_predictions(model: nn.Module, dataset, device: torch.device | str = "c
     try:
         with torch.no_grad():
             for batch in loader:
-                logits = model(to_float_images(batch["image"]).to(device)).cpu()  # (N, 1, H, W)
+                images = to_float_images(batch["image"]).to(device)
+                logits = predict_logits(model, images).cpu()  # (N, 1, H, W)
                 predictions = binarize(logits, threshold)  # (N, 1, H, W) bool
                 counts = confusion_counts(predictions, batch["mask"])
                 for i, dice in enumerate(dice_from_counts(*counts).tolist()):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .speed import amp_dtype
+from .threads import forward_threads
 from .threshold import binarize  # noqa: F401  (the one rule of threshold.py, named here too)
 
 
@@ -28,8 +29,10 @@ def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False,
     """MODEL's float32 logits (N, 1, H, W); TTA averages the image's and its mirror's logits.
 
     amp runs the model under autocast (bfloat16 on a CPU, float16 on CUDA), as training does.
+    On a CPU the pass gets threads sized to its work (threads.forward_threads).
     """
-    with torch.autocast(images.device.type, dtype=amp_dtype(images.device), enabled=amp):
+    with forward_threads(model, images), \
+            torch.autocast(images.device.type, dtype=amp_dtype(images.device), enabled=amp):
         logits = model(images).float()  # (N, 1, H, W)
         if tta:  # test-time augmentation: a pet seen in a mirror is still a pet
             mirrored = model(torch.flip(images, dims=[-1])).float()

@@ -38,6 +38,7 @@ from torchvision.transforms import v2
 from .augment import augmentations, cut_mix, model_sample, to_tv_tensors
 from .cache import ResizedCache, open_cache
 from .masks import trimap_to_mask
+from .threads import limit_threads
 
 
 def original_sample(dataset: Dataset, name: str) -> dict:
@@ -113,11 +114,12 @@ class ResizedDataset(Dataset):
 
     def _decode_resized(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """What the cache stores for name INDEX: the resized image and trimap (or None)."""
-        image, trimap, _ = self._decode(index)
-        if trimap is None:
-            return self.resize(image).numpy(), None
-        image, trimap = self.resize(image, trimap)
-        return image.numpy(), trimap.numpy()
+        with limit_threads(1):  # per-sample work: one thread (threads.py)
+            image, trimap, _ = self._decode(index)
+            if trimap is None:
+                return self.resize(image).numpy(), None
+            image, trimap = self.resize(image, trimap)
+            return image.numpy(), trimap.numpy()
 
     def _cached(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None]:
         """Resized image and trimap (or None) of name INDEX from the cache."""
@@ -138,6 +140,11 @@ class ResizedDataset(Dataset):
         return 2 * len(self.names) if self.augment else len(self.names)
 
     def __getitem__(self, index: int) -> dict:
+        with limit_threads(1):  # per-sample work: one thread (threads.py)
+            return self._sample(index)
+
+    def _sample(self, index: int) -> dict:
+        """Sample INDEX: resized, augmented when its index says so, CutMix at "strong"."""
         augmented = self.augment and (index % 2 == 1 or not self.keep_originals)
         index = index // 2 if self.augment else index
         if self.cache is not None and not augmented:  # the resized photo's very pixels
