@@ -62,6 +62,50 @@ def overlay_mask(image, mask, alpha: float = 1.0, color=(0.0, 0.0, 0.0)) -> np.n
     return out
 
 
+# A colour-blind-safe pair (Okabe and Ito's blue and orange): a tint takes the one farther
+# from the pet's own colour, so a ginger cat is tinted blue and a grey one orange.
+TINT_COLOURS = ((0.0, 0.447, 0.698), (0.902, 0.624, 0.0))
+
+
+def contrasting_colour(image, mask) -> tuple[float, float, float]:
+    """The colour of TINT_COLOURS farther from the mean colour under MASK (the whole image
+    when MASK is empty), as RGB floats in [0, 1]."""
+    pixels = to_image_array(image)
+    area = to_mask_array(mask)
+    mean = (pixels[area] if area.any() else pixels.reshape(-1, 3)).mean(axis=0)
+    return max(TINT_COLOURS, key=lambda colour: float(np.sum((mean - colour) ** 2)))
+
+
+def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """The pixels of MASK less than WIDTH pixels from its edge: MASK XOR MASK eroded WIDTH times.
+
+    The frame of the picture does not count as an edge: a pet cut by it is not outlined there.
+    """
+    inner = mask
+    for _ in range(width):  # each pass removes the pet pixels with a background neighbour
+        eroded = inner.copy()
+        eroded[1:] &= inner[:-1]  # the pixel above is pet too
+        eroded[:-1] &= inner[1:]  # ... below
+        eroded[:, 1:] &= inner[:, :-1]  # ... left
+        eroded[:, :-1] &= inner[:, 1:]  # ... right
+        inner = eroded
+    return mask & ~inner
+
+
+def outline_width(mask: np.ndarray) -> int:
+    """An outline's width in pixels: 1 up to 300 px pictures, then one more per 300 px."""
+    return max(1, min(mask.shape) // 300)
+
+
+def tint_mask(image, mask, alpha: float = 0.45) -> np.ndarray:
+    """The image with the mask tinted and outlined in `contrasting_colour`, (H, W, 3) floats."""
+    area = to_mask_array(mask)
+    colour = contrasting_colour(image, area)
+    out = overlay_mask(image, area, alpha, colour)
+    out[outline(area, outline_width(area))] = colour
+    return out
+
+
 def visualize_comparison(image, gt_mask, pred_mask, save_path: str | Path | None = None,
                          alpha: float = 1.0, title: str | None = None) -> plt.Figure:
     """Input, ground truth and prediction side by side (mask areas filled black)."""
@@ -114,7 +158,7 @@ def save_training_curves(history: dict, config) -> Path:
 
 def show_samples(dataset, n: int = 8, cols: int = 4, save_path: str | Path | None = None,
                  alpha: float = 0.5, title: str | None = None) -> plt.Figure:
-    """A grid of N samples spread over DATASET, with their masks tinted in red."""
+    """A grid of N samples spread over DATASET, each mask tinted and outlined (`tint_mask`)."""
     n = min(n, len(dataset))
     picks = np.linspace(0, len(dataset) - 1, n).round().astype(int)
     rows = (n + cols - 1) // cols
@@ -127,10 +171,10 @@ def show_samples(dataset, n: int = 8, cols: int = 4, save_path: str | Path | Non
         sample = dataset[int(picks[i])]
         picture = to_image_array(sample["image"])
         if sample["mask"] is not None:
-            picture = overlay_mask(picture, sample["mask"], alpha, color=(1.0, 0.0, 0.0))
+            picture = tint_mask(picture, sample["mask"], alpha)
         ax.imshow(picture)
         ax.set_title(str(sample.get("name", picks[i])), fontsize=8)
-    fig.suptitle(title or f"{n} samples, pet mask tinted red")
+    fig.suptitle(title or f"{n} samples, pet mask tinted and outlined in blue or orange")
     if save_path is not None:
         save_figure(fig, save_path)
     return fig
@@ -186,16 +230,13 @@ def show_trimap(image, trimap, title: str | None = None) -> plt.Figure:
 
 def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.3,
                        title: str | None = None) -> plt.Figure:
-    """One row of samples per name in ROWS; each mask tinted red and outlined in yellow."""
+    """One row of samples per name in ROWS; each mask tinted and outlined (`tint_mask`)."""
     n_cols = max(len(samples) for samples in rows.values())
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.8 * n_cols + 0.8, 2.9 * len(rows)),
                              squeeze=False, layout="constrained")
     for ax_row, (label, samples) in zip(axes, rows.items(), strict=True):
         for ax, sample in zip(ax_row, samples, strict=False):
-            mask = to_mask_array(sample["mask"])
-            ax.imshow(overlay_mask(sample["image"], mask, alpha, color=(1.0, 0.0, 0.0)))
-            if mask.any() and not mask.all():
-                ax.contour(mask, levels=[0.5], colors="yellow", linewidths=1.0)
+            ax.imshow(tint_mask(sample["image"], sample["mask"], alpha))
             ax.set_title(sample["name"], fontsize=8)
         for ax in ax_row:
             ax.set_xticks([])
@@ -203,7 +244,7 @@ def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.3,
         for ax in ax_row[len(samples):]:
             ax.axis("off")
         ax_row[0].set_ylabel(label, fontsize=11)
-    fig.suptitle(title or "Masks tinted red, outlined in yellow")
+    fig.suptitle(title or "Masks tinted and outlined in blue or orange")
     return fig
 
 
@@ -300,7 +341,8 @@ def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
         spread = [r.get(f"{key}_std", 0.0) for r in rows]
         bars = ax.bar(x + offset, [r[key] for r in rows], width=0.4, label=name,
                       yerr=spread if any(spread) else None, capsize=4)
-        ax.bar_label(bars, fmt="%.3f", fontsize=8, label_type="center")
+        ax.bar_label(bars, fmt="%.3f", fontsize=9, label_type="center", color="white",
+                     fontweight="bold")  # inside the bar: clear of the error bar's cap
     ax.set_xticks(x, [r["label"].replace(" + ", "\n+ ") for r in rows])
     protocol = describe_protocols([r["protocol"] for r in rows if "protocol" in r])
     seeds = max(r.get("seeds", 1) for r in rows)
@@ -308,7 +350,7 @@ def plot_scores(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
     ax.set(title=f"Test scores of {len(rows)} configurations{spread_note}"
            + (f"\n{protocol}" if protocol else ""),
            ylabel="score (per-image mean)", ylim=(0, 1.05))
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
     if save_path is not None:
         save_figure(fig, save_path)
     return fig
@@ -325,9 +367,7 @@ def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
     # flattening every other curve.
     ax_loss.set(title="Validation loss", xlabel="epoch", ylabel="validation loss (log scale)",
                 yscale="log")
-    ax_loss.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.2, 0.5, 1, 2, 5
-    ax_loss.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.5 rather than 5 x 10^-1
-    ax_loss.yaxis.set_minor_formatter(NullFormatter())
+    label_log_axis(ax_loss)
     ax_dice.set(title="Validation Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)
@@ -335,3 +375,18 @@ def plot_curves(rows: list[dict], save_path: str | Path | None = None) -> plt.Fi
     if save_path is not None:
         save_figure(fig, save_path)
     return fig
+
+
+def label_log_axis(ax: plt.Axes, least: int = 4) -> None:
+    """Label ax's log-scale y axis in plain numbers (0.3, not 3 x 10^-1), at LEAST ticks.
+
+    1-2-5 per decade when that gives LEAST labels in the axis's range, else 1 to 9.
+    """
+    low, high = ax.get_ylim()
+    for subs in ((1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 5.0, 7.0), tuple(np.arange(1.0, 10.0))):
+        locator = LogLocator(subs=subs, numticks=40)
+        if sum(low <= tick <= high for tick in locator.tick_values(low, high)) >= least:
+            break
+    ax.yaxis.set_major_locator(locator)
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())

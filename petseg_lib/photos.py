@@ -20,9 +20,9 @@ staircase edge; enlarged logits cross the threshold between pixels, so the edge 
     overlay_photo(photo, mask).show()
     segment_files(model, ["my_photos/"], "outputs/photos")   # NAME_mask.png, NAME_overlay.png
 
-or from a terminal (masks and overlays go to outputs/photos/):
+or from a terminal (masks and overlays go to outputs/inference/ unless --output_dir says):
 
-    python -m petseg_lib.photos --model checkpoints/unet_best.pth my_photos/ cat.jpg
+    python -m petseg_lib.inference --model checkpoints/unet_best.pth --images my_photos/ cat.jpg
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from .errors import UnreadableImage
-from .figures import to_image_array, to_mask_array
+from .figures import contrasting_colour, outline, outline_width, to_image_array, to_mask_array
 from .paths import written_atomically
 from .predict import full_size_logits, input_size
 from .threshold import DEFAULT_THRESHOLD, binarize
@@ -149,36 +149,26 @@ def mask_png(mask) -> Image.Image:
     return Image.fromarray(to_mask_array(mask).astype(np.uint8) * 255)  # (H, W) mode "L"
 
 
-def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
-    """The pixels of MASK less than WIDTH pixels from its edge: MASK XOR MASK eroded WIDTH times.
-
-    The frame of the picture does not count as an edge: a pet cut by it is not outlined there.
-    """
-    inner = mask
-    for _ in range(width):  # each pass removes the pet pixels with a background neighbour
-        eroded = inner.copy()
-        eroded[1:] &= inner[:-1]  # the pixel above is pet too
-        eroded[:-1] &= inner[1:]  # ... below
-        eroded[:, 1:] &= inner[:, :-1]  # ... left
-        eroded[:, :-1] &= inner[:, 1:]  # ... right
-        inner = eroded
-    return mask & ~inner
-
-
-def overlay_photo(photo, mask, color=(255, 64, 0), alpha: float = 0.45) -> Image.Image:
+def overlay_photo(photo, mask, color=None, alpha: float = 0.45) -> Image.Image:
     """The photo with the pet tinted in COLOR (ALPHA of it) and outlined in COLOR.
 
+    COLOR None picks the one of `figures.TINT_COLOURS` that contrasts with the pet's fur.
     Made with Pillow in 8 bits, so a 24-megapixel photo needs no float copies
-    (`utils.overlay_mask` is the float version, for the small tensors of the datasets).
+    (`utils.tint_mask` is the float version, for the small tensors of the datasets).
     """
     photo = read_photo(photo)
     mask = to_mask_array(mask)  # (H, W) bool
     if mask.shape != (photo.height, photo.width):
         raise ValueError(f"mask {mask.shape[1]} x {mask.shape[0]} does not fit the photo "
                          f"{photo.width} x {photo.height}")
+    if color is None:  # judged on a copy of at most about 256 px: the mean colour is enough
+        step = max(1, max(mask.shape) // 256)
+        small = mask[::step, ::step]
+        copy = photo.resize((small.shape[1], small.shape[0]), Image.Resampling.NEAREST)
+        color = tuple(round(255 * c) for c in contrasting_colour(np.asarray(copy), small))
     tinted = Image.blend(photo, Image.new("RGB", photo.size, color), alpha)
     picture = Image.composite(tinted, photo, mask_png(mask))  # tinted where the pet is
-    width = max(1, min(mask.shape) // 300)  # 1 px on small pictures, 13 px on 4000 x 6000
+    width = outline_width(mask)  # 1 px on small pictures, 13 px on 4000 x 6000
     picture.paste(color, mask=mask_png(outline(mask, width)))
     return picture
 

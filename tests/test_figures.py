@@ -1,5 +1,6 @@
 """Figures: exact black mask areas, blending, curves and grids saved as PNG."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -8,6 +9,9 @@ from PIL import Image
 from petseg_lib.augment import augment_sample, augmentation_steps
 from petseg_lib.evaluate import worst_predictions
 from petseg_lib.figures import (
+    TINT_COLOURS,
+    contrasting_colour,
+    label_log_axis,
     markdown_grid,
     models_side_by_side,
     overlay_mask,
@@ -18,11 +22,13 @@ from petseg_lib.figures import (
     show_images,
     show_samples,
     show_trimap,
+    tint_mask,
     to_image_array,
     visualize_comparison,
 )
 from petseg_lib.masks import BACKGROUND, BOUNDARY, PET
 from petseg_lib.oxford_pet import OxfordPetDataset
+from petseg_lib.utils import plot_scores
 
 from .conftest import RedIsPet, shifted_samples
 
@@ -182,3 +188,38 @@ def test_models_side_by_side_titles_carry_each_models_dice():
     assert axes[1, 3].get_title() == "empty\nDice 0.000"
     np.testing.assert_array_equal(axes[0, 3].images[0].get_array(),
                                   to_image_array(samples[0]["image"]))
+
+
+def test_a_tint_takes_the_colour_that_contrasts_with_the_fur():
+    blue, orange = TINT_COLOURS
+    ginger = np.full((20, 30, 3), (200, 110, 40), np.uint8)
+    grey_blue = np.full((20, 30, 3), (90, 110, 140), np.uint8)
+    mask = np.zeros((20, 30), bool)
+    mask[4:16, 6:24] = True
+    assert contrasting_colour(ginger, mask) == blue
+    assert contrasting_colour(grey_blue, mask) == orange
+    assert contrasting_colour(ginger, np.zeros_like(mask)) == blue  # no pet: the whole image
+    tinted = tint_mask(ginger, mask, alpha=0.5)
+    np.testing.assert_allclose(tinted[4, 10], blue)  # the outline, opaque
+    np.testing.assert_allclose(tinted[10, 12], (ginger[0, 0] / 255 + blue) / 2, atol=1e-6)
+    np.testing.assert_allclose(tinted[0, 0], ginger[0, 0] / 255)  # the background untouched
+
+
+def test_a_log_axis_labels_at_least_four_plain_numbers():
+    fig, ax = plt.subplots()
+    ax.plot([0.15, 0.6])
+    ax.set_yscale("log")
+    label_log_axis(ax)
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    labels = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    assert len(labels) >= 4 and "0.3" in labels, labels
+    assert not any("10^" in label or "times" in label for label in labels)
+
+
+def test_the_score_legend_stands_beside_the_bars():
+    rows = [{"label": name, "dice": 0.8, "iou": 0.7} for name in ("UNet", "UNet + augmentation")]
+    fig = plot_scores(rows)
+    fig.canvas.draw()
+    legend = fig.axes[0].get_legend().get_window_extent()
+    assert legend.x0 >= fig.axes[0].get_window_extent().x1  # right of the plot, on no bar
