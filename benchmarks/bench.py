@@ -16,20 +16,30 @@ Columns: training images/s (forward, BCE loss, backward, Adam step), inference i
 the peak memory a training step adds on top of the idle model (resident set size on Linux,
 allocated memory on CUDA), FLOPs per image for forward + backward (torch.utils.flop_counter:
 convolutions and matrix products only), the achieved GFLOP/s in training, and that as a
-fraction of the float32 matmul speed measured in the same run ("MFU").
+fraction of the peak of its precision measured in the same repeat ("MFU"): the fastest of a
+square matrix product and a channels-last 3 x 3 convolution in that precision.
+
+Then an own photo's latency, the data pipeline on the sample, the data pipeline on the real
+photos (64, 128, 256 px) beside the training rate at each size, and the data pipeline and the
+demo's photo time with one busy process competing for the cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime
+import functools
 import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +53,13 @@ from petseg_lib.models.baselines import DeepLabV3_ResNet50, LRASPP_MobileNetV3
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
 from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
+from petseg_lib.paths import default_data_path
 from petseg_lib.photos import mask_png, save_png, segment_logits, threshold_logits
 from petseg_lib.sample import ensure_sample_dataset, make_sample_dataset
 from petseg_lib.speed import (
     amp_dtype,
     amp_helps,
+    cpu_flags,
     glibc,
     keep_freed_memory,
     keep_memory_helps,
@@ -86,20 +98,87 @@ def machine_lines(device: torch.device) -> list[str]:
     ]
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 5, tries: int = 3) -> float:
-    """float32 GFLOP/s of n x n matrix products, best of TRIES bursts: the peak to compare with."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    a @ b  # warm-up
+def best_gflops(run: Callable[[], object], flops: float, device: torch.device, reps: int,
+                tries: int = 3) -> float:
+    """GFLOP/s of RUN(), which does FLOPS operations: the best of TRIES bursts of REPS calls."""
+    run()  # warm-up: the library picks its kernel, memory is allocated
     best = 0.0
     for _ in range(tries):
         synchronize(device)
         start = time.perf_counter()
         for _ in range(reps):
-            a @ b
+            run()
         synchronize(device)
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start) / 1e9)
+        best = max(best, flops * reps / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def kernel_gflops(device: torch.device, dtype: torch.dtype, n: int, smoke: bool
+                  ) -> dict[str, float]:
+    """GFLOP/s of the fastest kernels in DTYPE: an N x N torch.mm, a channels-last 3x3 conv."""
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    batch, channels, side = (2, 16, 16) if smoke else (8, 128, 64)
+    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+    conv = conv.to(device, dtype, memory_format=torch.channels_last)  # oneDNN's own layout
+    images = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
+    images = images.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        return {f"torch.mm {n}x{n}": best_gflops(lambda: a @ b, 2 * n**3, device, reps=5),
+                f"conv 3x3 {channels} ch {side} px NHWC": best_gflops(
+                    lambda: conv(images), 2 * batch * channels**2 * 9 * side**2, device, reps=3)}
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# FLOPs per cycle and core by instruction set, the best first. A CPU does not say how many
+# vector units it has, so two are assumed: 16 float32 lanes x 2 (multiply and add) x 2 units
+# for AVX-512, 8 lanes for AVX2; 32 bfloat16 products per AVX-512 BF16 instruction; AMX's tile
+# unit does 1024 bfloat16 FLOPs a cycle.
+TWO = "two FMA units assumed"
+FLOPS_PER_CYCLE = {
+    "fp32": (("avx512f", f"AVX-512, {TWO}", 64), ("avx2", f"AVX2, {TWO}", 32)),
+    "bf16": (("amx_bf16", "AMX", 1024), ("avx512_bf16", f"AVX-512 BF16, {TWO}", 128)),
+}
+
+
+def lscpu_fields() -> dict[str, str]:
+    """lscpu's "key: value" lines (empty where there is no lscpu)."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True,
+                              env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {key.strip(): value.strip() for key, _, value in
+            (line.partition(":") for line in text.splitlines()) if value}
+
+
+def max_clock_ghz(fields: dict[str, str]) -> float | None:
+    """The cores' highest clock, from cpufreq or lscpu; None when the machine does not say."""
+    try:
+        khz = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()
+        return int(khz) / 1e6
+    except (OSError, ValueError):
+        pass
+    try:
+        return float(fields["CPU max MHz"]) / 1e3
+    except (KeyError, ValueError):
+        return None
+
+
+def theoretical_peak(precision: str, threads: int) -> str | None:
+    """'2 cores x 2.60 GHz x 64 FLOP/cycle (AVX-512, ...) = 333 GFLOP/s'; None when unknown."""
+    fields = lscpu_fields()
+    clock = max_clock_ghz(fields)
+    try:
+        cores = int(fields["Core(s) per socket"]) * int(fields["Socket(s)"])
+    except (KeyError, ValueError):
+        return None
+    unit = next(((name, per_cycle) for flag, name, per_cycle in FLOPS_PER_CYCLE.get(precision, ())
+                 if flag in cpu_flags()), None)
+    if clock is None or unit is None:
+        return None
+    cores = min(cores, threads)  # the threads torch computes with, at most one per core
+    return (f"{cores} cores x {clock:.2f} GHz x {unit[1]} FLOP/cycle ({unit[0]}) = "
+            f"{cores * clock * unit[1]:.0f} GFLOP/s")
 
 
 # ---------------------------------------------------------------------------
@@ -232,8 +311,9 @@ def model_cases(args, device: torch.device) -> list[dict]:
             memory = peak_memory_mb(runner.train_step, device)
             print(f"{label} {layout}: warmed up in {time.perf_counter() - started:.0f} s",
                   flush=True)
+            precision = layout.split()[-1] if amp else "fp32"
             cases.append(dict(label=label, layout=layout, runner=runner, flops=flops,
-                              memory=memory, train=[], infer=[], mfu=[]))
+                              memory=memory, precision=precision, train=[], infer=[], mfu=[]))
     if args.compile:
         cases.append(compiled_case(args, device))
     return cases
@@ -258,27 +338,65 @@ def compiled_case(args, device: torch.device) -> dict:
     if difference > 1e-3 * (1 + expected.abs().max().item()):
         raise RuntimeError(f"torch.compile changed the outputs by {difference}")
     return dict(label="ResNet34_UNet", layout="NHWC compiled", runner=runner, flops=flops,
-                memory=peak_memory_mb(runner.train_step, device), train=[], infer=[], mfu=[])
+                memory=peak_memory_mb(runner.train_step, device), precision="fp32", train=[],
+                infer=[], mfu=[])
 
 
-def time_models(cases: list[dict], args, device: torch.device) -> list[float]:
-    """Interleaved repeats: each repeat measures the matmul peak, then every case once."""
+def time_models(cases: list[dict], args, device: torch.device) -> list[dict]:
+    """Interleaved repeats: each measures its peaks, then every case once; returns the peaks.
+
+    A repeat's peak in a precision is its fastest kernel (kernel_gflops); where a model's own
+    training rate beat every kernel, the peak is that rate instead, noted under "raised by".
+    """
     peaks = []
     for _ in range(args.repeats):
-        peak = matmul_gflops(device, args.matmul_size)
-        peaks.append(peak)
+        peak = {precision: {"kernels": kernel_gflops(device, PRECISIONS[precision],
+                                                     args.matmul_size, args.smoke),
+                            "raised by": {}}
+                for precision in dict.fromkeys(c["precision"] for c in cases)}
+        achieved = {}
         for case in cases:
             train_rate = args.batch_size / case["runner"].train_step()
             case["train"].append(train_rate)
             case["infer"].append(args.batch_size / case["runner"].infer_step())
-            case["mfu"].append(train_rate * case["flops"] / 1e9 / peak)
+            achieved[id(case)] = train_rate * case["flops"] / 1e9
+        for precision, measured in peak.items():
+            measured["peak"] = max(measured["kernels"].values())
+            for case in cases:
+                if case["precision"] == precision and achieved[id(case)] > measured["peak"]:
+                    measured["raised by"][f"{case['label']} {case['layout']}"] = achieved[id(case)]
+            measured["peak"] = max([measured["peak"], *measured["raised by"].values()])
+        for case in cases:
+            case["mfu"].append(achieved[id(case)] / peak[case["precision"]]["peak"])
+        peaks.append(peak)
     return peaks
 
 
-def model_table(cases: list[dict], peaks: list[float]) -> list[str]:
+def peak_lines(peaks: list[dict], device: torch.device) -> list[str]:
+    """What MFU divides by, per precision: the peak, the kernels it came from, the theory."""
+    lines = ["peak per precision: the fastest of the kernels below in each repeat (best of 3 "
+             "bursts each); MFU divides a repeat's training GFLOP/s by that repeat's peak"]
+    for precision in peaks[0]:
+        rates = [repeat[precision]["peak"] for repeat in peaks]
+        kernels = ", ".join(
+            f"{name} {statistics.median(r[precision]['kernels'][name] for r in peaks):.0f}"
+            for name in peaks[0][precision]["kernels"])
+        lines.append(f"  {precision}: {statistics.median(rates):.0f} GFLOP/s (repeats: "
+                     f"{', '.join(f'{r:.0f}' for r in rates)}); kernels, medians: {kernels}")
+        theory = theoretical_peak(precision, torch.get_num_threads()) \
+            if device.type == "cpu" else None
+        if theory:
+            lines.append(f"    theoretical: {theory}")
+        for number, repeat in enumerate(peaks, 1):
+            for label, rate in repeat[precision]["raised by"].items():
+                lines.append(f"    repeat {number}: {label} trained at {rate:.0f} GFLOP/s, "
+                             "faster than every kernel: that rate is the repeat's peak")
+    return lines
+
+
+def model_table(cases: list[dict], peaks: list[dict], device: torch.device) -> list[str]:
     """The models' rows, with medians over the repeats."""
-    lines = [f"fp32 matmul peak: {statistics.median(peaks):.0f} GFLOP/s (median of the "
-             f"repeats: {', '.join(f'{p:.0f}' for p in peaks)}; MFU uses each repeat's own)", "",
+    lines = [*peak_lines(peaks, device), "",
              f"{'model':<20} {'layout':<13} {'train img/s':>11} {'infer img/s':>11} "
              f"{'step MB':>8} {'GFLOP/img':>9} {'GFLOP/s':>8} {'MFU':>6}"]
     for c in cases:
@@ -378,38 +496,150 @@ def data_root(args, workdir: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# Command line
+# An own photo
 # ---------------------------------------------------------------------------
 
-def photo_table(args, workdir: Path) -> list[str]:
-    """Own-photo latency: one big JPEG from file to mask PNG, for each model at its size."""
-    width, height = (400, 300) if args.smoke else (4000, 3000)
+def write_photo(workdir: Path, smoke: bool) -> Path:
+    """A JPEG like a phone photo (about 3 MB at 4000 x 3000): colour fields, noise, a "pet"."""
+    width, height = (400, 300) if smoke else (4000, 3000)
     rng = np.random.default_rng(0)
-    # Like a phone photo (about 3 MB): smooth colour fields, sensor noise, a "pet" in the middle.
     fields = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
     pixels = np.asarray(fields.resize((width, height), Image.Resampling.BICUBIC), np.int16)
     pixels = pixels + rng.integers(-12, 13, pixels.shape)
     pixels[height // 6:5 * height // 6, width // 4:3 * width // 4] = (230, 180, 120)
     path = workdir / "photo.jpg"
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+def photo_seconds(model: nn.Module, path: Path, amp: bool, repeats: int) -> float:
+    """Seconds from the JPEG at PATH to its mask PNG beside it: median of REPEATS, warmed up."""
+    seconds = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        mask = threshold_logits(segment_logits(model, path, amp=amp))
+        save_png(mask_png(mask), path.with_name("photo_mask.png"))
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds[1:])
+
+
+def demo_model() -> nn.Module:
+    """The demo's model: UNet base 8, trained at 64 px (untrained here: the work is the same)."""
+    model = UNet(base_channels=8).eval()
+    model.image_size = 64
+    return model
+
+
+def photo_table(args, workdir: Path) -> list[str]:
+    """Own-photo latency: one big JPEG from file to mask PNG, for each model at its size."""
+    path = write_photo(workdir, args.smoke)
+    with Image.open(path) as photo:
+        width, height = photo.size
     lines = [f"own photo on the CPU: {width} x {height} JPEG -> decode, resize, predict, logits "
              "back to full size, threshold, write the mask PNG (median of "
              f"{args.repeats} after one warm-up)"]
-    cases = (("UNet base 8 at 64 px (demo)", lambda: UNet(base_channels=8), 64),
-             ("ResNet34_UNet at 256 px", ResNet34_UNet, 32 if args.smoke else 256))
-    for name, build, size in cases:
-        model = build().eval()
-        model.image_size = size
+    large = ResNet34_UNet().eval()
+    large.image_size = 32 if args.smoke else 256
+    for name, model in (("UNet base 8 at 64 px (demo)", demo_model()),
+                        (f"ResNet34_UNet at {large.image_size} px", large)):
         for amp in (False, amp_helps(torch.device("cpu"))) if not args.smoke else (False,):
-            seconds = []
-            for _ in range(args.repeats + 1):
-                started = time.perf_counter()
-                mask = threshold_logits(segment_logits(model, path, amp=amp))
-                save_png(mask_png(mask), workdir / "photo_mask.png")
-                seconds.append(time.perf_counter() - started)
             lines.append(f"  {name:<28} {'bf16' if amp else 'fp32'}: "
-                         f"{statistics.median(seconds[1:]):.3f} s")
+                         f"{photo_seconds(model, path, amp, args.repeats):.3f} s")
     return lines
+
+
+# ---------------------------------------------------------------------------
+# The real photos, and a busy machine
+# ---------------------------------------------------------------------------
+
+def real_root(args, sample: Path) -> Path | None:
+    """The real photos: --data, else data/oxford-iiit-pet; in smoke mode the tiny SAMPLE."""
+    if args.smoke and not args.data:
+        return sample
+    root = Path(args.data) if args.data else default_data_path()
+    return root if SimpleOxfordPetDataset.detect(root) else None
+
+
+def training_rate(image_size: int, args, device: torch.device) -> tuple[float, str]:
+    """ResNet34_UNet's training images/s at IMAGE_SIZE as training runs it here, and how."""
+    amp = amp_helps(device)
+    torch.manual_seed(0)
+    runner = Runner(ResNet34_UNet(), args.batch_size, image_size, device, True, amp, args.steps)
+    runner.train_step()  # warm-up
+    seconds = statistics.median(runner.train_step() for _ in range(2))
+    return args.batch_size / seconds, f"NHWC, {amp_layout(device)[5:] if amp else 'fp32'}"
+
+
+def real_table(root: Path, args, device: torch.device) -> list[str]:
+    """Samples/s of plain and augmented samples at each size, beside the training rate."""
+    rows = []
+    for size in (32,) if args.smoke else (64, 128, 256):
+        dataset = SimpleOxfordPetDataset(root, "train", size, augment=True)  # decoded, no cache
+        n = len(dataset.names)
+        plain, augmented = (samples_per_second(Subset(dataset, range(first, 2 * n, 2)), 0,
+                                               args.batch_size, 1) for first in (0, 1))
+        train, how = training_rate(size, args, device)
+        rows.append(f"{size:>5} {plain:>8.0f} {augmented:>11.0f} {train:>11.2f} "
+                    f"{plain / train:>12.0f}x {augmented / train:>16.0f}x")
+    return [f"real photos: {root} ({n} training images), samples/s of a DataLoader in the "
+            f"training process (batch {args.batch_size}, decoded from JPEG, one pass after an "
+            f"untimed one), beside ResNet34_UNet's training images/s ({how}, batch "
+            f"{args.batch_size})",
+            f"{'size':>5} {'plain/s':>8} {'augmented/s':>11} {'train img/s':>11} "
+            f"{'plain x train':>13} {'augmented x train':>17}", *rows]
+
+
+@contextlib.contextmanager
+def busy_competitor() -> Iterator[subprocess.Popen]:
+    """Another process that keeps one core busy (a pure-Python loop), stopped by its PID after."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield process
+    finally:
+        process.kill()  # SIGKILL to its PID, even when the measurement failed
+        process.wait()
+
+
+def contention_table(root: Path, args) -> list[str]:
+    """Samples/s and the demo's photo time without and with one busy competing process."""
+    sizes, limit = ((32,), 8) if args.smoke else ((64, 128), 160)
+    amp = amp_helps(torch.device("cpu"))  # as the inference command's default
+    measures = {}
+    for size in sizes:
+        dataset = SimpleOxfordPetDataset(root, "train", size, augment=True)
+        n = min(limit, len(dataset.names))  # the first N images, plain, then augmented
+        for kind, first in (("plain", 0), ("augmented", 1)):
+            measures[f"{kind} samples/s, {size} px"] = functools.partial(
+                samples_per_second, Subset(dataset, range(first, 2 * n, 2)), 0,
+                args.batch_size, 1)
+    with tempfile.TemporaryDirectory(prefix="petseg-bench-") as workdir:
+        photo = write_photo(Path(workdir), args.smoke)
+        measures[f"demo photo s ({'bf16' if amp else 'fp32'})"] = functools.partial(
+            photo_seconds, demo_model(), photo, amp, args.repeats)
+        results = {what: ([], []) for what in measures}
+        for _ in range(args.repeats):  # pairs, alone then busy, so that a drift hits both
+            for what, measure in measures.items():
+                results[what][0].append(measure())
+                with busy_competitor():
+                    results[what][1].append(measure())
+    lines = [f"one busy competitor: a pure-Python loop in another process, started before and "
+             f"stopped after each measurement; {root.name}, the first {n} training images, a "
+             f"DataLoader in the training process, batch {args.batch_size}; the demo's photo as "
+             f"above; medians of {args.repeats} pairs",
+             f"{'':<28} {'alone':>8} {'1 busy':>8} {'busy / alone':>12}"]
+    for what, (alone, busy) in results.items():
+        alone, busy = statistics.median(alone), statistics.median(busy)
+        digits = 3 if what.startswith("demo") else 0
+        lines.append(f"{what:<28} {alone:>8.{digits}f} {busy:>8.{digits}f} "
+                     f"{busy / alone:>12.2f}")
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+SECTIONS = ("models", "photo", "data", "real", "contention")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -422,9 +652,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (smoke 1)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice; smoke: 1)")
-    parser.add_argument("--data", default=None, help="dataset folder (default: the sample)")
-    parser.add_argument("--skip_models", action="store_true", help="only the data pipeline")
-    parser.add_argument("--skip_data", action="store_true", help="only the models")
+    parser.add_argument("--data", default=None,
+                        help="dataset folder: the data rows' (default: the sample) and the real "
+                             "photos' (default: data/oxford-iiit-pet)")
+    parser.add_argument("--skip_models", action="store_true", help="no model table")
+    parser.add_argument("--skip_data", action="store_true",
+                        help="no data rows (sample, real photos, busy competitor)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=None,
+                        help="only these sections, in the usual order")
     parser.add_argument("--models", nargs="*", default=None,
                         help="time only the models whose label contains one of these words")
     parser.add_argument("--compile", action="store_true",
@@ -455,6 +690,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.threads = 1  # tiny ops on a busy machine: more threads mostly wait for each other
     args.workers = (0, 2) if smoke else (0, 1, 2)
     args.data_epochs = 1 if smoke else 3
+    skipped = (("models",) if args.skip_models else ()) + \
+        (("data", "real", "contention") if args.skip_data else ())
+    args.sections = [name for name in args.only or SECTIONS if name not in skipped]
     return args
 
 
@@ -475,28 +713,38 @@ def main(argv: list[str] | None = None) -> list[str]:
                  f"{'yes' if kept else 'no'}")
     print("\n".join(lines), flush=True)
     train_rate = None
-    if not args.skip_models:
+    if "models" in args.sections:
         with keep_freed_memory(args.keep_memory):
             cases = model_cases(args, device)
             peaks = time_models(cases, args, device)
-        section = ["", *model_table(cases, peaks), "", *ratio_lines(cases)]
-        print("\n".join(section), flush=True)
-        lines += section
+        lines += show(["", *model_table(cases, peaks, device), "", *ratio_lines(cases)])
         best = find_case(cases, "ResNet34_UNet", "NHWC")
         train_rate = statistics.median(best["train"]) if best else None
     with tempfile.TemporaryDirectory(prefix="petseg-bench-") as workdir:
-        section = ["", *photo_table(args, Path(workdir))]
+        if "photo" in args.sections:
+            lines += show(["", *photo_table(args, Path(workdir))])
+        sample = data_root(args, Path(workdir)) if {"data", "real", "contention"} & \
+            set(args.sections) else None
+        if "data" in args.sections:
+            section = ["", *data_table(sample, args, train_rate)]
+            if train_rate:
+                section.append(f"(x ResNet34_UNet training: samples/s over ResNet34_UNet's "
+                               f"NHWC training rate of {train_rate:.2f} images/s above)")
+            lines += show(section)
+        real = real_root(args, sample) if sample else None
+        if "real" in args.sections:
+            lines += show(["", *(real_table(real, args, device) if real else [
+                f"real photos: none at {args.data or default_data_path()} (--data PATH); "
+                "their rows are skipped"])])
+        if "contention" in args.sections:
+            lines += show(["", *contention_table(real or sample, args)])
+    return lines
+
+
+def show(section: list[str]) -> list[str]:
+    """Print SECTION's lines as soon as they are measured; return them."""
     print("\n".join(section), flush=True)
-    lines += section
-    if args.skip_data:
-        return lines
-    with tempfile.TemporaryDirectory(prefix="petseg-bench-") as workdir:
-        section = ["", *data_table(data_root(args, Path(workdir)), args, train_rate)]
-    if train_rate:
-        section.append(f"(x ResNet34_UNet training: samples/s over ResNet34_UNet's NHWC "
-                       f"training rate of {train_rate:.2f} images/s above)")
-    print("\n".join(section), flush=True)
-    return lines + section
+    return section
 
 
 if __name__ == "__main__":

@@ -62,18 +62,18 @@ def overlay_mask(image, mask, alpha: float = 1.0, color=(0.0, 0.0, 0.0)) -> np.n
     return out
 
 
-# A colour-blind-safe pair (Okabe and Ito's blue and orange): a tint takes the one farther
-# from the pet's own colour, so a ginger cat is tinted blue and a grey one orange.
+# A colour-blind-safe pair (Okabe and Ito's blue and orange), opposite on the yellow-blue axis
+# that fur colours lie along: a ginger or tan pet is tinted blue, a grey-blue one orange.
 TINT_COLOURS = ((0.0, 0.447, 0.698), (0.902, 0.624, 0.0))
 
 
 def contrasting_colour(image, mask) -> tuple[float, float, float]:
-    """The colour of TINT_COLOURS farther from the mean colour under MASK (the whole image
-    when MASK is empty), as RGB floats in [0, 1]."""
+    """Blue of TINT_COLOURS for a yellowish pet under MASK (the whole image when MASK is
+    empty), else orange: the one on the other side of the yellow-blue axis."""
     pixels = to_image_array(image)
     area = to_mask_array(mask)
-    mean = (pixels[area] if area.any() else pixels.reshape(-1, 3)).mean(axis=0)
-    return max(TINT_COLOURS, key=lambda colour: float(np.sum((mean - colour) ** 2)))
+    red, green, blue = (pixels[area] if area.any() else pixels.reshape(-1, 3)).mean(axis=0)
+    return TINT_COLOURS[0] if blue <= (red + green) / 2 else TINT_COLOURS[1]
 
 
 def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
@@ -93,8 +93,8 @@ def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
 
 
 def outline_width(mask: np.ndarray) -> int:
-    """An outline's width in pixels: 1 up to 300 px pictures, then one more per 300 px."""
-    return max(1, min(mask.shape) // 300)
+    """An outline's width in pixels: 1 below 400 px pictures, then one more per 200 px."""
+    return max(1, min(mask.shape) // 200)
 
 
 def tint_mask(image, mask, alpha: float = 0.45) -> np.ndarray:

@@ -29,6 +29,7 @@ from .checkpoint import (
     restore_training,
     run_paths,
     save_checkpoint,
+    training_data,
     training_state,
 )
 from .cli import run_cli, writable_folder
@@ -98,6 +99,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     torch.backends.cudnn.benchmark = fast["cudnn_benchmark"]
     data_path = distributed.main_first(find_dataset, config.data_path)  # sample made once
     train_loader, valid_loader = make_loaders(config, data_path, fast)
+    data = training_data(data_path, len(getattr(train_loader.dataset, "names",
+                                                train_loader.dataset)))
     shuffle = shuffle_generator(train_loader)  # its state is saved with each checkpoint
     model = build_model(config.model, **config.model_kwargs)
     model = model.to(device, memory_format=memory_format(fast["channels_last"]))
@@ -144,10 +147,11 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
             improved, best_dice = valid["dice"] > best_dice, max(best_dice, valid["dice"])
             if distributed.is_main():  # under torchrun only process 0 writes files
                 if improved:
-                    save_checkpoint(checkpoint_payload(model, config, epoch + 1, valid), best_path)
+                    save_checkpoint(checkpoint_payload(model, config, epoch + 1, valid, data),
+                                    best_path)
                 save_checkpoint(training_state(model, config, epoch + 1, valid, optimizer,
                                                scheduler, scaler, history, best_dice,
-                                               shuffle), last_path)
+                                               shuffle, data), last_path)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, history)
 

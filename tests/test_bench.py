@@ -2,8 +2,10 @@
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -26,13 +28,16 @@ def test_benchmark_smoke_mode_prints_the_whole_table(tmp_path, capsys):
         torch.set_num_threads(threads)
     text = "\n".join(lines)
     assert capsys.readouterr().out.strip().endswith(lines[-1].strip())
-    assert "torch " + torch.__version__ in text and "matmul peak" in text
+    assert "torch " + torch.__version__ in text and "peak per precision" in text
+    assert any(line.startswith("  fp32: ") and "torch.mm" in line and "conv 3x3" in line
+               for line in lines)
     for label in ("UNet base 8", "UNet base 4", "ResNet34_UNet", "LR-ASPP MobileNetV3",
                   "DeepLabV3 ResNet50"):
         rows = [line for line in lines if line[:20].strip() == label]
         assert [row.split()[-7] for row in rows] == ["NCHW", "NHWC"], label
-        train_rate, mfu = float(rows[1].split()[-6]), rows[1].split()[-1]
-        assert train_rate > 0 and mfu.endswith("%") and float(mfu[:-1]) > 0
+        for row in rows:
+            train_rate, mfu = float(row.split()[-6]), row.split()[-1]
+            assert train_rate > 0 and mfu.endswith("%") and 0 < float(mfu[:-1]) <= 100
     if bench.smp is None:
         assert "not installed" in text
     else:
@@ -45,6 +50,87 @@ def test_benchmark_smoke_mode_prints_the_whole_table(tmp_path, capsys):
     photo_rows = [line for line in lines
                   if line.strip().startswith(("UNet base 8 at 64 px", "ResNet34_UNet at"))]
     assert len(photo_rows) == 2 and all(float(row.split()[-2]) > 0 for row in photo_rows)
+    real = lines.index(next(line for line in lines if line.startswith("real photos: ")))
+    size, plain, augmented, train = lines[real + 2].split()[:4]
+    assert size == "32" and float(plain) > 0 and float(augmented) > 0 and float(train) > 0
+    busy = {line[:28].strip(): line.split()[-3:] for line in lines
+            if line.startswith(("plain samples/s", "augmented samples/s", "demo photo s"))}
+    precision = "bf16" if bench.amp_helps(torch.device("cpu")) else "fp32"
+    assert set(busy) == {"plain samples/s, 32 px", "augmented samples/s, 32 px",
+                         f"demo photo s ({precision})"}
+    for alone, with_competitor, ratio in busy.values():
+        assert float(alone) > 0 and float(with_competitor) > 0 and float(ratio) > 0
+
+
+def test_real_rows_are_skipped_without_the_real_photos(tmp_path, capsys):
+    bench = load_benchmark("bench")
+    threads = torch.get_num_threads()
+    try:
+        lines = bench.main(["--smoke", "--only", "real", "--data", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
+    assert lines[-1] == f"real photos: none at {tmp_path} (--data PATH); their rows are skipped"
+
+
+class FixedRunner:
+    """A model's runner whose steps take SECONDS, whatever the machine."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def train_step(self) -> float:
+        return self.seconds
+
+    def infer_step(self) -> float:
+        return self.seconds / 3
+
+
+def test_each_precision_is_divided_by_its_own_peak_which_no_model_exceeds(monkeypatch):
+    bench = load_benchmark("bench")
+    kernels = {torch.float32: {"mm": 100.0, "conv": 150.0}, torch.bfloat16: {"mm": 400.0}}
+    monkeypatch.setattr(bench, "kernel_gflops", lambda device, dtype, n, smoke: kernels[dtype])
+    cases = [dict(memory=None, label="slow", layout="NHWC", precision="fp32", flops=1e9,
+                  runner=FixedRunner(8 / 75), train=[], infer=[], mfu=[]),  # 75 GFLOP/s
+             dict(memory=None, label="slow", layout="NHWC bf16", precision="bf16", flops=1e9,
+                  runner=FixedRunner(8 / 200), train=[], infer=[], mfu=[]),  # 200
+             dict(memory=None, label="fast", layout="NHWC bf16", precision="bf16", flops=1e9,
+                  runner=FixedRunner(8 / 500), train=[], infer=[], mfu=[])]  # 500 > 400
+    args = bench.parse_args(["--smoke", "--repeats", "2", "--batch_size", "8"])
+    peaks = bench.time_models(cases, args, torch.device("cpu"))
+    assert [repeat["fp32"]["peak"] for repeat in peaks] == [150.0, 150.0]  # the faster kernel
+    assert [repeat["bf16"]["peak"] for repeat in peaks] == pytest.approx([500.0, 500.0])
+    assert peaks[0]["bf16"]["raised by"] == {"fast NHWC bf16": pytest.approx(500.0)}
+    assert [case["mfu"][0] for case in cases] == pytest.approx([0.5, 0.4, 1.0])
+    text = "\n".join(bench.model_table(cases, peaks, torch.device("cpu")))
+    assert "fast NHWC bf16 trained at 500 GFLOP/s, faster than every kernel" in text
+    assert "  fp32: 150 GFLOP/s (repeats: 150, 150); kernels, medians: mm 100, conv 150" in text
+
+
+def test_the_theoretical_peak_is_cores_times_clock_times_the_vector_units(monkeypatch):
+    bench = load_benchmark("bench")
+    monkeypatch.setattr(bench, "lscpu_fields",
+                        lambda: {"Core(s) per socket": "4", "Socket(s)": "1"})
+    monkeypatch.setattr(bench, "max_clock_ghz", lambda fields: 3.0)
+    monkeypatch.setattr(bench, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "amx_bf16"}))
+    assert bench.theoretical_peak("fp32", threads=2) == \
+        "2 cores x 3.00 GHz x 64 FLOP/cycle (AVX-512, two FMA units assumed) = 384 GFLOP/s"
+    assert bench.theoretical_peak("bf16", threads=8) == \
+        "4 cores x 3.00 GHz x 1024 FLOP/cycle (AMX) = 12288 GFLOP/s"
+    assert bench.theoretical_peak("fp16", threads=2) is None  # no CPU unit known for it
+    monkeypatch.setattr(bench, "max_clock_ghz", lambda fields: None)
+    assert bench.theoretical_peak("fp32", threads=2) is None  # the clock unknown: no line
+
+
+def test_the_busy_competitor_is_stopped_even_when_the_measurement_fails():
+    bench = load_benchmark("bench")
+    with bench.busy_competitor() as process:
+        assert process.poll() is None  # running
+    assert process.poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(process.pid, 0)  # gone, and reaped
+    with pytest.raises(RuntimeError, match="measurement"), bench.busy_competitor() as process:
+        raise RuntimeError("measurement failed")
+    assert process.poll() is not None
 
 
 def test_report_training_smoke_mode_prints_a_row_per_model(capsys):
