@@ -25,7 +25,8 @@ from torch import nn
 from .errors import CheckpointError
 from .models import MODELS, build_model
 from .options import MAX_IMAGE_SIZE
-from .paths import written_atomically
+from .paths import default_sample_root, written_atomically
+from .sample import read_marker
 
 FORMAT = "petseg-checkpoint"
 
@@ -52,9 +53,10 @@ def keep_earlier_run(best_path: Path) -> None:
               "continues a run instead; --run_name gives a new run its own files).")
 
 
-def checkpoint_payload(model: nn.Module, config, epoch: int, metrics: dict) -> dict:
-    """Everything needed to rebuild and use MODEL without the training code's arguments."""
-    return {
+def checkpoint_payload(model: nn.Module, config, epoch: int, metrics: dict,
+                       data: dict | None = None) -> dict:
+    """Everything needed to rebuild and use MODEL; DATA is `training_data`'s record."""
+    payload = {
         "format": FORMAT,
         "model_name": config.model,
         "model_kwargs": dict(model.config),
@@ -64,6 +66,31 @@ def checkpoint_payload(model: nn.Module, config, epoch: int, metrics: dict) -> d
         "metrics": metrics,
         "config": dataclasses.asdict(config),
     }
+    if data is not None:
+        payload["training_data"] = data
+    return payload
+
+
+def training_data(folder: str | Path, photos: int) -> dict:
+    """What a run trained on: the dataset FOLDER, its number of training PHOTOS, toy or real."""
+    return {"folder": str(folder), "photos": int(photos),
+            "toy_sample": read_marker(folder) is not None}
+
+
+def describe_training_data(state: dict) -> str:
+    """One line on the data a checkpoint's STATE (from read_checkpoint) was trained on."""
+    data = state.get("training_data")
+    if not isinstance(data, dict):  # saved before checkpoints recorded it: guess from config
+        folder = (state.get("config") or {}).get("data_path")
+        if folder is None:
+            return "trained on data it does not record (the dataset found when it was trained)"
+        toy = read_marker(folder) is not None or Path(folder).name == default_sample_root().name
+        data = {"folder": str(folder), "photos": None, "toy_sample": toy}
+    count = f"{data['photos']} " if isinstance(data.get("photos"), int) else ""
+    if data.get("toy_sample"):
+        return (f"trained on the offline toy sample ({count}drawn pets): expect poor masks "
+                "on real photos")
+    return f"trained on {count}real photos from {Path(str(data.get('folder'))).name}"
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -199,9 +226,10 @@ RESUME_KEYS = ("optimizer", "scheduler", "scaler", "history", "best_dice", "rng"
 
 
 def training_state(model: nn.Module, config, epoch: int, metrics: dict, optimizer, scheduler,
-                   scaler, history: dict, best_dice: float, generator: torch.Generator) -> dict:
+                   scaler, history: dict, best_dice: float, generator: torch.Generator,
+                   data: dict | None = None) -> dict:
     """A `_last.pth` payload: the model plus all that is needed to resume training exactly."""
-    state = checkpoint_payload(model, config, epoch, metrics)
+    state = checkpoint_payload(model, config, epoch, metrics, data)
     state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                  scaler=scaler.state_dict(), history=history, best_dice=best_dice,
                  rng=torch.get_rng_state(), loader_rng=generator.get_state())
@@ -214,8 +242,8 @@ def resume_problem(saved: dict, config) -> str | None:
         if saved.get(name) != getattr(config, name):
             return (f"it was trained with {name}={saved.get(name)!r}, not "
                     f"{getattr(config, name)!r}")
-    if config.lr_schedule == "cosine" and saved.get("epochs") != config.epochs:
-        return (f"its cosine schedule ends at epoch {saved.get('epochs')}, not "
+    if config.lr_schedule != "constant" and saved.get("epochs") != config.epochs:
+        return (f"its {config.lr_schedule} schedule ends at epoch {saved.get('epochs')}, not "
                 f"{config.epochs}")
     return None
 

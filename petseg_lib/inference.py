@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .batch import collate
-from .checkpoint import model_from_checkpoint, read_checkpoint
+from .checkpoint import describe_training_data, model_from_checkpoint, read_checkpoint
 from .cli import UserError, positive, run_cli, writable_folder
 from .evaluate import batch_target, describe_protocol, evaluate_at_original_size
 from .figures import visualize_comparison
@@ -57,6 +57,7 @@ def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu") 
     state = read_checkpoint(checkpoint_path)  # onto the CPU, whatever device it came from
     model = model_from_checkpoint(state, checkpoint_path)
     model.image_size = state["image_size"]  # the size it was trained at
+    model.trained_on = describe_training_data(state)  # one line, shown beside its masks
     return model.to(device).eval()
 
 
@@ -70,6 +71,7 @@ class OnnxModel(nn.Module):
         super().__init__()
         self.segmenter = OnnxSegmenter(path)
         self.image_size = self.segmenter.image_size  # the size it was trained at
+        self.trained_on = "an exported model: the .onnx file does not record its training data"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.segmenter.logits(images.detach().cpu().numpy()))
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict | list | None:
     args.amp = amp_helps(device) if args.amp is None else args.amp
     print(describe_precision(device, args.amp))
     model = OnnxModel(args.onnx) if args.onnx else load_model(args.model, device)
+    print(f"model {Path(args.onnx or args.model).name}: {model.trained_on}")
     image_size = args.image_size or model.image_size or 256
     writable_folder(args.output_dir)
     if args.images is None:

@@ -168,7 +168,7 @@ def overlay_photo(photo, mask, color=None, alpha: float = 0.45) -> Image.Image:
         color = tuple(round(255 * c) for c in contrasting_colour(np.asarray(copy), small))
     tinted = Image.blend(photo, Image.new("RGB", photo.size, color), alpha)
     picture = Image.composite(tinted, photo, mask_png(mask))  # tinted where the pet is
-    width = outline_width(mask)  # 1 px on small pictures, 13 px on 4000 x 6000
+    width = outline_width(mask)  # 1 px on small pictures, 20 px on 4000 x 6000
     picture.paste(color, mask=mask_png(outline(mask, width)))
     return picture
 

@@ -8,7 +8,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from petseg_lib.checkpoint import FORMAT, CheckpointError
+from petseg_lib.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    describe_training_data,
+    training_data,
+)
 from petseg_lib.cli import run_cli
 from petseg_lib.evaluate import evaluate_at_original_size, scores_at_original_size
 from petseg_lib.inference import load_model, predict
@@ -56,6 +61,8 @@ def test_load_model_round_trip(sample_root, tmp_path):
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, state[key])
     assert not model.training and model.image_size == 32
+    assert model.trained_on == ("trained on the offline toy sample (8 drawn pets): expect poor "
+                                "masks on real photos")  # tiny_config's limit of 8
     images = load_dataset(sample_root, "test", 32)[0]["image"][None]
     masks = predict(model, images)
     assert masks.shape == (1, 1, 32, 32) and set(masks.unique().tolist()) <= {0.0, 1.0}
@@ -215,3 +222,20 @@ def test_several_boundary_policies_score_in_one_pass_over_the_photos(sample_root
         alone = evaluate_at_original_size(model, originals, 32, boundary=boundary)
         assert together[boundary] == alone, boundary
     assert len({together[b]["dice"] for b in policies}) == 3  # the policies do differ here
+
+
+def test_a_checkpoint_says_in_one_line_what_it_was_trained_on(tmp_path, sample_root):
+    real = write_dataset(tmp_path / "my-pets", n_trainval=4, n_test=2)
+    assert (describe_training_data({"training_data": training_data(real, 340)})
+            == "trained on 340 real photos from my-pets")
+    toy = describe_training_data({"training_data": training_data(sample_root, 36)})
+    assert toy == ("trained on the offline toy sample (36 drawn pets): expect poor masks on "
+                   "real photos")
+    # Checkpoints saved before they recorded their data: the configuration's data_path.
+    assert (describe_training_data({"config": {"data_path": str(real)}})
+            == "trained on real photos from my-pets")
+    assert describe_training_data({"config": {"data_path": str(sample_root)}}).startswith(
+        "trained on the offline toy sample (drawn pets)")
+    assert "does not record" in describe_training_data({"config": {"data_path": None}})
+    for state in ({}, {"training_data": training_data(real, 3)}, {"config": {}}):
+        assert "\n" not in describe_training_data(state)

@@ -18,6 +18,7 @@ from torch import nn
 
 from petseg_lib import inference, user_files, widgets
 from petseg_lib.evaluate import confusion_counts, iou_from_counts
+from petseg_lib.figures import TINT_COLOURS
 from petseg_lib.mask_folder import name_fraction
 from petseg_lib.models import build_model
 from petseg_lib.photos import (
@@ -313,7 +314,7 @@ def test_overlay_tints_the_pet_and_draws_its_outline_at_full_size():
     picture = overlay_photo(photo, truth, color=(255, 64, 0), alpha=0.5)
     pixels, original = np.asarray(picture).astype(int), np.asarray(photo).astype(int)
     assert picture.size == photo.size and picture.mode == "RGB"
-    edge = outline(truth, 2)  # 600 // 300 = 2 pixels wide
+    edge = outline(truth, 3)  # 600 // 200 = 3 pixels wide
     assert (pixels[edge] == (255, 64, 0)).all()
     inside = truth & ~edge
     assert np.abs(pixels[inside] - (original[inside] + (255, 64, 0)) / 2).max() <= 1
@@ -322,6 +323,8 @@ def test_overlay_tints_the_pet_and_draws_its_outline_at_full_size():
     assert png.mode == "L" and set(np.unique(np.asarray(png))) == {0, 255}
     with pytest.raises(ValueError, match="does not fit"):
         overlay_photo(photo, truth[1:])
+    blue = tuple(round(255 * c) for c in TINT_COLOURS[0])  # the orange pet's contrast
+    assert (np.asarray(overlay_photo(photo, truth))[edge] == blue).all()
 
 
 # ---------------------------------------------------------------------------
@@ -395,6 +398,7 @@ def test_command_line_segments_files_with_a_loaded_checkpoint(tmp_path, capsys):
         np.testing.assert_array_equal(pixels, 255 * segment(model, read_photo(path), 0.5, 32))
         assert (tmp_path / "out" / f"{name}_overlay.png").is_file()
         assert f"{name}_mask.png" in out and "{}x{}".format(*size) in out
+    assert "model unet.pth: trained on data it does not record" in out  # no config saved
 
 
 # ---------------------------------------------------------------------------
