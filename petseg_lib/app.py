@@ -5,12 +5,14 @@
 
 The page (made with Gradio) offers:
 
-- an upload box for a photo of your own, and a few examples from the test split of the dataset
-  in use (`find_dataset`: the real one, or the offline sample); the first one is shown at once;
-- a threshold slider: moving it re-thresholds the logits kept for the photo, the model does not
-  run again;
-- the photo with the pet tinted and outlined, the mask (white pet, black background), and the
-  mask as a PNG at the photo's own size, to download;
+- what the model was trained on, in one line (`checkpoint.describe_training_data`);
+- an upload box for a photo of your own, and a gallery of examples from the test split of the
+  dataset in use (`find_dataset`: the real one, or the offline sample), pictures with captions;
+  the first one is shown at once;
+- a threshold slider: every change (dragging, arrow keys, a typed value) re-thresholds the
+  logits kept for the photo, the model does not run again;
+- the photo, the photo with the pet tinted and outlined, the mask (white pet, black
+  background), and the mask as a PNG at the photo's own size, to download;
 - one status line: the photo's size and pet share, or why a file cannot be used (not an image,
   damaged, too large); the server keeps running.
 
@@ -127,6 +129,16 @@ def example_photos(data_path: str | Path | None = None, count: int = 4) -> list[
     return [dataset.images_dir / f"{name}.jpg" for name in dataset.names]
 
 
+def example_caption(path: Path) -> str:
+    """An example's caption: its file name without the suffix, underscores as spaces."""
+    return Path(path).stem.replace("_", " ")
+
+
+def trained_on(model: nn.Module) -> str:
+    """What MODEL was trained on, as `load_model` records it, or that it is not known."""
+    return getattr(model, "trained_on", None) or "its training data is not known"
+
+
 # ---------------------------------------------------------------------------
 # The page: Gradio widgets around segment_upload
 # ---------------------------------------------------------------------------
@@ -142,36 +154,58 @@ def build_page(model: nn.Module, examples: list[Path], threshold: float = DEFAUL
         raise UserError('the web demo needs Gradio: pip install -e ".[app]"') from None
 
     def answer(source: str | None, cut: float):
-        """The four outputs of the page: overlay, shown mask, mask to download, status."""
+        """The five outputs of the page: photo, overlay, shown mask, mask to download, status."""
         overlay, mask_path, message = segment_upload(model, source, cut, output_dir)
         if overlay is None:
-            return None, None, None, message
-        overlay.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE))  # in place; keeps the aspect ratio
-        return overlay, str(mask_path), str(mask_path), message  # gr.File takes str, not Path
+            return None, None, None, None, message
+        photo = photo_logits(model, source, Path(source).name)[0].copy()  # kept: not run again
+        for picture in (photo, overlay):
+            picture.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE))  # in place; keeps the aspect ratio
+        return photo, overlay, str(mask_path), str(mask_path), message  # gr.File: str, not Path
+
+    def pick_example(selected) -> str:
+        """The example photo clicked in the gallery, as the upload box's file."""
+        return str(examples[selected.index])
+
+    # Gradio hands the click's SelectData to a parameter annotated with it; this module's
+    # annotations are strings that name `gr`, imported here only, so it is given as the class.
+    pick_example.__annotations__["selected"] = gr.SelectData
 
     with gr.Blocks(title="petseg: pet or background?", analytics_enabled=False,
                    delete_cache=(600, 3600)) as page:  # Gradio's copies of files: 1 hour
-        gr.Markdown("## petseg: pet or background?\nUpload a photo: the model marks the pet.")
+        gr.Markdown("## petseg: pet or background?\nUpload a photo: the model marks the pet.\n\n"
+                    f"**The model:** {trained_on(model)}.", elem_id="trained-on")
         with gr.Row():
             with gr.Column(scale=1):
                 first = str(examples[0]) if examples else None  # shown when the page opens
                 photo = gr.File(first, label="Your photo", type="filepath")
                 slider = gr.Slider(MIN_THRESHOLD, MAX_THRESHOLD, threshold, step=THRESHOLD_STEP,
                                    label="Threshold",
-                                   info="a pixel is pet when the model's probability is above")
-                status = gr.Markdown(WELCOME)
+                                   info="a pixel is pet when the model's probability is above",
+                                   elem_id="threshold")
+                status = gr.Markdown(WELCOME, elem_id="status")
                 if examples:
-                    gr.Examples([[str(path)] for path in examples], inputs=[photo],
-                                label="Examples from the test split")
+                    gallery = gr.Gallery([(str(path), example_caption(path)) for path in examples],
+                                         label="Examples from the test split: click one",
+                                         columns=min(len(examples), 4), height=220,
+                                         allow_preview=False, interactive=False,
+                                         elem_id="examples")
+                    gallery.select(pick_example, None, photo, api_visibility="private")
             with gr.Column(scale=2):
                 with gr.Row():
+                    shown_photo = gr.Image(label="The photo", type="pil", format="jpeg",
+                                           interactive=False, elem_id="photo")
                     overlay = gr.Image(label="Pet tinted and outlined", type="pil",
-                                       format="jpeg", interactive=False)
-                    mask = gr.Image(label="Mask", type="filepath", interactive=False)
+                                       format="jpeg", interactive=False, elem_id="overlay")
+                    mask = gr.Image(label="Mask", type="filepath", interactive=False,
+                                    elem_id="mask")
                 mask_file = gr.File(label="Mask PNG (the photo's size)", interactive=False)
-        outputs = [overlay, mask, mask_file, status]
+        outputs = [shown_photo, overlay, mask, mask_file, status]
         photo.change(answer, [photo, slider], outputs, api_name="segment")
-        slider.release(answer, [photo, slider], outputs, api_name="threshold")  # kept logits
+        # Every change of the slider (dragging, arrow keys, a typed value) re-thresholds the
+        # kept logits; while it moves, only the latest value is answered.
+        slider.change(answer, [photo, slider], outputs, api_name="threshold",
+                      trigger_mode="always_last")
         page.load(answer, [photo, slider], outputs, api_visibility="private")  # the first example
     return page
 

@@ -142,6 +142,27 @@ def test_command_line_mistakes_are_one_line_errors(args, words, capsys, monkeypa
     assert error.startswith("error:") and words in error and error.count("\n") == 1
 
 
+def test_every_change_of_the_slider_answers_and_the_page_names_the_training_data(tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # its copy of the example
+    red_square_photo(tmp_path / "cat.png")
+    model = RedIsPet()
+    model.trained_on = "trained on 340 real photos from oxford-iiit-pet"
+    page = app.build_page(model, [tmp_path / "cat.png"])
+    events = {fn.api_name: [(getattr(page.blocks.get(block), "elem_id", None), event)
+                            for block, event in fn.targets] for fn in page.fns.values()}
+    # `change`, not `release`: arrow keys and a typed value move the slider without a release.
+    assert events["threshold"] == [("threshold", "change")]
+    assert events["pick_example"] == [("examples", "select")]
+    texts = [block.value for block in page.blocks.values() if block.elem_id == "trained-on"]
+    assert texts and "trained on 340 real photos from oxford-iiit-pet" in texts[0]
+    gallery = next(block for block in page.blocks.values() if block.elem_id == "examples")
+    assert [item["caption"] for item in gallery.value] == ["cat"]
+    assert list((tmp_path / "gradio").rglob("cat.png")), "the example is shown as a picture"
+    assert app.example_caption(Path("images/american_bulldog_12.jpg")) == "american bulldog 12"
+    assert app.trained_on(RedIsPet()) == "its training data is not known"
+
+
 def test_without_gradio_the_page_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now raises ImportError
     with pytest.raises(UserError, match=r'pip install -e "\.\[app\]"'):
@@ -203,9 +224,9 @@ def test_the_served_page_segments_photos_and_reports_bad_files(tiny_checkpoint, 
         wait_until_listening(port, server)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False,
                         download_files=str(tmp_path / "downloads"))
-        overlay, shown, mask_file, message = client.predict(handle_file(str(photo)), 0.5,
-                                                            api_name="/segment")
-        assert Image.open(overlay).size == (48, 40)
+        shown_photo, overlay, shown, mask_file, message = client.predict(
+            handle_file(str(photo)), 0.5, api_name="/segment")
+        assert Image.open(overlay).size == Image.open(shown_photo).size == (48, 40)
         for path in (shown, mask_file):
             mask = np.array(Image.open(path))
             assert mask.shape == (40, 48) and set(np.unique(mask)) <= {0, 255}
@@ -213,7 +234,7 @@ def test_the_served_page_segments_photos_and_reports_bad_files(tiny_checkpoint, 
 
         *pictures, message = client.predict(handle_file(str(tmp_path / "notes.jpg")), 0.5,
                                             api_name="/segment")
-        assert pictures == [None, None, None] and "notes.jpg: not an image" in message
+        assert pictures == [None] * 4 and "notes.jpg: not an image" in message
 
         *_, message = client.predict(handle_file(str(photo)), 0.25, api_name="/threshold")
         assert "threshold 0.25" in message  # the server is still up after the bad file
