@@ -552,10 +552,10 @@ def photo_table(args, workdir: Path) -> list[str]:
 # The real photos, and a busy machine
 # ---------------------------------------------------------------------------
 
-def real_root(args, sample: Path) -> Path | None:
-    """The real photos: --data, else data/oxford-iiit-pet; in smoke mode the tiny SAMPLE."""
+def real_root(args) -> Path | None:
+    """The real photos: --data, else data/oxford-iiit-pet; None where absent, and in smoke mode."""
     if args.smoke and not args.data:
-        return sample
+        return None  # the tiny sample stands in for them
     root = Path(args.data) if args.data else default_data_path()
     return root if SimpleOxfordPetDataset.detect(root) else None
 
@@ -723,15 +723,18 @@ def main(argv: list[str] | None = None) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="petseg-bench-") as workdir:
         if "photo" in args.sections:
             lines += show(["", *photo_table(args, Path(workdir))])
-        sample = data_root(args, Path(workdir)) if {"data", "real", "contention"} & \
-            set(args.sections) else None
+        wanted = set(args.sections)
+        real = real_root(args) if wanted & {"real", "contention"} else None
+        sample = data_root(args, Path(workdir)) if "data" in wanted or (
+            real is None and wanted & {"real", "contention"}) else None
+        if args.smoke and not args.data:
+            real = sample
         if "data" in args.sections:
             section = ["", *data_table(sample, args, train_rate)]
             if train_rate:
                 section.append(f"(x ResNet34_UNet training: samples/s over ResNet34_UNet's "
                                f"NHWC training rate of {train_rate:.2f} images/s above)")
             lines += show(section)
-        real = real_root(args, sample) if sample else None
         if "real" in args.sections:
             lines += show(["", *(real_table(real, args, device) if real else [
                 f"real photos: none at {args.data or default_data_path()} (--data PATH); "
