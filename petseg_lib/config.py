@@ -22,6 +22,7 @@ from .options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
 from .paths import default_checkpoint_dir, default_output_dir
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
+LR_SCHEDULES = ("constant", "cosine", "one_cycle")  # TrainConfig.lr_schedule: train.make_scheduler
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a file-name part: no folders, no '..'
 
 
@@ -51,7 +52,7 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)  # e.g. {"base_channels": 32}
     resume: bool = False  # continue from <run_name>_last.pth when it exists
     progress: bool = True  # tqdm progress bars
-    lr_schedule: str = "constant"  # "constant" (the report) or "cosine": anneal to 0 by the end
+    lr_schedule: str = "constant"  # "constant" (the report), "cosine" or "one_cycle" (warm-up)
     loss: str = "bce"  # "bce" (the report), "dice", "bce_dice" or "focal" (losses.py)
     log: str | None = None  # None or "none", "csv" or "tensorboard": outputs/logs (logs.py)
     # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
@@ -74,8 +75,8 @@ class TrainConfig:
         if self.augment_level not in AUGMENT_LEVELS:
             raise ValueError(f"augment_level must be one of {', '.join(AUGMENT_LEVELS)}, not "
                              f"{self.augment_level!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not "
                              f"{self.lr_schedule!r}")
         if self.batch_size == 1 and (problem := one_image_batch_problem(self.model,
                                                                          self.image_size)):
@@ -205,7 +206,12 @@ def check_settings(config: TrainConfig) -> None:
 # ----------------------------------------------------------------------- the command line
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """The command line of `python -m petseg_lib.train`, as a TrainConfig.
+    """The command line of `python -m petseg_lib.train`, as a TrainConfig."""
+    return parse_command(argv)[0]
+
+
+def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
+    """The command line of `python -m petseg_lib.train`: a TrainConfig, and whether --find_lr.
 
     Only the options given are passed on, so an explicit value always wins, also one equal
     to the report's default under --quick (e.g. `--quick --epochs 20` trains 20 epochs).
@@ -244,8 +250,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
            "augmented one (the report's doubling, the default); --no-keep_originals augments "
            "every sample", show_default=False, action=argparse.BooleanOptionalAction)
     option("loss", "bce as in the report; dice, bce_dice or focal", choices=sorted(LOSSES))
-    option("lr_schedule", "constant as in the report, or cosine annealing to 0",
-           choices=("constant", "cosine"))
+    option("lr_schedule", "constant as in the report; cosine annealing to 0; or one_cycle: a "
+           "warm-up over the first 30 %% of the epochs, then cosine", choices=LR_SCHEDULES)
     add_device(parser)
     add_amp(parser)
     option("run_name", "names the run's files: letters, digits, - _ . (default: <model> or "
@@ -277,7 +283,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--recipe", choices=sorted(RECIPES), help="settings for real photos on "
                         "a laptop CPU (within 10 minutes on 2 cores), for whatever is not "
                         "given explicitly")
+    parser.add_argument("--find_lr", action="store_true", help="instead of training: the "
+                        "learning-rate range test (a short run with a growing rate; prints a "
+                        "suggested --learning_rate and saves the loss-against-rate figure)")
     given = vars(parser.parse_args(argv))
+    find_lr = given.pop("find_lr")
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file
     if "base_channels" in given:
         given["model_kwargs"] = {"base_channels": given.pop("base_channels")}
@@ -285,8 +295,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     if quick and recipe:
         raise ValueError("--quick and --recipe each choose the settings: give one of them")
     if recipe:
-        return recipe_config(recipe, **given)
+        return recipe_config(recipe, **given), find_lr
     if not quick:
-        return TrainConfig(**given)
+        return TrainConfig(**given), find_lr
     given.setdefault("run_name", None)  # checkpoints/<model>_best.pth, as without --quick
-    return quick_config(**given)
+    return quick_config(**given), find_lr

@@ -250,11 +250,16 @@ def show_augmentations(rows: dict[str, list[dict]], alpha: float = 0.3,
 
 def show_images(panels: dict, cmap: str = "viridis", title: str | None = None,
                 colorbar: bool = False, vmin: float | None = None,
-                vmax: float | None = None) -> plt.Figure:
-    """A row of pictures titled by the keys of PANELS; single-channel maps use CMAP."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.3), squeeze=False,
+                vmax: float | None = None, columns: int = 3) -> plt.Figure:
+    """Pictures titled by the keys of PANELS, at most COLUMNS a row (titles stay readable on
+    a laptop screen); single-channel maps use CMAP."""
+    cols = min(columns, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.3 * rows), squeeze=False,
                              layout="constrained")
-    for ax, (name, picture) in zip(axes[0], panels.items(), strict=True):
+    for ax in axes.flat[len(panels):]:
+        fig.delaxes(ax)  # an empty place in the last row
+    for ax, (name, picture) in zip(axes.flat, panels.items(), strict=False):
         if isinstance(picture, torch.Tensor):
             picture = picture.detach().cpu().numpy()
         picture = np.squeeze(np.asarray(picture))  # (1, 1, H, W) -> (H, W)
@@ -390,3 +395,27 @@ def label_log_axis(ax: plt.Axes, least: int = 4) -> None:
     ax.yaxis.set_major_locator(locator)
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_lr_finder(result: dict, save_path: str | Path | None = None) -> plt.Figure:
+    """The learning-rate range test: smoothed loss against rate, the suggested rate marked."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(result["rates"], result["losses"], color="tab:blue")
+    ax.axvline(result["suggested"], color="tab:red", linestyle="--",
+               label=f"suggested rate {result['suggested']:.1e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.set_title("Learning-rate range test")
+    ax.legend()
+    fig.tight_layout()
+    if save_path is not None:
+        save_figure(fig, save_path)
+    return fig
+
+
+def save_lr_finder(result: dict, path: str | Path) -> Path:
+    """Save the range test's figure to PATH and close it; returns PATH."""
+    fig = plot_lr_finder(result, path)
+    plt.close(fig)
+    return Path(path)

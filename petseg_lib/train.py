@@ -33,24 +33,24 @@ from .checkpoint import (
     training_state,
 )
 from .cli import run_cli, writable_folder
-from .config import TrainConfig, parse_args
+from .config import TrainConfig, parse_command
 from .evaluate import dice_score
-from .figures import save_training_curves
+from .figures import save_lr_finder, save_training_curves
 from .history import diverged_epoch, new_history, print_epoch, record_epoch, write_history
 from .loaders import make_loaders, shuffle_generator
 from .logs import first_samples, open_run_log
 from .losses import build_loss
+from .lr_finder import find_learning_rate
 from .models import build_model
 from .oxford_pet import find_dataset
-from .predict import to_float_images
 from .speed import (
-    amp_dtype,
     describe_precision,
     keep_freed_memory,
     memory_format,
     pick_device,
     speedups,
 )
+from .step import forward_loss, optimizer_step
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
@@ -69,21 +69,13 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
     total_loss = total_dice = seen = 0.0
     batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
     for batch_index, batch in enumerate(batches):
-        images = to_float_images(batch["image"]).to(device, non_blocking=True)  # (N, 3, H, W)
-        images = images.contiguous(memory_format=memory_format(channels_last))
-        masks = batch["mask"].to(device, non_blocking=True)  # (N, 1, H, W)
-        with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
-            logits = model(images).float()  # (N, 1, H, W)
-            loss = criterion(logits, masks)
+        logits, masks, loss = forward_loss(model, batch, criterion, device, amp, channels_last)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"The loss became {loss.item()} at epoch {epoch + 1}, "
                                      f"batch {batch_index + 1}: training stopped. Try a smaller "
                                      "learning rate; the best checkpoint is left as it was.")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)  # a plain optimizer.step() when the scaler is disabled
-        scaler.update()
-        n = images.shape[0]
+        optimizer_step(loss, optimizer, scaler)
+        n = masks.shape[0]
         total_loss += loss.item() * n
         total_dice += dice_score(logits.detach(), masks).item() * n
         seen += n
@@ -170,10 +162,21 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
 
 def make_scheduler(optimizer: torch.optim.Optimizer,
                    config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    """The learning rate per epoch: constant (the report), or half a cosine down to 0."""
+    """The learning rate per epoch: constant (the report), half a cosine down to 0, or one cycle."""
     if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.lr_schedule == "one_cycle":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda epoch: one_cycle(epoch, config.epochs))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def one_cycle(epoch: int, epochs: int, warmup: float = 0.3, start: float = 0.04) -> float:
+    """The one-cycle factor of the rate at EPOCH: up from START to 1, then half a cosine to 0."""
+    rise = max(1, round(warmup * epochs))  # epochs of warm-up
+    if epoch < rise:
+        return start + (1.0 - start) * epoch / rise
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - rise) / max(1, epochs - rise)))
 
 
 def describe_budget(config: TrainConfig, samples: int) -> str:
@@ -188,14 +191,29 @@ def describe_budget(config: TrainConfig, samples: int) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """Entry point of `python -m petseg_lib.train`."""
-    config = parse_args(argv)
+    config, find_lr = parse_command(argv)
     writable_folder(config.checkpoint_dir)
     writable_folder(config.output_dir)
+    if find_lr:  # the learning-rate range test instead of a training run
+        return report_lr_finder(config)
     with distributed.process_group(config.device):  # under torchrun (distributed.py)
         history = train(config, on_epoch_end=None if config.progress else print_epoch)
     if not history["valid_dice"] or not math.isfinite(history["valid_dice"][-1]):
         raise SystemExit("training produced no validation score")
     return history
+
+
+def report_lr_finder(config: TrainConfig) -> dict:
+    """Run the range test of CONFIG, print the suggested rate and save the curve's figure."""
+    result = find_learning_rate(config)
+    path = save_lr_finder(result, Path(config.output_dir) / f"{config.run_name}_lr_finder.png")
+    lowest = result["suggested"] * 10
+    print(f"Learning-rate range test of {config.run_name}: {len(result['rates'])} batches, "
+          f"rates {result['rates'][0]:.1e} to {result['rates'][-1]:.1e}; the smoothed loss was "
+          f"lowest at {lowest:.1e}.")
+    print(f"Suggested --learning_rate {result['suggested']:.1e} (a tenth of that); "
+          f"the curve is in {path}")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""One training step, shared by the training loop and the learning-rate range test.
+
+`forward_loss` runs a batch through the model in the step's precision and scores it;
+`optimizer_step` turns that loss into one update of the weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .predict import to_float_images
+from .speed import amp_dtype, memory_format
+
+
+def forward_loss(model: nn.Module, batch: dict, criterion: nn.Module, device: torch.device,
+                 amp: bool = False, channels_last: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The logits (N, 1, H, W), masks and loss of one batch, in the step's precision."""
+    images = to_float_images(batch["image"]).to(device, non_blocking=True)  # (N, 3, H, W)
+    images = images.contiguous(memory_format=memory_format(channels_last))
+    masks = batch["mask"].to(device, non_blocking=True)  # (N, 1, H, W)
+    with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
+        logits = model(images).float()  # (N, 1, H, W)
+        loss = criterion(logits, masks)
+    return logits, masks, loss
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler) -> None:
+    """Backward pass and one optimizer step (the scaler is a no-op when disabled)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)  # a plain optimizer.step() when the scaler is disabled
+    scaler.update()

@@ -1,0 +1,91 @@
+"""The learning-rate range test (lr_finder.py, train --find_lr) and the one-cycle schedule."""
+
+import math
+
+import pytest
+import torch
+
+from petseg_lib.checkpoint import resume_problem
+from petseg_lib.config import TrainConfig, parse_command
+from petseg_lib.lr_finder import find_learning_rate, suggest_rate
+from petseg_lib.train import main, make_scheduler, one_cycle
+
+from .conftest import tiny_config
+
+
+def test_suggested_rate_is_a_tenth_of_the_rate_at_the_lowest_loss():
+    rates = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+    losses = [0.7, 0.6, 0.3, 0.2, 0.9]
+    assert suggest_rate(rates, losses) == pytest.approx(1e-3)
+
+
+def test_range_test_grows_the_rate_geometrically_and_keeps_the_smoothed_loss(sample_root,
+                                                                             tmp_path):
+    config = tiny_config(sample_root, tmp_path)
+    result = find_learning_rate(config, start=1e-5, end=1e-1, steps=9)
+    rates = result["rates"]
+    assert rates[0] == pytest.approx(1e-5)
+    assert all(b / a == pytest.approx(10 ** 0.5) for a, b in zip(rates, rates[1:], strict=False))
+    assert len(result["losses"]) == len(rates) and all(map(math.isfinite, result["losses"]))
+    lowest = min(range(len(rates)), key=result["losses"].__getitem__)
+    assert result["suggested"] == pytest.approx(rates[lowest] / 10)
+
+
+def test_range_test_stops_when_the_loss_explodes(sample_root, tmp_path):
+    config = tiny_config(sample_root, tmp_path, loss="bce")
+    result = find_learning_rate(config, start=1e-3, end=1e6, steps=40)
+    assert len(result["rates"]) < 40  # a rate of a million sends the loss far up, or to NaN
+    assert result["suggested"] < 1e5
+
+
+def test_range_test_refuses_an_empty_range(sample_root, tmp_path):
+    with pytest.raises(ValueError, match="0 < start < end"):
+        find_learning_rate(tiny_config(sample_root, tmp_path), start=1.0, end=1e-3)
+
+
+def test_find_lr_command_prints_a_rate_and_saves_the_figure(sample_root, tmp_path, capsys):
+    main(["--find_lr", "--quick", "--data_path", str(sample_root), "--limit", "8",
+          "--batch_size", "4", "--output_dir", str(tmp_path / "out"),
+          "--checkpoint_dir", str(tmp_path / "ckpt"), "--run_name", "probe"])
+    printed = capsys.readouterr().out
+    assert "Suggested --learning_rate" in printed
+    assert (tmp_path / "out" / "probe_lr_finder.png").stat().st_size > 0
+    assert not (tmp_path / "ckpt").exists() or not any((tmp_path / "ckpt").iterdir())
+
+
+def test_find_lr_is_a_flag_of_the_train_command():
+    config, find_lr = parse_command(["--find_lr", "--quick"])
+    assert find_lr and config.epochs > 0
+    assert parse_command(["--quick"])[1] is False
+
+
+def test_one_cycle_warms_up_then_anneals_to_zero():
+    factors = [one_cycle(epoch, 10) for epoch in range(11)]
+    assert factors[0] == pytest.approx(0.04)
+    assert factors[:4] == sorted(factors[:4])  # rising over the first 30 % (3 epochs)
+    assert factors[3] == pytest.approx(1.0)
+    assert factors[3:] == sorted(factors[3:], reverse=True)
+    assert factors[10] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_one_cycle_schedule_drives_the_optimizer():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = make_scheduler(optimizer, TrainConfig(epochs=10, lr_schedule="one_cycle"))
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.1 * one_cycle(e, 10) for e in range(10)])
+
+
+def test_one_cycle_run_cannot_resume_with_other_epochs():
+    config = TrainConfig(epochs=6, lr_schedule="one_cycle")
+    saved = {"epochs": 4, **{k: getattr(config, k) for k in ("model", "lr_schedule")}}
+    problem = resume_problem({**vars(config), **saved}, config)
+    assert problem == "its one_cycle schedule ends at epoch 4, not 6"
+
+
+def test_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="one_cycle"):
+        TrainConfig(lr_schedule="triangle")
