@@ -591,8 +591,14 @@ def real_table(root: Path, args, device: torch.device) -> list[str]:
 
 @contextlib.contextmanager
 def busy_competitor() -> Iterator[subprocess.Popen]:
-    """Another process that keeps one core busy (a pure-Python loop), stopped by its PID after."""
-    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    """Another process that keeps one core busy (a pure-Python loop), stopped by its PID after.
+
+    It runs in a session of its own, as another user's program would: Linux's autogroup
+    scheduling shares the cores between sessions first, so a competitor in the bench's own
+    session would take half of the bench's share instead of one core of the machine.
+    """
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                               start_new_session=True)
     try:
         yield process
     finally:

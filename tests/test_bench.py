@@ -125,6 +125,7 @@ def test_the_busy_competitor_is_stopped_even_when_the_measurement_fails():
     bench = load_benchmark("bench")
     with bench.busy_competitor() as process:
         assert process.poll() is None  # running
+        assert os.getsid(process.pid) == process.pid != os.getsid(0)  # in a session of its own
     assert process.poll() is not None
     with pytest.raises(ProcessLookupError):
         os.kill(process.pid, 0)  # gone, and reaped
