@@ -35,7 +35,7 @@ from .evaluate import describe_protocol, describe_protocols, evaluate, scores_at
 from .inference import load_model
 from .losses import LOSSES
 from .masks import check_boundary_policy
-from .models import MODELS
+from .models import MODELS, imagenet_weights_problem, pretrained_kwargs
 from .options import add_data_path, add_image_size, add_scoring, add_tta
 from .oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
 from .paths import written_atomically
@@ -51,29 +51,36 @@ LOSS_LABELS = {"bce": "", "dice": " + Dice loss", "bce_dice": " + BCE+Dice loss"
                "focal": " + Focal loss"}
 
 
-def label(model: str, augment: bool, loss: str | None = None) -> str:
+def label(model: str, augment: bool, loss: str | None = None, pretrained: bool = False) -> str:
     """A readable name of a configuration, e.g. 'UNet + augmentation'; None: the settings' loss."""
-    return LABELS[model] + (" + augmentation" if augment else "") + LOSS_LABELS.get(loss, "")
+    return (LABELS[model] + (" (ImageNet encoder)" if pretrained else "")
+            + (" + augmentation" if augment else "") + LOSS_LABELS.get(loss, ""))
 
 
 def run_name(model: str, augment: bool, loss: str | None = None, seed: int = 0,
-             quick: bool = False, augment_level: str = "report", recipe: str | None = None) -> str:
+             quick: bool = False, augment_level: str = "report", recipe: str | None = None,
+             pretrained: bool = False) -> str:
     """A configuration's file name stem, e.g. 'unet_aug', 'unet_dice_s1_quick'."""
-    return (model + augment_suffix(augment, augment_level) + (f"_{loss}" if loss else "")
+    return (model + ("_imagenet" if pretrained else "") + augment_suffix(augment, augment_level)
+            + (f"_{loss}" if loss else "")
             + (f"_s{seed}" if seed else "") + ("_quick" if quick else "")
             + (f"_{recipe}" if recipe else ""))
 
 
 def make_config(model: str, augment: bool, quick: bool = False, loss: str | None = None,
-                seed: int = 0, recipe: str | None = None, **shared) -> TrainConfig:
+                seed: int = 0, recipe: str | None = None, pretrained: bool = False,
+                **shared) -> TrainConfig:
     """The configuration of one run: the report's settings, QUICK ones or a RECIPE's.
 
-    LOSS None keeps the settings' own loss; SHARED settings apply to every run.
+    LOSS None keeps the settings' own loss; SHARED settings apply to every run. PRETRAINED
+    starts the encoder from ImageNet weights, at the model's own width.
     """
     level = shared.get("augment_level", "strong" if recipe else "report")
     settings = dict(model=model, augment=augment, seed=seed,
-                    run_name=run_name(model, augment, loss, seed, quick, level, recipe), **shared)
+                    run_name=run_name(model, augment, loss, seed, quick, level, recipe,
+                                      pretrained), **shared)
     settings.update({"loss": loss} if loss else {})
+    settings.update({"model_kwargs": pretrained_kwargs(model)} if pretrained else {})
     if recipe:
         return recipe_config(recipe, **settings)
     return quick_config(**settings) if quick else TrainConfig(**settings)
@@ -135,14 +142,16 @@ def run_comparison(quick: bool = False, retrain: bool = False,
                    boundary: str = "pet", original_size: bool = False, tta: bool = False,
                    models: tuple[str, ...] = ("unet", "resnet34_unet"),
                    losses: tuple[str | None, ...] = (None,), seeds: int = 1,
-                   augments: tuple[bool, ...] = (False, True), **shared) -> list[dict]:
+                   augments: tuple[bool, ...] = (False, True), pretrained: bool = False,
+                   **shared) -> list[dict]:
     """Train or reuse every configuration and score it; returns one row per configuration.
 
     A configuration is a model, with or without augmentation (AUGMENTS), and a loss; each is trained
     SEEDS times (seeds 0, 1, ...) and its row holds the mean and standard deviation of the
     scores. SHARED settings (e.g. data_path, epochs, image_size) apply to every TrainConfig;
     a saved run is reused only when it was trained with the same settings. Runs print one
-    line each, without progress bars, unless SHARED says progress=True.
+    line each, without progress bars, unless SHARED says progress=True. PRETRAINED adds the
+    ResNet34-UNet with an ImageNet encoder and augmentation, when its weights can be had.
     """
     check_boundary_policy(boundary)
     shared = {"progress": False, **shared}  # bars for many runs flood a notebook's output
@@ -154,6 +163,16 @@ def run_comparison(quick: bool = False, retrain: bool = False,
                                   retrain, test_limit, boundary, original_size, tta)
                         for seed in range(seeds)]
                 rows.append(summarise(runs, label(model, augment, loss)))
+    if pretrained and (problem := imagenet_weights_problem()):
+        print(f"{problem[0].upper()}{problem[1:]}: the ResNet34-UNet with an ImageNet "
+              "encoder is left out.")
+    elif pretrained:
+        for loss in losses:
+            runs = [score_run(make_config("resnet34_unet", True, quick, loss, seed,
+                                          pretrained=True, **shared),
+                              retrain, test_limit, boundary, original_size, tta)
+                    for seed in range(seeds)]
+            rows.append(summarise(runs, label("resnet34_unet", True, loss, pretrained=True)))
     write_report(rows, report_dir)
     return rows
 
@@ -265,6 +284,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="train every configuration with a recipe's settings (config.py)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="train each configuration this many times: mean ± std")
+    parser.add_argument("--pretrained", action="store_true", help="also train the "
+                        "ResNet34-UNet with augmentation and its encoder started from ImageNet "
+                        "weights (downloaded once; left out, with one line, when offline)")
     args = vars(parser.parse_args(argv))
     for name in ("seeds", "test_limit"):
         positive(f"--{name}", args[name])
@@ -278,7 +300,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                           args["test_limit"], args["boundary"], args["at_original_size"],
                           args["tta"], tuple(dict.fromkeys(args["models"])),  # each once
                           tuple(dict.fromkeys(args["loss"])),
-                          args["seeds"], checkpoint_dir=args["checkpoint_dir"],
+                          args["seeds"], pretrained=args["pretrained"],
+                          checkpoint_dir=args["checkpoint_dir"],
                           recipe=args["recipe"], **shared)
     print(markdown_table(rows))  # notebooks display the table themselves
     return rows

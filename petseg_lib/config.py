@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .augment import AUGMENT_LEVELS
 from .losses import LOSSES
-from .models import MODELS, one_image_batch_problem
+from .models import MODELS, one_image_batch_problem, pretrained_kwargs
 from .options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
 from .paths import default_checkpoint_dir, default_output_dir
 
@@ -229,6 +229,9 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     option("model", "architecture", choices=sorted(MODELS))
     option("augment_level", "with --augment: report (the report's set) or strong (+ rotation, "
            "Cutout, CutMix)", choices=AUGMENT_LEVELS)
+    parser.add_argument("--pretrained", action="store_true", help="start the encoder from "
+                        "ImageNet weights (resnet34_unet and the baselines; downloaded once into "
+                        "the torch hub cache; the model's own width)")
     option("augment", "double the training set with augmented copies (crop-and-zoom, flip, "
            "greyscale, brightness)", action="store_true")
     for name, text in (("epochs", "passes over the training set"),
@@ -291,6 +294,9 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file
     if "base_channels" in given:
         given["model_kwargs"] = {"base_channels": given.pop("base_channels")}
+    if given.pop("pretrained"):
+        given["model_kwargs"] = {**given.get("model_kwargs", {}),
+                                 **pretrained_kwargs(given.get("model", "unet"))}
     quick, recipe = given.pop("quick"), given.pop("recipe")
     if quick and recipe:
         raise ValueError("--quick and --recipe each choose the settings: give one of them")

@@ -3,11 +3,12 @@
 from torch import nn
 
 from .baselines import DeepLabV3_ResNet50, LRASPP_MobileNetV3
-from .resnet34_unet import ResNet34_UNet
+from .resnet34_unet import ResNet34_UNet, imagenet_weights_problem
 from .unet import UNet
 
 __all__ = ["MODELS", "DeepLabV3_ResNet50", "LRASPP_MobileNetV3", "ResNet34_UNet", "UNet",
-           "build_model", "one_image_batch_problem"]
+           "build_model", "imagenet_weights_problem", "one_image_batch_problem",
+           "pretrained_kwargs"]
 
 # The course's two models, then two torchvision baselines (the report's discussion).
 MODELS = {"unet": UNet, "resnet34_unet": ResNet34_UNet,
@@ -19,6 +20,20 @@ def build_model(name: str, **kwargs) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}; valid names: {', '.join(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+# The setting that starts a model's encoder from ImageNet weights (torchvision's files).
+PRETRAINED_SETTING = {"resnet34_unet": "pretrained_encoder",
+                      "lraspp_mobilenet_v3": "pretrained_backbone",
+                      "deeplabv3_resnet50": "pretrained_backbone"}
+
+
+def pretrained_kwargs(name: str) -> dict:
+    """The kwargs that start model NAME from ImageNet weights, or a ValueError if it has none."""
+    if name not in PRETRAINED_SETTING:
+        raise ValueError(f"{name} has no ImageNet weights to start from (it is trained from "
+                         f"scratch); these have: {', '.join(PRETRAINED_SETTING)}")
+    return {PRETRAINED_SETTING[name]: True}
 
 
 def one_image_batch_problem(name: str, image_size: int) -> str | None:

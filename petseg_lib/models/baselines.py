@@ -35,7 +35,7 @@ from torch import nn
 from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights
 from torchvision.models.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3_large
 
-from .resnet34_unet import IMAGENET_MEAN, IMAGENET_STD, weights_download_error
+from .resnet34_unet import IMAGENET_MEAN, IMAGENET_STD, imagenet_state_dict, weights_download_error
 
 __all__ = ["DeepLabV3_ResNet50", "LRASPP_MobileNetV3", "TorchvisionBaseline"]
 
@@ -67,12 +67,14 @@ class TorchvisionBaseline(nn.Module):
                              persistent=False)
         weights = self.weights if pretrained_backbone else None
         try:
+            if weights is not None:  # into the hub cache, checked to hold tensors only
+                imagenet_state_dict(weights.url)
             self.net = self.builder(weights=None, weights_backbone=weights,
                                     num_classes=out_channels, **self.options)
         except Exception as err:
             if weights is None:  # nothing to download: a genuine error, raise it as it is
                 raise
-            raise weights_download_error(weights, f"the {self.backbone} backbone",
+            raise weights_download_error(weights.url, f"the {self.backbone} backbone",
                                          "pretrained_backbone=False", err) from err
         # torchvision's MobileNetV3 updates BatchNorm's running statistics with momentum 0.01:
         # after a few hundred steps they still mostly hold their starting values, and in

@@ -52,10 +52,14 @@ from torchvision.models import ResNet34_Weights
 
 from .unet import Up
 
-__all__ = ["BasicBlock", "ResNet34Encoder", "ResNet34_UNet", "load_imagenet_weights"]
+__all__ = ["BasicBlock", "ResNet34Encoder", "ResNet34_UNet", "imagenet_weights_problem",
+           "load_imagenet_weights"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision's ImageNet ResNet34 weights; the file's name ends with the start of its SHA-256,
+# which a download is checked against. Read again at each use, so a test can serve its own.
+RESNET34_IMAGENET_URL = ResNet34_Weights.IMAGENET1K_V1.url
 
 
 class BasicBlock(nn.Module):
@@ -128,27 +132,65 @@ class ResNet34Encoder(nn.Module):
         return [x0, x1, x2, x3, x4]
 
 
-def weights_download_error(weights, part: str, switch: str, err: Exception) -> RuntimeError:
-    """One clear error for ImageNet WEIGHTS of PART that could not be downloaded (offline)."""
+def weights_download_error(url: str, part: str, switch: str, err: Exception) -> RuntimeError:
+    """One clear error for ImageNet weights at URL, for PART, that could not be had (offline)."""
     hub_dir = torch.hub.get_dir()
-    path = os.path.join(hub_dir, "checkpoints", os.path.basename(weights.url))
+    path = os.path.join(hub_dir, "checkpoints", os.path.basename(url))
     return RuntimeError(
         f"Could not download the ImageNet weights for {part} ({err}). "
-        f"The torch hub cache is at {hub_dir}: download {weights.url} on a machine "
+        f"The torch hub cache is at {hub_dir}: download {url} on a machine "
         f"with network access and place the file at {path}, "
         f"or build the model with {switch}.")
 
 
+def imagenet_state_dict(url: str) -> dict:
+    """The state dict at URL, downloaded once into the torch hub cache and hash-checked.
+
+    It is read with weights_only=True: a file in the cache holds tensors, never code to run.
+    """
+    return torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True,
+                                              weights_only=True)
+
+
+def imagenet_weights_problem() -> str | None:
+    """Why the ImageNet ResNet34 weights cannot be had here, in one line; None once cached."""
+    try:
+        imagenet_state_dict(RESNET34_IMAGENET_URL)
+    except Exception as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        return f"the ImageNet weights of ResNet34 cannot be downloaded here ({reason})"
+    return None
+
+
 def load_imagenet_weights(encoder: ResNet34Encoder) -> None:
     """Load torchvision's ImageNet ResNet34 weights (without fc) into the encoder."""
-    weights = ResNet34_Weights.IMAGENET1K_V1
+    url = RESNET34_IMAGENET_URL
     try:
-        state_dict = weights.get_state_dict(progress=True)
+        state_dict = imagenet_state_dict(url)
     except Exception as err:
-        raise weights_download_error(weights, "the ResNet34 encoder",
-                                     "pretrained_encoder=False", err) from err
+        raise weights_download_error(url, "the ResNet34 encoder", "pretrained_encoder=False",
+                                     err) from err
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
     encoder.load_state_dict(state_dict, strict=True)
+
+
+def encoder_settings(in_channels: int, base_channels: int, pretrained_encoder: bool,
+                     normalize_input: bool | None) -> bool:
+    """A ValueError for settings a ResNet34 encoder cannot have; else normalize_input's value.
+
+    normalize_input None means: as pretrained_encoder.
+    """
+    if normalize_input is None:
+        normalize_input = pretrained_encoder
+    if (pretrained_encoder or normalize_input) and in_channels != 3:
+        raise ValueError("ImageNet weights and normalisation need in_channels=3")
+    if not (isinstance(base_channels, int) and base_channels >= 8 and base_channels % 4 == 0):
+        raise ValueError(f"base_channels must be a multiple of 4 of at least 8, "
+                         f"not {base_channels!r}")
+    if pretrained_encoder and base_channels != 64:
+        raise ValueError("ImageNet weights exist for ResNet34's own width only: "
+                         "base_channels=64")
+    return normalize_input
 
 
 class ResNet34_UNet(nn.Module):
@@ -169,16 +211,8 @@ class ResNet34_UNet(nn.Module):
         base_channels: int = 64,
     ):
         super().__init__()
-        if normalize_input is None:
-            normalize_input = pretrained_encoder
-        if (pretrained_encoder or normalize_input) and in_channels != 3:
-            raise ValueError("ImageNet weights and normalisation need in_channels=3")
-        if not (isinstance(base_channels, int) and base_channels >= 8 and base_channels % 4 == 0):
-            raise ValueError(f"base_channels must be a multiple of 4 of at least 8, "
-                             f"not {base_channels!r}")
-        if pretrained_encoder and base_channels != 64:
-            raise ValueError("ImageNet weights exist for ResNet34's own width only: "
-                             "base_channels=64")
+        normalize_input = encoder_settings(in_channels, base_channels, pretrained_encoder,
+                                           normalize_input)
         self.pretrained_encoder = pretrained_encoder
         self.normalize_input = normalize_input
         # Everything needed to rebuild the architecture without downloading (see module doc).
