@@ -83,7 +83,7 @@ def predict(model: nn.Module, images: torch.Tensor,
     """Binary masks (N, 1, H, W) float in {0, 1}: sigmoid of the logits > THRESHOLD."""
     model.eval()
     device = model_device(model)
-    logits = model(to_float_images(images).to(device))  # (N, 1, H, W)
+    logits = predict_logits(model, to_float_images(images).to(device))  # (N, 1, H, W)
     return binarize(logits, threshold).float()
 
 
