@@ -128,8 +128,9 @@ ax.scatter([IMAGE_SIZE], [IMAGE_SIZE], marker="x", s=120, color="red",
            label=f"model input {IMAGE_SIZE} x {IMAGE_SIZE}")
 top = max(stats["width"].max(), stats["height"].max()) * 1.05
 ax.plot([0, top], [0, top], ":", color="grey", label="square images")
-ax.set(title="Image sizes in the training split", xlabel="width (px)", ylabel="height (px)",
-       xlim=(0, top), ylim=(0, top))
+shown = ("all" if LIMIT is None else f"{len(train_raw)} spread over the split,")
+ax.set(title=f"Image sizes: {shown} training images", xlabel="width (px)",
+       ylabel="height (px)", xlim=(0, top), ylim=(0, top))
 ax.legend(loc="lower right")
 plt.show()
 
@@ -216,7 +217,8 @@ print(f"mask pixels:     {mask.mean():.3f}  (= pet + boundary)")
 # `load_dataset` returns `SimpleOxfordPetDataset`: every image resized to a square and scaled
 # to floats in [0, 1] (shape `(3, S, S)`), its mask resized with nearest-neighbour
 # interpolation so it stays binary (shape `(1, S, S)`). `show_samples` draws a few, spread
-# over the split, with the mask tinted red: check that the red area sits exactly on each pet.
+# over the split, with the mask tinted and outlined (blue on a yellowish pet, orange on a
+# grey or dark one, so that it shows on any fur): check that it sits exactly on each pet.
 
 # %%
 train = load_dataset(DATA, "train", image_size=IMAGE_SIZE)
@@ -228,7 +230,7 @@ print("mask ", tuple(item["mask"].shape), item["mask"].dtype, "values", item["ma
 # %%
 fig = show_samples(train, n=8, cols=4,
                    title=f"8 training samples at {IMAGE_SIZE} x {IMAGE_SIZE}, "
-                         "pet mask tinted red")
+                         "pet mask tinted and outlined")
 plt.show()
 
 # %% [markdown]

@@ -92,8 +92,9 @@ print(augmentations(IMAGE_SIZE))
 #
 # `augmentation_steps` returns the four steps of the pipeline one by one. For the pictures the
 # flip and the greyscale step always act (in training they act half of the time and one time
-# in five). Each row of the figure applies one step to the same photos; the mask is tinted red
-# and outlined in yellow, so you can check that it still sits exactly on the pet.
+# in five). Each row of the figure applies one step to the same photos; the mask is tinted and
+# outlined (blue or orange, whichever contrasts with the fur), so you can check that it still
+# sits exactly on the pet.
 
 # %%
 raw = OxfordPetDataset(DATA, "train")  # original sizes, numpy arrays
@@ -106,7 +107,7 @@ for name, step in steps.items():
 print("steps:", list(steps))
 
 # %%
-fig = show_augmentations(rows, title="Each augmentation alone: the red mask follows its pet")
+fig = show_augmentations(rows, title="Each augmentation alone: the outlined mask follows its pet")
 plt.show()
 
 # %% [markdown]

@@ -67,7 +67,7 @@ from petseg_lib.evaluate import (
 from petseg_lib.inference import load_model
 from petseg_lib.masks import boundary_ignore
 from petseg_lib.oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
-from petseg_lib.paths import base_dir
+from petseg_lib.paths import default_checkpoint_dir, default_output_dir
 from petseg_lib.photos import segment
 from petseg_lib.predict import probabilities_at_model_size
 from petseg_lib.threshold import binarize_probabilities
@@ -83,9 +83,9 @@ from petseg_lib.widgets import draw_prediction, photo_segmenter, prediction_expl
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
-ROOT = base_dir()  # checkpoints/ and outputs/ live here
-SETTINGS = dict(data_path=str(DATA), checkpoint_dir=str(ROOT / "checkpoints"),
-                output_dir=str(ROOT / "outputs"))
+CHECKPOINTS = default_checkpoint_dir()  # checkpoints/ (PETSEG_CHECKPOINTS moves it)
+OUTPUTS = default_output_dir()  # outputs/ (PETSEG_OUTPUTS moves it, as the book does)
+SETTINGS = dict(data_path=str(DATA), checkpoint_dir=str(CHECKPOINTS), output_dir=str(OUTPUTS))
 REPORT = {"UNet": 0.9054, "ResNet34-UNet": 0.9038, "UNet + augmentation": 0.9221,
           "ResNet34-UNet + augmentation": 0.9195}  # test Dice in the design report
 
@@ -119,7 +119,7 @@ rows = [[label(model, augment), model, "yes" if augment else "no"]
 display(Markdown(markdown_grid(["configuration", "model", "augmentation"], rows)))
 
 # %%
-results = run_comparison(quick=QUICK, report_dir=ROOT / "outputs" / "comparison", **SETTINGS)
+results = run_comparison(quick=QUICK, report_dir=OUTPUTS / "comparison", **SETTINGS)
 
 # %% [markdown]
 # ## 2. The scores
@@ -176,7 +176,7 @@ print(f"pooled Dice:    2 * 80 / (80 + 84) = {pooled.item():.3f}")
 
 # %%
 best = max(results, key=lambda r: r["dice"])
-best_model = load_model(ROOT / "checkpoints" / f"{best['run_name']}_best.pth")
+best_model = load_model(CHECKPOINTS / f"{best['run_name']}_best.pth")
 IMAGE_SIZE = best_model.image_size  # the size the model was trained at
 test_set = load_dataset(DATA, "test", image_size=IMAGE_SIZE)  # all of it: section 5
 spread_set = load_dataset(DATA, "test", image_size=IMAGE_SIZE, limit=24)  # 24, evenly spread
@@ -200,7 +200,7 @@ print(f"test Dice: {best['dice']:.4f} with the band as pet, "
 # wrong pixels than of the image, and leaving it out *raises* the Dice. A weakly trained
 # model makes more of its errors away from the outline; when it paints large areas as pet,
 # it also gets most band pixels "right" (they count as pet), and leaving the band out helps
-# it less or even *lowers* its Dice a little. The table of section 1 has both numbers for
+# it less or even *lowers* its Dice a little. The table of section 2 has both numbers for
 # all four models: compare its two Dice columns. Both are useful: counting the band measures
 # the task as trained, ignoring it measures the model without the annotators' doubt.
 # Whatever you report, say which one it is.
@@ -234,8 +234,9 @@ print(f"the same model scores between {min(spread):.4f} and {max(spread):.4f}: "
       f"a spread of {max(spread) - min(spread):.4f}")
 
 # %% [markdown]
-# The spread between protocols is often larger than the differences between the four
-# configurations of the report. So a number means little without its protocol: every score
+# Compare the printed spread between protocols with the differences between the four
+# configurations in the table of section 2: when it is as large or larger, a number means
+# little without its protocol. Every score
 # the course prints says how it was measured, and when you compare your result with a
 # paper's, first check that both were measured the same way.
 #
@@ -261,8 +262,8 @@ plt.show()
 # images: where do they agree, where does one of them fail? Each model sees the images at
 # the size it was trained at (`probabilities_at_model_size`), and its answer is drawn at the
 # largest of these sizes. Each Dice in these titles is measured at that drawing size, so it
-# can differ by a few hundredths from the same image's score at the model's own size
-# (section 5).
+# can differ from the same image's score at the model's own size (section 5); the cell under
+# the next figure prints both for one image.
 
 # %%
 largest = max(r["image_size"] for r in results)
@@ -271,7 +272,7 @@ samples = [shown_set[i] for i in (0, len(shown_set) // 3, 2 * len(shown_set) // 
 images = torch.stack([s["image"] for s in samples])  # (3, 3, largest, largest)
 model_probabilities = {}
 for r in results:
-    model = load_model(ROOT / "checkpoints" / f"{r['run_name']}_best.pth")
+    model = load_model(CHECKPOINTS / f"{r['run_name']}_best.pth")
     name = r["label"].replace(" + augmentation", " + aug")
     model_probabilities[name] = probabilities_at_model_size(model, images)
 fig = models_side_by_side(samples, model_probabilities,
@@ -288,7 +289,13 @@ predicted = binarize_probabilities(
     probabilities_at_model_size(best_model, sample["image"][None])[0])
 fig = visualize_comparison(sample["image"], sample["mask"], predicted)
 plt.show()
-print(f"{best['label']} on {sample['name']}: Dice {mask_dice(predicted, sample['mask']):.3f}")
+own = test_set[0]  # the same image at the best model's own size
+own_probabilities = probabilities_at_model_size(best_model, own["image"][None])[0]
+drawn_dice = mask_dice(predicted, sample["mask"])
+own_dice = mask_dice(binarize_probabilities(own_probabilities), own["mask"])
+print(f"{best['label']} on {sample['name']}: Dice {drawn_dice:.3f} at the drawing size "
+      f"({largest} px), {own_dice:.3f} at its own size ({IMAGE_SIZE} px): a difference of "
+      f"{abs(drawn_dice - own_dice):.3f}")
 
 # %% [markdown]
 # ## 5. The worst test images
@@ -376,6 +383,9 @@ print(f"QUICK mode: narrow models, 64 px (UNet) and 128 px (ResNet34-UNet) image
 # - **Augmentation helps both models**, by about 1.5 to 2 points of Dice (0.9054 → 0.9221
 #   for UNet, 0.9038 → 0.9195 for ResNet34-UNet): crops, greyscale and brightness changes
 #   teach the models to cope with scale, colour and light they would otherwise overfit to.
+#   The report trained each configuration once, so these gaps carry no seed spread: by
+#   notebook 07's rule (a gap must exceed about twice the seeds' standard deviation) one run
+#   each cannot decide them.
 # - **The two architectures are close.** ResNet34-UNet trained from random weights does not
 #   beat the UNet; the report suspects that a deep encoder needs more data,
 #   stronger augmentation or pretrained weights (notebook 04) to show its strength.
@@ -384,8 +394,8 @@ print(f"QUICK mode: narrow models, 64 px (UNet) and 128 px (ResNet34-UNet) image
 # a minute each on small images: they find the pets' shapes but miss thin parts such as legs
 # and tails, and stay below the report's 0.90. The cell below prints what augmentation and
 # the encoder changed in this run, but each configuration was trained with one seed, and
-# notebook 07 shows that two seeds of the *same* configuration can differ by a few
-# hundredths: a difference smaller than about twice the spread between seeds is no finding.
+# notebook 07 shows that two seeds of the *same* configuration differ too (it prints their
+# spread): a difference smaller than about twice the spread between seeds is no finding.
 # The README's "Results to expect" repeats this comparison over three seeds on 568 real
 # photos and gives the spread with every number. To check the report's own claims, run this
 # notebook without `PETSEG_QUICK` on the real dataset, on a GPU.
@@ -403,12 +413,13 @@ print("one seed per configuration: too few to call any of these a difference")
 # %% [markdown]
 # ## 8. Your own photo
 #
-# The model segments a photo of any size, at the photo's own size (how well depends on what
-# it was trained on: a model trained on the offline toy sample draws poor masks on real
-# photos). It sees the photo squeezed to its
-# training size, and its logits are enlarged back to full size *before* the threshold, so
-# the mask's edge stays smooth (`segment_logits` in `petseg_lib.photos`). Upload a photo of
-# a pet below (JPEG, PNG, WebP...; a phone's rotation is applied) and move the threshold.
+# The model takes a photo of any size and answers at the photo's own size; how good the mask
+# is depends on what it was trained on, which the checkpoint records and the figure's title
+# and the line under it say (a model trained on the offline toy sample draws poor masks on
+# real photos). It sees the photo squeezed to its training size, and its logits are enlarged
+# back to full size *before* the threshold, so the mask's edge stays smooth (`segment_logits`
+# in `petseg_lib.photos`). Upload a photo of a pet below (JPEG, PNG, WebP...; a phone's
+# rotation is applied) and move the threshold.
 # Until you upload one, the box shows an image of the dataset in use. From a terminal,
 # `python -m petseg_lib.inference --model CKPT --images my_photos/` writes a mask and an
 # overlay for every photo of a folder.
@@ -418,7 +429,7 @@ fallback = originals[0]["image"]  # (H, W, 3) uint8: a test image at its origina
 display(photo_segmenter(best_model, fallback))
 own_mask = segment(best_model, fallback)
 print(f"{originals[0]['name']}: mask {own_mask.shape[1]} x {own_mask.shape[0]} px, "
-      f"pet {own_mask.mean():.1%} of the photo")
+      f"pet {own_mask.mean():.1%} of the photo; the model was {best_model.trained_on}")
 
 # %% [markdown]
 # ## Exercises

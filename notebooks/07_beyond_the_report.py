@@ -53,14 +53,14 @@ from petseg_lib.compare import markdown_table, run_comparison
 from petseg_lib.config import quick_mode
 from petseg_lib.losses import build_loss
 from petseg_lib.oxford_pet import find_dataset
-from petseg_lib.paths import base_dir
+from petseg_lib.paths import default_checkpoint_dir, default_output_dir
 from petseg_lib.utils import markdown_grid, plot_scores
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
-ROOT = base_dir()  # checkpoints/ and outputs/ live here
-SETTINGS = dict(data_path=str(DATA), checkpoint_dir=str(ROOT / "checkpoints"),
-                output_dir=str(ROOT / "outputs"))
+OUTPUTS = default_output_dir()  # outputs/ (PETSEG_OUTPUTS moves it, as the book does)
+SETTINGS = dict(data_path=str(DATA), checkpoint_dir=str(default_checkpoint_dir()),
+                output_dir=str(OUTPUTS))
 SEEDS = 2  # trainings per configuration: enough to see a spread, few enough for a laptop
 GRID = dict(epochs=12) if QUICK else {}  # QUICK: four short runs fit in about a minute
 
@@ -98,11 +98,11 @@ plt.show()
 # with exactly these settings exists (it says which it reused), then scores every run on the
 # test split and reports each configuration's mean and standard deviation over its seeds.
 # In QUICK mode these runs train 12 epochs, fewer than notebook 05's, so that four of them fit
-# in about a minute: they score lower than 05's run, and the spread between their seeds is
-# what this notebook is about.
+# in about a minute: they may score lower than 05's run, and the spread between their seeds
+# is what this notebook is about.
 
 # %%
-grid = run_comparison(quick=QUICK, report_dir=ROOT / "outputs" / "beyond", models=("unet",),
+grid = run_comparison(quick=QUICK, report_dir=OUTPUTS / "beyond", models=("unet",),
                       losses=("bce", "dice"), seeds=SEEDS, augments=(False,), **GRID,
                       **SETTINGS)
 display(Markdown(markdown_table(grid)))
@@ -120,7 +120,7 @@ plt.show()
 # are the same checkpoints as above, scored with TTA.
 
 # %%
-with_tta = run_comparison(quick=QUICK, report_dir=ROOT / "outputs" / "beyond_tta",
+with_tta = run_comparison(quick=QUICK, report_dir=OUTPUTS / "beyond_tta",
                           models=("unet",), losses=("bce", "dice"), seeds=SEEDS,
                           augments=(False,), tta=True, **GRID, **SETTINGS)
 rows = [[plain["label"], f"{plain['dice']:.4f} ± {plain['dice_std']:.4f}",

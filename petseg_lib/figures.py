@@ -253,8 +253,8 @@ def show_images(panels: dict, cmap: str = "viridis", title: str | None = None,
                 vmax: float | None = None, columns: int = 3) -> plt.Figure:
     """Pictures titled by the keys of PANELS, at most COLUMNS a row (titles stay readable on
     a laptop screen); single-channel maps use CMAP."""
-    cols = min(columns, len(panels))
-    rows = -(-len(panels) // cols)
+    rows = -(-len(panels) // columns)
+    cols = -(-len(panels) // rows)  # balanced: four panels in two rows of two
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.3 * rows), squeeze=False,
                              layout="constrained")
     for ax in axes.flat[len(panels):]:

@@ -34,13 +34,13 @@ def default_sample_root() -> Path:
 
 
 def default_checkpoint_dir() -> Path:
-    """Where the notebooks keep trained weights: checkpoints/."""
-    return base_dir() / "checkpoints"
+    """Where the notebooks keep trained weights: PETSEG_CHECKPOINTS, else checkpoints/."""
+    return Path(os.environ.get("PETSEG_CHECKPOINTS") or base_dir() / "checkpoints")
 
 
 def default_output_dir() -> Path:
-    """Where the notebooks write figures and histories: outputs/."""
-    return base_dir() / "outputs"
+    """Where the notebooks write figures and histories: PETSEG_OUTPUTS, else outputs/."""
+    return Path(os.environ.get("PETSEG_OUTPUTS") or base_dir() / "outputs")
 
 
 def default_cache_dir() -> Path:

@@ -108,8 +108,9 @@ def live_metrics_plot(epoch: int, history: dict, title: str | None = None,
 
 
 def draw_photo_segmentation(fig: plt.Figure, photo, logits,
-                            threshold: float = DEFAULT_THRESHOLD) -> float:
-    """Redraw FIG with the photo and its pet overlay at THRESHOLD; return the pet's share."""
+                            threshold: float = DEFAULT_THRESHOLD, trained_on: str = "") -> float:
+    """Redraw FIG with the photo and its pet overlay at THRESHOLD, titled with what the model
+    was TRAINED_ON; return the pet's share."""
     photo = read_photo(photo)
     mask = threshold_logits(logits, threshold)  # (H, W) bool, the photo's size
     share = float(mask.mean())
@@ -121,6 +122,8 @@ def draw_photo_segmentation(fig: plt.Figure, photo, logits,
     axes[1].set_title(f"Pet at threshold {threshold:.2f}: {share:.1%} of the photo")
     for ax in axes:
         ax.axis("off")
+    if trained_on:
+        fig.suptitle(f"The model was {trained_on}")
     return share
 
 
@@ -140,7 +143,8 @@ def photo_segmenter(model, fallback_image, threshold: float = DEFAULT_THRESHOLD,
         with output:
             output.clear_output(wait=True)
             fig = plt.figure(figsize=(11, 4.6))
-            draw_photo_segmentation(fig, shown["photo"], shown["logits"], slider.value)
+            draw_photo_segmentation(fig, shown["photo"], shown["logits"], slider.value,
+                                    getattr(model, "trained_on", ""))
             plt.show()
 
     def show(photo) -> None:

@@ -66,6 +66,13 @@ def test_the_index_links_every_page_with_its_title_and_time(site):
         assert row.group(1) == html.escape(title)
         assert re.search(r'<td class="time">\d+\.\d s</td>', row.group(0))
     assert "quick mode" in index
+    for words in ("The design report", "Before you start", "At the end", "The data."):
+        assert words in index, f"the index does not say {words!r}"
+    book = load_book()
+    shown = book.data_shown(book.kernel_env("01_data_exploration", full=False))
+    assert shown in ("toy pets (the offline sample)", f"real photos ({book.REAL.name})",
+                     f"real photos ({book.MINI.name})")
+    assert f"<td>{html.escape(shown)}</td>" in index  # each row says what its figures show
 
 
 def test_every_notebook_has_a_title_and_a_one_sentence_summary():
@@ -120,3 +127,36 @@ def test_the_book_uses_real_pets_where_they_are(tmp_path, monkeypatch):
         assert env["PETSEG_DATA"] == str(real) and env["PETSEG_QUICK"] == "1"
     monkeypatch.setenv("PETSEG_DATA", str(tmp_path / "mine"))  # the reader's choice wins
     assert book.kernel_env("05_training", full=True)["PETSEG_DATA"] == str(tmp_path / "mine")
+
+
+def test_a_widget_gets_a_picture_of_what_it_first_showed(tmp_path):
+    book = load_book()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 99 · A figure in a widget\n\nAn explorer."),
+        nbformat.v4.new_code_cell(
+            "import ipywidgets, matplotlib.pyplot as plt\n"
+            "out = ipywidgets.Output()\n"
+            "with out:\n"
+            "    plt.plot([0, 1]); plt.title('first state'); plt.show()\n"
+            "ipywidgets.VBox([ipywidgets.FloatSlider(0.5), out])")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    nbformat.write(nb, tmp_path / "99_widget.ipynb")
+    executed, _ = book.execute(tmp_path / "99_widget.ipynb", full=False, timeout=120,
+                               work=tmp_path / "work")
+    assert not EMBEDDED_PNG.search(book.notebook_page(executed, "<nav>map</nav>"))
+    assert book.add_static_pictures(executed) == 1
+    page = book.notebook_page(executed, "<nav>map</nav>")
+    assert EMBEDDED_PNG.search(page), "no picture of the widget without a kernel"
+    assert "as it first appeared" in page
+    assert "application/vnd.jupyter.widget-view+json" in page  # the live widget stays
+
+
+def test_the_book_trains_in_its_own_folders_never_in_the_checkouts(tmp_path):
+    book = load_book()
+    env = book.kernel_env("05_training", full=False, work=tmp_path)
+    assert env["PETSEG_CHECKPOINTS"] == str(tmp_path / "checkpoints")
+    assert env["PETSEG_OUTPUTS"] == str(tmp_path / "outputs")
+    for stem in ("06_evaluation_and_comparison", "07_beyond_the_report"):
+        text = (ROOT / "notebooks" / f"{stem}.py").read_text(encoding="utf-8")
+        assert '"checkpoints"' not in text, f"{stem} names checkpoints/ instead of asking paths"

@@ -13,6 +13,7 @@ from petseg_lib.history import write_history
 from petseg_lib.paths import (
     default_checkpoint_dir,
     default_data_path,
+    default_output_dir,
     default_sample_root,
     project_root,
     written_atomically,
@@ -24,10 +25,20 @@ def test_default_root(tmp_path, monkeypatch):
     assert project_root() == checkout
     assert default_sample_root() == checkout / "data" / "oxford-iiit-pet-sample"
     monkeypatch.setattr(paths, "project_root", lambda: None)  # an installed package
+    monkeypatch.delenv("PETSEG_CHECKPOINTS", raising=False)
+    monkeypatch.delenv("PETSEG_OUTPUTS", raising=False)
     monkeypatch.chdir(tmp_path)
     assert default_sample_root() == tmp_path / "data" / "oxford-iiit-pet-sample"
     assert default_data_path() == tmp_path / "data" / "oxford-iiit-pet"
     assert default_checkpoint_dir() == tmp_path / "checkpoints"
+    assert default_output_dir() == tmp_path / "outputs"
+
+
+def test_the_notebooks_folders_can_be_moved(tmp_path, monkeypatch):
+    monkeypatch.setenv("PETSEG_CHECKPOINTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("PETSEG_OUTPUTS", str(tmp_path / "figures"))
+    assert default_checkpoint_dir() == tmp_path / "weights"
+    assert default_output_dir() == tmp_path / "figures"
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):

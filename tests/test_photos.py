@@ -411,8 +411,10 @@ def test_photo_callback_draws_titled_panels_and_returns_the_pet_share(model):
     photo, _ = pet_photo()
     logits = segment_logits(model, photo)
     fig = plt.figure()
-    share = widgets.draw_photo_segmentation(fig, photo, logits, threshold=0.3)
+    share = widgets.draw_photo_segmentation(fig, photo, logits, threshold=0.3,
+                                            trained_on="trained on 340 real photos from pets")
     assert share == pytest.approx(segment(model, photo, 0.3).mean())
+    assert fig.get_suptitle() == "The model was trained on 340 real photos from pets"
     photo_ax, overlay_ax = fig.axes
     assert "160 x 120" in photo_ax.get_title()
     assert "0.30" in overlay_ax.get_title() and f"{share:.1%}" in overlay_ax.get_title()
@@ -429,7 +431,7 @@ def test_photo_segmenter_shows_the_fallback_then_uploads_and_a_clear_line_for_ju
                                                                                    monkeypatch):
     calls = []
     monkeypatch.setattr(widgets, "draw_photo_segmentation",
-                        lambda fig, photo, logits, threshold:
+                        lambda fig, photo, logits, threshold, trained_on:
                         calls.append((photo.size, tuple(logits.shape), threshold)))
     box = widgets.photo_segmenter(model, np.asarray(pet_photo(80, 60)[0]), threshold=0.4)
     (upload, slider), output = box.children[0].children, box.children[1]

@@ -11,7 +11,14 @@ notebooks/. The widgets' state is stored in the page, so the sliders of notebook
 loads nbconvert's widget renderer from unpkg.com, so they need a network). Figures are
 embedded as base64 PNGs, so a page is one self-contained file. `site/index.html` is the course
 map: each notebook's title (its first heading), a one-line summary, a link and how long it took
-to execute. `make book` runs this; `FULL=1 make book` runs it with --full.
+to execute, and what the figures show (toy pets or real photos). `make book` runs this;
+`FULL=1 make book` runs it with --full.
+
+The book is the same from any checkout: the notebooks train into a fresh folder of the build
+(PETSEG_CHECKPOINTS and PETSEG_OUTPUTS), never reusing what checkpoints/ or outputs/ hold.
+Every widget (the sliders and the photo box of notebook 06) is followed on its page by a
+picture of what it first showed, taken from its stored state, so the page shows it without a
+kernel or a network.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import html
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +42,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 
+from petseg_lib.download import is_downloaded
+from petseg_lib.paths import default_data_path
+from petseg_lib.sample import read_marker
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # Real Oxford-IIIT Pet photos beside the project, as `make notebooks` uses them: with the 568
@@ -42,6 +54,8 @@ NOTEBOOKS = ROOT / "notebooks"
 REAL = ROOT.parent / "shared" / "data" / "oxford-iiit-pet-real"
 MINI = ROOT.parent / "shared" / "data" / "oxford-iiit-pet-mini"
 REAL_PETS = ("01", "02")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 @dataclass
@@ -52,6 +66,7 @@ class Page:
     title: str
     summary: str
     seconds: float
+    data: str = ""
 
     @property
     def href(self) -> str:
@@ -99,10 +114,10 @@ def inline_markdown(text: str) -> str:
     return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
 
 
-def kernel_env(stem: str, full: bool) -> dict[str, str]:
+def kernel_env(stem: str, full: bool, work: Path | None = None) -> dict[str, str]:
     """The kernel's environment: quick mode unless FULL, real photos where they are (REAL,
-    else MINI for 01 and 02), and this checkout's petseg_lib first on the path (whatever the
-    venv was installed from)."""
+    else MINI for 01 and 02), checkpoints and outputs in WORK (the build's own folder), and
+    this checkout's petseg_lib first on the path (whatever the venv was installed from)."""
     env = dict(os.environ)
     env.pop("PETSEG_QUICK", None)
     if not full:
@@ -112,6 +127,9 @@ def kernel_env(stem: str, full: bool) -> dict[str, str]:
             env["PETSEG_DATA"] = str(REAL)
         elif stem[:2] in REAL_PETS and MINI.is_dir():
             env["PETSEG_DATA"] = str(MINI)
+    if work is not None:  # never the checkout's checkpoints/ and outputs/
+        env["PETSEG_CHECKPOINTS"] = str(work / "checkpoints")
+        env["PETSEG_OUTPUTS"] = str(work / "outputs")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures as PNGs
     return env
@@ -148,15 +166,57 @@ class PollingClient(NotebookClient):
         return get
 
 
-def execute(path: Path, full: bool, timeout: int) -> tuple[nbformat.NotebookNode, float]:
+def data_shown(env: dict[str, str]) -> str:
+    """What a notebook run with ENV shows: real photos (and from where) or the toy pets."""
+    folder = Path(env["PETSEG_DATA"]) if env.get("PETSEG_DATA") else default_data_path()
+    if not is_downloaded(folder) or read_marker(folder) is not None:
+        return "toy pets (the offline sample)"
+    return f"real photos ({folder.name})"
+
+
+def execute(path: Path, full: bool, timeout: int,
+            work: Path | None = None) -> tuple[nbformat.NotebookNode, float]:
     """Run every cell of the notebook at PATH in a fresh kernel; return it and the seconds taken."""
     nb = nbformat.read(path, as_version=4)
     client = PollingClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}},
                             store_widget_state=True)
     start = time.perf_counter()
-    client.execute(env=kernel_env(path.stem, full))
+    client.execute(env=kernel_env(path.stem, full, work))
     return nb, time.perf_counter() - start
+
+
+def widget_pictures(state: dict, model_id: str) -> list[dict]:
+    """The image outputs held by the Output widgets inside widget MODEL_ID, in order."""
+    model = state.get(model_id, {})
+    values = model.get("state", {})
+    pictures = [output for output in values.get("outputs", [])
+                if "image/png" in output.get("data", {})]
+    for child in values.get("children", []):
+        pictures += widget_pictures(state, str(child).removeprefix("IPY_MODEL_"))
+    return pictures
+
+
+def add_static_pictures(nb: nbformat.NotebookNode) -> int:
+    """After each widget's output, a picture of what it first showed; returns how many."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    added = 0
+    for cell in nb.cells:
+        outputs = []
+        for output in cell.get("outputs", []):
+            outputs.append(output)
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            pictures = widget_pictures(state, view["model_id"]) if view else []
+            if pictures:
+                outputs.append(nbformat.v4.new_output("display_data", data={
+                    "text/markdown": "*The widget above as it first appeared (a picture: run "
+                                     "the notebook to move its controls):*"}))
+                outputs += [nbformat.v4.new_output("display_data", data={
+                    "image/png": picture["data"]["image/png"]}) for picture in pictures]
+                added += len(pictures)
+        if "outputs" in cell:
+            cell.outputs = outputs
+    return added
 
 
 def navigation(pages: list[Page], index: int, total: int) -> str:
@@ -183,7 +243,11 @@ def index_page(pages: list[Page], mode: str, total_seconds: float) -> str:
     rows = "\n".join(
         f'<tr><td><a href="{p.href}">{html.escape(p.title)}</a></td>'
         f"<td>{inline_markdown(p.summary)}</td>"
+        f"<td>{html.escape(p.data)}</td>"
         f'<td class="time">{p.seconds:.1f} s</td></tr>' for p in pages)
+    shown = sorted({p.data for p in pages})
+    data = (f"All figures show {shown[0]}" if len(shown) == 1
+            else "The figures show " + " or ".join(shown) + ", as the table says")
     built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -204,10 +268,24 @@ a {{ color: #0b57d0; }}
 <h1>petseg: pet segmentation with PyTorch</h1>
 <p>Binary segmentation (pet vs background) of the Oxford-IIIT Pet dataset in {len(pages)}
 notebooks, executed and shown with their figures. Read them in order; each one ends with
-exercises and a self-check. The sliders are drawn as they were when the notebook ran: to move
-them, run the notebook in JupyterLab (<code>make lab</code>).</p>
+exercises and a self-check. The sliders are shown as pictures of what they first showed: to
+move them, run the notebook in JupyterLab (<code>make lab</code>).</p>
+<p><strong>The design report</strong> is the short study this course follows and checks:
+it trained a UNet and a UNet with a ResNet34 encoder on the Oxford-IIIT Pet photos, each
+with and without data augmentation, and compared their test Dice scores (its settings: 256
+px, batch 8, Adam 1e-4, 20 epochs). The notebooks rebuild its code, rerun its experiment and
+look past it.</p>
+<p><strong>Before you start</strong> you need Python (functions, classes, lists and dicts)
+and a little NumPy; PyTorch tensors, convolutions and training loops are explained as they
+come. <strong>At the end</strong> you will have built both networks, trained and scored
+them, compared the four configurations with their seed spread, and segmented a photo of
+your own.</p>
+<p><strong>The data.</strong> {data}. Without the real Oxford-IIIT Pet photos the course
+falls back to toy pets drawn offline: the code is the same, the pictures and scores are not
+those of real pets.</p>
 <table>
-<thead><tr><th>notebook</th><th>what it is about</th><th>execution</th></tr></thead>
+<thead><tr><th>notebook</th><th>what it is about</th><th>figures show</th>
+<th>execution</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
@@ -225,16 +303,19 @@ def build(output: Path, only: list[str] | None = None, full: bool = False,
     mode = "full mode (the report's settings)" if full else "quick mode (PETSEG_QUICK=1)"
     output.mkdir(parents=True, exist_ok=True)
     executed, pages = [], []
-    for path in paths:
-        print(f"book: executing {path.name} ...", flush=True)
-        try:
-            nb, seconds = execute(path, full, timeout)
-        except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
-            raise SystemExit(f"book: {path.name} failed:\n{error}") from None
-        print(f"book: {path.name} took {seconds:.1f} s", flush=True)
-        title, summary = title_and_summary(nb)
-        executed.append(nb)
-        pages.append(Page(path.stem, title, summary, seconds))
+    with tempfile.TemporaryDirectory(prefix="petseg-book-") as work:  # trained from scratch
+        for path in paths:
+            print(f"book: executing {path.name} ...", flush=True)
+            try:
+                nb, seconds = execute(path, full, timeout, Path(work))
+            except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
+                raise SystemExit(f"book: {path.name} failed:\n{error}") from None
+            print(f"book: {path.name} took {seconds:.1f} s", flush=True)
+            add_static_pictures(nb)
+            title, summary = title_and_summary(nb)
+            executed.append(nb)
+            data = data_shown(kernel_env(path.stem, full))
+            pages.append(Page(path.stem, title, summary, seconds, data))
     for i, (nb, page) in enumerate(zip(executed, pages, strict=True)):
         text = notebook_page(nb, navigation(pages, i, len(pages)))
         (output / page.href).write_text(text, encoding="utf-8")
