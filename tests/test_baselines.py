@@ -7,13 +7,16 @@ import torch
 import torchvision
 from torchvision.models import MobileNet_V3_Large_Weights
 
+from petseg_lib.models import pretrained_kwargs
 from petseg_lib.models.baselines import DeepLabV3_ResNet50, LRASPP_MobileNetV3
+from petseg_lib.models.shufflenet import LRASPP_ShuffleNetV2
 from petseg_lib.models.summary import count_parameters
 
 from .test_models import assert_eval_mode_uses_running_statistics
 
 # The names they are meant to have in petseg_lib.models.MODELS.
-BASELINES = {"lraspp_mobilenet_v3": LRASPP_MobileNetV3, "deeplabv3_resnet50": DeepLabV3_ResNet50}
+BASELINES = {"lraspp_mobilenet_v3": LRASPP_MobileNetV3, "deeplabv3_resnet50": DeepLabV3_ResNet50,
+             "lraspp_shufflenet_v2": LRASPP_ShuffleNetV2}
 NAMES = list(BASELINES)
 
 
@@ -91,8 +94,23 @@ def test_parameter_counts():
                  num_classes=1, weights=None, weights_backbone=None),
              "deeplabv3_resnet50": segmentation.deeplabv3_resnet50(
                  num_classes=1, weights=None, weights_backbone=None, aux_loss=False)}
-    for name in NAMES:
+    for name in plain:
         assert count_parameters(build(name)) == count_parameters(plain[name]), name
+
+
+def test_shufflenet_lraspp_is_the_classifier_without_fc_and_an_lraspp_head():
+    classifier = torchvision.models.shufflenet_v2_x1_0(weights=None)
+    head = torchvision.models.segmentation.lraspp.LRASPPHead(116, 1024, 1, 128)
+    model = build("lraspp_shufflenet_v2")
+    assert pretrained_kwargs("lraspp_shufflenet_v2") == {"pretrained_backbone": True}
+    backbone = {k: v.shape for k, v in classifier.state_dict().items() if not k.startswith("fc.")}
+    assert {k: v.shape for k, v in model.net.backbone.state_dict().items()} == backbone
+    assert count_parameters(model) == (count_parameters(classifier) - 1024 * 1000 - 1000
+                                       + count_parameters(head))
+    with torch.no_grad():
+        features = model.net.backbone.eval()(torch.rand(1, 3, 64, 96))
+    assert features["low"].shape == (1, 116, 8, 12)  # stage2: H/8
+    assert features["high"].shape == (1, 1024, 2, 3)  # conv5: H/32
 
 
 # ---------------------------------------------------------------- config and normalisation
@@ -142,6 +160,7 @@ def test_the_default_build_downloads_nothing(name, empty_hub):
     [
         ("lraspp_mobilenet_v3", "MobileNetV3-Large", "mobilenet_v3_large-8738ca79.pth"),
         ("deeplabv3_resnet50", "ResNet50", "resnet50-0676ba61.pth"),
+        ("lraspp_shufflenet_v2", "ShuffleNetV2", "shufflenetv2_x1-5666bf0f80.pth"),
     ],
 )
 def test_pretrained_backbone_without_network_raises_clear_error(

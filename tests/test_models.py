@@ -303,7 +303,8 @@ def test_pretrained_encoder_loads_weights_from_hub_cache(empty_hub):
 
 
 def test_build_model_names():
-    assert set(MODELS) == {"unet", "resnet34_unet", "lraspp_mobilenet_v3", "deeplabv3_resnet50"}
+    assert set(MODELS) == {"unet", "resnet34_unet", "lraspp_mobilenet_v3", "deeplabv3_resnet50",
+                           "segformer_b0", "deeplabv3plus_resnet34", "lraspp_shufflenet_v2"}
     assert isinstance(build_model("unet", base_channels=8), UNet)
     assert isinstance(build_model("resnet34_unet"), ResNet34_UNet)
     assert isinstance(build_model("lraspp_mobilenet_v3"), LRASPP_MobileNetV3)

@@ -3,16 +3,23 @@
 from torch import nn
 
 from .baselines import DeepLabV3_ResNet50, LRASPP_MobileNetV3
+from .deeplabv3plus import DeepLabV3Plus_ResNet34
 from .resnet34_unet import ResNet34_UNet, imagenet_weights_problem
+from .segformer import SegFormer_B0
+from .shufflenet import LRASPP_ShuffleNetV2
 from .unet import UNet
 
-__all__ = ["MODELS", "DeepLabV3_ResNet50", "LRASPP_MobileNetV3", "ResNet34_UNet", "UNet",
+__all__ = ["MODELS", "DeepLabV3Plus_ResNet34", "DeepLabV3_ResNet50", "LRASPP_MobileNetV3",
+           "LRASPP_ShuffleNetV2", "ResNet34_UNet", "SegFormer_B0", "UNet",
            "build_model", "imagenet_weights_problem", "one_image_batch_problem",
            "pretrained_kwargs"]
 
-# The course's two models, then two torchvision baselines (the report's discussion).
+# The course's two models, two torchvision baselines (the report's discussion), then the
+# report's future directions: a transformer, DeepLabv3+ and the lightest backbone.
 MODELS = {"unet": UNet, "resnet34_unet": ResNet34_UNet,
-          "lraspp_mobilenet_v3": LRASPP_MobileNetV3, "deeplabv3_resnet50": DeepLabV3_ResNet50}
+          "lraspp_mobilenet_v3": LRASPP_MobileNetV3, "deeplabv3_resnet50": DeepLabV3_ResNet50,
+          "segformer_b0": SegFormer_B0, "deeplabv3plus_resnet34": DeepLabV3Plus_ResNet34,
+          "lraspp_shufflenet_v2": LRASPP_ShuffleNetV2}
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
@@ -25,7 +32,9 @@ def build_model(name: str, **kwargs) -> nn.Module:
 # The setting that starts a model's encoder from ImageNet weights (torchvision's files).
 PRETRAINED_SETTING = {"resnet34_unet": "pretrained_encoder",
                       "lraspp_mobilenet_v3": "pretrained_backbone",
-                      "deeplabv3_resnet50": "pretrained_backbone"}
+                      "deeplabv3_resnet50": "pretrained_backbone",
+                      "deeplabv3plus_resnet34": "pretrained_encoder",
+                      "lraspp_shufflenet_v2": "pretrained_backbone"}
 
 
 def pretrained_kwargs(name: str) -> dict:
@@ -42,8 +51,10 @@ def one_image_batch_problem(name: str, image_size: int) -> str | None:
     In training, BatchNorm normalises each channel over the batch and the map, so it needs
     more than one value per channel.
     """
-    if name == "deeplabv3_resnet50":
+    if name in ("deeplabv3_resnet50", "deeplabv3plus_resnet34"):
         return "its ASPP head pools each image to 1 x 1 before a BatchNorm"
     if name == "resnet34_unet" and image_size <= 32:
         return f"its layer4 map is 1 x 1 for a {image_size} px image"
+    if name == "lraspp_shufflenet_v2" and image_size <= 32:
+        return f"its stage4 map is 1 x 1 for a {image_size} px image"
     return None
