@@ -220,7 +220,7 @@ def check_finite(model: nn.Module, path: str | Path) -> None:
 # Settings that must be the same to resume a run; `epochs` may grow with a constant rate.
 RESUME_MUST_MATCH = ("model", "model_kwargs", "image_size", "batch_size", "learning_rate",
                      "lr_schedule", "loss", "augment", "augment_level", "limit", "seed",
-                     "weight_decay", "keep_originals", "epoch_samples")
+                     "weight_decay", "keep_originals", "epoch_samples", "classes")
 RESUME_KEYS = ("optimizer", "scheduler", "scaler", "history", "best_dice", "rng", "loader_rng",
                "epoch")
 

@@ -16,13 +16,14 @@ import sys
 from dataclasses import dataclass, field
 
 from .augment import AUGMENT_LEVELS
+from .classes import CLASS_COUNTS
 from .losses import LOSSES
 from .models import MODELS, one_image_batch_problem, pretrained_kwargs
 from .options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
 from .paths import default_checkpoint_dir, default_output_dir
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
-LR_SCHEDULES = ("constant", "cosine", "one_cycle")  # TrainConfig.lr_schedule: train.make_scheduler
+LR_SCHEDULES = ("constant", "cosine", "one_cycle", "step")  # train.make_scheduler
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a file-name part: no folders, no '..'
 
 
@@ -33,7 +34,7 @@ class TrainConfig:
     data_path: str | None = None  # None: data/oxford-iiit-pet, else the offline sample
     model: str = "unet"  # a key of models.MODELS: "unet", "resnet34_unet", ...
     augment: bool = False
-    augment_level: str = "report"  # "report", or "strong": + rotation, Cutout, CutMix
+    augment_level: str = "report"  # "report"; "strong": + rotation, Cutout, CutMix; "mixup"
     keep_originals: bool = True  # with augment: the report's doubling; False: all augmented
     epochs: int = 20
     batch_size: int = 8  # per process under torchrun: a step sees batch_size x processes
@@ -52,8 +53,9 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)  # e.g. {"base_channels": 32}
     resume: bool = False  # continue from <run_name>_last.pth when it exists
     progress: bool = True  # tqdm progress bars
-    lr_schedule: str = "constant"  # "constant" (the report), "cosine" or "one_cycle" (warm-up)
-    loss: str = "bce"  # "bce" (the report), "dice", "bce_dice" or "focal" (losses.py)
+    lr_schedule: str = "constant"  # "constant" (the report), "cosine", "one_cycle" or "step"
+    loss: str | None = None  # None: "bce" (the report), or "ce" with 3 classes (losses.py)
+    classes: int = 1  # 1: pet against background (the report); 3: + the boundary (classes.py)
     log: str | None = None  # None or "none", "csv" or "tensorboard": outputs/logs (logs.py)
     # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
     cache: bool | None = None  # resized-image cache in the data folder; None: CUDA, or <= 128 px
@@ -70,6 +72,14 @@ class TrainConfig:
         check_settings(self)
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, not {self.model!r}")
+        if self.classes not in CLASS_COUNTS:
+            raise ValueError(f"classes must be 1 (pet against background) or 3 (pet, "
+                             f"background, boundary), not {self.classes!r}")
+        if self.loss is None:
+            self.loss = "ce" if self.classes == 3 else "bce"
+        if (self.loss == "ce") != (self.classes == 3):
+            raise ValueError(f"classes={self.classes} cannot train with loss {self.loss!r}: "
+                             "'ce' (cross-entropy) trains the three classes, the others one")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.augment_level not in AUGMENT_LEVELS:
@@ -90,9 +100,14 @@ class TrainConfig:
                              f"{self.run_name!r}")
 
 
+def model_settings(config: TrainConfig) -> dict:
+    """What build_model gets: CONFIG's model_kwargs, and three outputs for three classes."""
+    return {**config.model_kwargs, **({"out_channels": 3} if config.classes == 3 else {})}
+
+
 def augment_suffix(augment: bool, level: str = "report") -> str:
-    """What a run's default name says about its augmentation: '', '_aug' or '_aug_strong'."""
-    return ("_aug" if augment else "") + ("_strong" if augment and level == "strong" else "")
+    """What a run's default name says about its augmentation: '', '_aug', '_aug_strong', ..."""
+    return ("_aug" if augment else "") + (f"_{level}" if augment and level != "report" else "")
 
 
 # QUICK mode: narrow models, each at the smallest image size where it learns the pets'
@@ -122,7 +137,9 @@ def quick_config(**overrides) -> TrainConfig:
     """A configuration small enough to train on a laptop CPU in seconds (QUICK mode)."""
     model, augment = overrides.get("model", "unet"), overrides.get("augment", False)
     suffix = augment_suffix(augment, overrides.get("augment_level", "report")) + "_quick"
-    settings = dict(batch_size=16, learning_rate=3e-3, lr_schedule="cosine", loss="bce_dice",
+    binary = overrides.get("classes", 1) == 1  # three classes: cross-entropy (loss None)
+    settings = dict(batch_size=16, learning_rate=3e-3, lr_schedule="cosine",
+                    loss="bce_dice" if binary else None,
                     weight_decay=0.05, run_name=model + suffix,
                     epoch_samples=QUICK_EPOCH_SAMPLES, valid_limit=QUICK_VALID_IMAGES)
     if model in QUICK_MODELS:
@@ -162,6 +179,8 @@ def recipe_config(recipe: str, **overrides) -> TrainConfig:
     suffix = augment_suffix(augment, overrides.get("augment_level", "strong"))
     settings = dict(RECIPES[recipe]["all"], **RECIPES[recipe][model],
                     run_name=f"{model}{suffix}_{recipe}")
+    if overrides.get("classes", 1) != 1:
+        settings["loss"] = None  # three classes: cross-entropy
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -227,8 +246,9 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
 
     add_data_path(parser)  # options.py: shared with inference, app and compare
     option("model", "architecture", choices=sorted(MODELS))
-    option("augment_level", "with --augment: report (the report's set) or strong (+ rotation, "
-           "Cutout, CutMix)", choices=AUGMENT_LEVELS)
+    option("augment_level", "with --augment: report (the report's set), strong (+ rotation, "
+           "Cutout, CutMix) or mixup (the report's set + Mixup: two images and their masks "
+           "blended)", choices=AUGMENT_LEVELS)
     parser.add_argument("--pretrained", action="store_true", help="start the encoder from "
                         "ImageNet weights (resnet34_unet and the baselines; downloaded once into "
                         "the torch hub cache; the model's own width)")
@@ -252,9 +272,13 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     option("keep_originals", "with --augment: keep each image's plain copy beside its "
            "augmented one (the report's doubling, the default); --no-keep_originals augments "
            "every sample", show_default=False, action=argparse.BooleanOptionalAction)
-    option("loss", "bce as in the report; dice, bce_dice or focal", choices=sorted(LOSSES))
-    option("lr_schedule", "constant as in the report; cosine annealing to 0; or one_cycle: a "
-           "warm-up over the first 30 %% of the epochs, then cosine", choices=LR_SCHEDULES)
+    option("loss", "bce as in the report; dice, bce_dice, focal, iou or bce_iou",
+           choices=sorted(LOSSES))
+    option("classes", "1: pet against background, as in the report; 3: pet, background and "
+           "boundary, with softmax and cross-entropy", type=int, choices=CLASS_COUNTS)
+    option("lr_schedule", "constant as in the report; cosine annealing to 0; one_cycle: a "
+           "warm-up over the first 30 %% of the epochs, then cosine; or step: the rate times "
+           "0.1 for the last third of the epochs", choices=LR_SCHEDULES)
     add_device(parser)
     add_amp(parser)
     option("run_name", "names the run's files: letters, digits, - _ . (default: <model> or "

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .batch import collate
+from .classes import TRIMAP_CLASSES, ClassIoU, pet_logits, training_target
 from .masks import BOUNDARY_POLICIES, check_boundary_policy, scoring_target
 from .metrics import (  # noqa: F401  (the metric names stay importable from here)
     SegmentationMeter,
@@ -66,26 +67,29 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
-    meter = SegmentationMeter(threshold)
+    meter, class_meter = SegmentationMeter(threshold), ClassIoU()
     total_loss, n_images = 0.0, 0
     try:
         with torch.no_grad():
             for batch in loader:
                 target, ignore = batch_target(batch, boundary, device)  # (N, 1, H, W)
                 images = to_float_images(batch["image"]).to(device)  # (N, 3, H, W)
-                logits = predict_logits(model, images, tta, amp)  # (N, 1, H, W)
+                logits = predict_logits(model, images, tta, amp, as_pet=False)  # (N, C, H, W)
                 if criterion is not None:
-                    total_loss += criterion(logits, batch["mask"].float().to(device)).item() \
-                        * images.shape[0]
+                    training = training_target(batch, logits.shape[1]).to(device)
+                    total_loss += criterion(logits, training).item() * images.shape[0]
+                if logits.shape[1] == len(TRIMAP_CLASSES):  # a three-class model
+                    class_meter.update(logits, batch["trimap"])
                 n_images += images.shape[0]
-                meter.update(logits, target, ignore, names=batch.get("name"))
+                meter.update(pet_logits(logits), target, ignore, names=batch.get("name"))
     finally:
         model.train(was_training)
     if reduce is not None:
         total_loss, n_images = reduce(meter, total_loss, n_images)
     results = meter.compute()
+    classes = class_meter.compute() if class_meter.union.sum() else {}  # IoU of each class
     loss = total_loss / n_images if criterion is not None else None
-    return {"loss": loss, **results}
+    return {"loss": loss, **results, **classes}
 
 
 def evaluate_at_original_size(model: nn.Module, dataset, image_size: int,

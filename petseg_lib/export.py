@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from .classes import as_binary
 from .cli import run_cli
 from .errors import UserError
 from .inference import load_model
@@ -82,7 +83,7 @@ def to_onnx_proto(model: nn.Module, opset: int) -> onnx.ModelProto:
     height, width = Dim("h", min=1), Dim("w", min=1)
     dynamic = {"x": {0: Dim("batch", min=1), 2: SIZE_MULTIPLE * height,
                      3: SIZE_MULTIPLE * width}}
-    program = torch.onnx.export(model, (example,), input_names=["images"],
+    program = torch.onnx.export(as_binary(model), (example,), input_names=["images"],
                                 output_names=["logits"], opset_version=opset,
                                 dynamic_shapes=dynamic, external_data=False, verbose=False)
     return program.model_proto

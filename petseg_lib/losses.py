@@ -9,6 +9,8 @@ values in {0, 1} (1 = pet), and returns a 0-dim tensor: the mean loss of the bat
   Each image counts the same, whatever the size of its pet.
 - "bce_dice": the sum of the two.
 - "focal": binary focal loss, a BCE that down-weights the pixels that are already right.
+- "ce": cross-entropy over the trimap's three classes (--classes 3, classes.py): logits
+  (N, 3, H, W) against each pixel's class (N, H, W).
 
 The losses compute in float32 even when the logits are bfloat16 or float16 (mixed precision):
 sums over many pixels lose too much precision in 16 bits.
@@ -115,6 +117,7 @@ LOSSES = {
     "dice": SoftDiceLoss,
     "bce_dice": BCEDiceLoss,
     "focal": FocalLoss,
+    "ce": nn.CrossEntropyLoss,  # three classes (--classes 3): softmax and cross-entropy
 }
 
 

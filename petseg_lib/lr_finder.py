@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader
 
-from .config import TrainConfig
+from .config import TrainConfig, model_settings
 from .loaders import make_loaders
 from .losses import build_loss
 from .models import build_model
@@ -43,7 +43,7 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-6, end: float = 1.
     device = pick_device(config.device)
     fast = speedups(config, device)
     train_loader, _ = make_loaders(config, find_dataset(config.data_path), fast)
-    model = build_model(config.model, **config.model_kwargs)
+    model = build_model(config.model, **model_settings(config))
     model = model.to(device, memory_format=memory_format(fast["channels_last"])).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=start, weight_decay=config.weight_decay,
                                  decoupled_weight_decay=True)
@@ -55,7 +55,7 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-6, end: float = 1.
         for group in optimizer.param_groups:
             group["lr"] = rate
         _, _, loss = forward_loss(model, batch, criterion, device, fast["amp"],
-                                  fast["channels_last"])
+                                  fast["channels_last"], config.classes)
         if not torch.isfinite(loss):
             break
         optimizer_step(loss, optimizer, scaler)

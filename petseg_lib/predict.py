@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .classes import pet_logits
 from .speed import amp_dtype
 from .threads import forward_threads
 from .threshold import binarize  # noqa: F401  (the one rule of threshold.py, named here too)
@@ -25,19 +26,22 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = False,
-                   amp: bool = False) -> torch.Tensor:
+                   amp: bool = False, as_pet: bool = True) -> torch.Tensor:
     """MODEL's float32 logits (N, 1, H, W); TTA averages the image's and its mirror's logits.
+
+    A three-class model's logits become pet against background (classes.pet_logits), unless
+    AS_PET is False: then they are its own (N, 3, H, W).
 
     amp runs the model under autocast (bfloat16 on a CPU, float16 on CUDA), as training does.
     On a CPU the pass gets threads sized to its work (threads.forward_threads).
     """
     with forward_threads(model, images), \
             torch.autocast(images.device.type, dtype=amp_dtype(images.device), enabled=amp):
-        logits = model(images).float()  # (N, 1, H, W)
+        logits = model(images).float()  # (N, C, H, W): C = 1, or 3 classes
         if tta:  # test-time augmentation: a pet seen in a mirror is still a pet
             mirrored = model(torch.flip(images, dims=[-1])).float()
             logits = (logits + torch.flip(mirrored, dims=[-1])) / 2
-    return logits
+    return pet_logits(logits) if as_pet else logits
 
 
 def model_device(model: nn.Module) -> torch.device:

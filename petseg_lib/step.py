@@ -9,21 +9,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .classes import pet_logits, training_target
 from .predict import to_float_images
 from .speed import amp_dtype, memory_format
 
 
 def forward_loss(model: nn.Module, batch: dict, criterion: nn.Module, device: torch.device,
-                 amp: bool = False, channels_last: bool = False
+                 amp: bool = False, channels_last: bool = False, classes: int = 1
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The logits (N, 1, H, W), masks and loss of one batch, in the step's precision."""
+    """The pet logits (N, 1, H, W), masks and loss of one batch, in the step's precision.
+
+    With three CLASSES the loss is taken over the class logits (N, 3, H, W); the returned
+    logits are then pet against background (classes.pet_logits), as for one class.
+    """
     images = to_float_images(batch["image"]).to(device, non_blocking=True)  # (N, 3, H, W)
     images = images.contiguous(memory_format=memory_format(channels_last))
-    masks = batch["mask"].to(device, non_blocking=True)  # (N, 1, H, W)
+    target = training_target(batch, classes).to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
-        logits = model(images).float()  # (N, 1, H, W)
-        loss = criterion(logits, masks)
-    return logits, masks, loss
+        logits = model(images).float()  # (N, classes, H, W)
+        loss = criterion(logits, target)
+    return pet_logits(logits), batch["mask"].to(device, non_blocking=True), loss
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,

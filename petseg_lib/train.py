@@ -32,8 +32,9 @@ from .checkpoint import (
     training_data,
     training_state,
 )
+from .classes import describe_class_iou
 from .cli import run_cli, writable_folder
-from .config import TrainConfig, parse_command
+from .config import TrainConfig, model_settings, parse_command
 from .evaluate import dice_score
 from .figures import save_lr_finder, save_training_curves
 from .history import diverged_epoch, new_history, print_epoch, record_epoch, write_history
@@ -57,7 +58,7 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
                     optimizer: torch.optim.Optimizer, device: torch.device | str,
                     epoch: int = 0, progress: bool = True, amp: bool = False,
                     scaler: torch.amp.GradScaler | None = None,
-                    channels_last: bool = False) -> tuple[float, float]:
+                    channels_last: bool = False, classes: int = 1) -> tuple[float, float]:
     """One pass over LOADER; returns the mean loss and mean Dice of the training batches.
 
     amp runs the forward pass in float16 on CUDA (bfloat16 elsewhere); SCALER, when enabled,
@@ -69,7 +70,8 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
     total_loss = total_dice = seen = 0.0
     batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
     for batch_index, batch in enumerate(batches):
-        logits, masks, loss = forward_loss(model, batch, criterion, device, amp, channels_last)
+        logits, masks, loss = forward_loss(model, batch, criterion, device, amp, channels_last,
+                                           classes)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"The loss became {loss.item()} at epoch {epoch + 1}, "
                                      f"batch {batch_index + 1}: training stopped. Try a smaller "
@@ -94,7 +96,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     data = training_data(data_path, len(getattr(train_loader.dataset, "names",
                                                 train_loader.dataset)))
     shuffle = shuffle_generator(train_loader)  # its state is saved with each checkpoint
-    model = build_model(config.model, **config.model_kwargs)
+    model = build_model(config.model, **model_settings(config))
     model = model.to(device, memory_format=memory_format(fast["channels_last"]))
     # The DDP (torchrun) and compiled models share their weights with `model`, which is saved.
     step_model = distributed.data_parallel(model, config.sync_bn)  # `model` without torchrun
@@ -124,13 +126,15 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     log = open_run_log(config.log if distributed.is_main() else None,
                        Path(config.output_dir) / "logs", config.run_name)
     shown = first_samples(valid_loader.dataset)  # the images TensorBoard shows each epoch
+    valid = {}  # the last epoch's validation scores
     with keep_freed_memory(fast["keep_memory"]), log:
         for epoch in epochs:
             learning_rate = scheduler.get_last_lr()[0]  # the rate this epoch trains with
             distributed.begin_epoch(train_loader, epoch)  # torchrun: this epoch's shuffle
             train_loss, train_dice = distributed.mean_over_processes(train_one_epoch(
                 step_model, train_loader, criterion, optimizer, device, epoch, config.progress,
-                amp=fast["amp"], scaler=scaler, channels_last=fast["channels_last"]))
+                amp=fast["amp"], scaler=scaler, channels_last=fast["channels_last"],
+                classes=config.classes))
             scheduler.step()
             valid = distributed.evaluate(model, valid_loader, device, criterion, amp=fast["amp"])
             record_epoch(history, train_loss, train_dice, valid)
@@ -151,6 +155,8 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
         write_history(history, config)  # outputs/<run_name>_history.json
         save_training_curves(history, config)  # outputs/<run_name>_metrics.png
     print(f"Best validation Dice {best_dice:.4f}; weights in {best_path}")
+    if "mean_iou" in valid:  # three classes
+        print(f"Last epoch's validation {describe_class_iou(valid)}")
     if (diverged := diverged_epoch(history)) is not None:
         print(f"The validation loss stopped being a number at epoch {diverged}: "
               f"the run diverged. Train again with a lower --learning_rate (this run: "
@@ -160,11 +166,18 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
 
 # ------------------------------------------------------------------ bookkeeping: the schedule
 
+STEP_AT = 2 / 3  # lr_schedule "step": the share of the epochs trained at the full rate
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer,
                    config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    """The learning rate per epoch: constant (the report), half a cosine down to 0, or one cycle."""
+    """The learning rate per epoch: constant (the report), half a cosine down to 0, one cycle,
+    or a step: the rate times 0.1 from two thirds of the epochs on (STEP_AT)."""
     if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.lr_schedule == "step":
+        milestone = max(1, round(STEP_AT * config.epochs))  # the first epoch at a tenth
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [milestone], gamma=0.1)
     if config.lr_schedule == "one_cycle":
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda epoch: one_cycle(epoch, config.epochs))
