@@ -7,7 +7,9 @@ only the image is recoloured. `model_sample` then turns the pair into what a mod
 
 The "strong" level (the report's discussion) adds a small rotation and Cutout (`ImageCutout`,
 a black patch in the image only), and, in the dataset, CutMix (`cut_mix`): a rectangle of a
-second training image pasted in together with its labels.
+second training image pasted in together with its labels. The "mixup" level keeps the report's
+set and adds, in the dataset, Mixup (`mix_up`): a second image blended into the whole of the
+first, and its mask into the mask, which is then soft (values between 0 and 1).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from torchvision.transforms import v2
 
 from .masks import BACKGROUND
 
-AUGMENT_LEVELS = ("report", "strong")  # the design report's set; that set made harder
+AUGMENT_LEVELS = ("report", "strong", "mixup")  # the report's set; made harder; + Mixup
+MIXUP_ALPHA = 0.4  # Mixup's weight is drawn from Beta(alpha, alpha): mostly near 0 or 1
 
 
 class ImageCutout(v2.RandomErasing):
@@ -41,7 +44,8 @@ def augmentations(image_size: int, level: str = "report") -> v2.Compose:
 
     "report" is the design report's set. "strong" adds, after it, a rotation of up to 15
     degrees (the corners it brings in are black in the image and background in the trimap)
-    and Cutout. CutMix needs a second image, so the dataset applies it (`cut_mix`).
+    and Cutout. CutMix needs a second image, so the dataset applies it (`cut_mix`), as it
+    applies Mixup (`mix_up`) at the "mixup" level, whose transforms are the report's.
     """
     if level not in AUGMENT_LEVELS:
         raise ValueError(f"augment level must be one of {', '.join(AUGMENT_LEVELS)}, "
@@ -82,6 +86,23 @@ def cut_mix(image: torch.Tensor, trimap: torch.Tensor, other_image: torch.Tensor
     image, trimap = image.clone(), trimap.clone()
     image[box], trimap[box] = other_image[box], other_trimap[box]
     return image, trimap
+
+
+def mix_up(sample: dict, other: dict, alpha: float = MIXUP_ALPHA) -> dict:
+    """Mixup: SAMPLE's image and mask blended with OTHER's, with a Beta(ALPHA, ALPHA) weight.
+
+    With lam drawn from Beta(alpha, alpha) and kept at least 1/2 (the sample stays mostly
+    itself), image = lam * image + (1 - lam) * other's, and the same for the masks, which
+    become soft targets: a pixel's label is how much of it is pet. The trimap and the name
+    stay SAMPLE's. Both are model_sample dicts of one size; the draw uses torch's global
+    random numbers, which the DataLoader seeds.
+    """
+    lam = torch.distributions.Beta(alpha, alpha).sample().item()
+    lam = max(lam, 1.0 - lam)
+    mixed = dict(sample)
+    for key in ("image", "mask"):
+        mixed[key] = lam * sample[key] + (1.0 - lam) * other[key]
+    return mixed
 
 
 def to_tv_tensors(sample: dict) -> tuple[tv_tensors.Image, tv_tensors.Mask | None]:

@@ -9,6 +9,8 @@ values in {0, 1} (1 = pet), and returns a 0-dim tensor: the mean loss of the bat
   Each image counts the same, whatever the size of its pet.
 - "bce_dice": the sum of the two.
 - "focal": binary focal loss, a BCE that down-weights the pixels that are already right.
+- "iou": soft IoU (Jaccard) loss, 1 - IoU on probabilities, the score the report gives
+  beside Dice; "bce_iou": BCE + it.
 - "ce": cross-entropy over the trimap's three classes (--classes 3, classes.py): logits
   (N, 3, H, W) against each pixel's class (N, H, W).
 
@@ -20,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LOSSES", "BCEDiceLoss", "FocalLoss", "SoftDiceLoss", "build_loss"]
+__all__ = ["LOSSES", "BCEDiceLoss", "BCEIoULoss", "FocalLoss", "SoftDiceLoss", "SoftIoULoss",
+           "build_loss"]
 
 
 def _check_shapes(logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -30,7 +33,27 @@ def _check_shapes(logits: torch.Tensor, targets: torch.Tensor) -> None:
                          "must have the same shape (N, 1, H, W)")
 
 
-class SoftDiceLoss(nn.Module):
+class SoftOverlapLoss(nn.Module):
+    """1 - a soft overlap score of each image (``overlap``), averaged over the batch."""
+
+    def __init__(self, smooth: float = 1.0):
+        super().__init__()
+        self.smooth = smooth
+
+    def overlap(self, intersection: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        """Each image's score from sum(p * t) and sum(p) + sum(t), both (N,)."""
+        raise NotImplementedError
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, targets)
+        probabilities = torch.sigmoid(logits.float()).flatten(1)  # (N, H*W)
+        targets = targets.float().flatten(1)  # (N, H*W)
+        intersection = (probabilities * targets).sum(1)  # (N,)
+        total = probabilities.sum(1) + targets.sum(1)  # (N,)
+        return (1 - self.overlap(intersection, total)).mean()
+
+
+class SoftDiceLoss(SoftOverlapLoss):
     """1 - soft Dice of each image, averaged over the batch.
 
     With p = sigmoid(logits) and t = targets, summed over the pixels of one image:
@@ -43,31 +66,53 @@ class SoftDiceLoss(nn.Module):
     perfect prediction (p close to t) gives a loss close to 0, an inverted one close to 1.
     """
 
-    def __init__(self, smooth: float = 1.0):
-        super().__init__()
-        self.smooth = smooth
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        _check_shapes(logits, targets)
-        probabilities = torch.sigmoid(logits.float()).flatten(1)  # (N, H*W)
-        targets = targets.float().flatten(1)  # (N, H*W)
-        intersection = (probabilities * targets).sum(1)  # (N,)
-        total = probabilities.sum(1) + targets.sum(1)  # (N,)
-        dice = (2 * intersection + self.smooth) / (total + self.smooth)  # (N,)
-        return (1 - dice).mean()
+    def overlap(self, intersection: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        """Soft Dice of each image."""
+        return (2 * intersection + self.smooth) / (total + self.smooth)
 
 
-class BCEDiceLoss(nn.Module):
-    """BCE + soft Dice: BCE gives every pixel a gradient, Dice looks at each pet as a whole."""
+class SoftIoULoss(SoftOverlapLoss):
+    """1 - soft IoU (Jaccard index) of each image, averaged over the batch.
+
+    With p = sigmoid(logits) and t = targets, summed over the pixels of one image:
+
+        IoU  = (sum(p * t) + smooth) / (sum(p) + sum(t) - sum(p * t) + smooth)
+        loss = mean over the batch of (1 - IoU)
+
+    IoU = Dice / (2 - Dice), so a mask that is partly wrong loses more IoU than Dice: the
+    loss pushes harder on the images that are not yet right. ``smooth`` as in SoftDiceLoss.
+    """
+
+    def overlap(self, intersection: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        """Soft IoU of each image: the union is the total less the intersection."""
+        return (intersection + self.smooth) / (total - intersection + self.smooth)
+
+
+class BCEOverlapLoss(nn.Module):
+    """BCE + a soft overlap loss (``overlap_loss``): every pixel a gradient, each pet as a whole."""
+
+    overlap_loss = SoftDiceLoss
 
     def __init__(self, smooth: float = 1.0):
         super().__init__()
         self.bce = nn.BCEWithLogitsLoss()
-        self.dice = SoftDiceLoss(smooth)
+        self.overlap = self.overlap_loss(smooth)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         _check_shapes(logits, targets)
-        return self.bce(logits.float(), targets.float()) + self.dice(logits, targets)
+        return self.bce(logits.float(), targets.float()) + self.overlap(logits, targets)
+
+
+class BCEDiceLoss(BCEOverlapLoss):
+    """BCE + soft Dice: BCE gives every pixel a gradient, Dice looks at each pet as a whole."""
+
+    overlap_loss = SoftDiceLoss
+
+
+class BCEIoULoss(BCEOverlapLoss):
+    """BCE + soft IoU."""
+
+    overlap_loss = SoftIoULoss
 
 
 class FocalLoss(nn.Module):
@@ -117,6 +162,8 @@ LOSSES = {
     "dice": SoftDiceLoss,
     "bce_dice": BCEDiceLoss,
     "focal": FocalLoss,
+    "iou": SoftIoULoss,
+    "bce_iou": BCEIoULoss,
     "ce": nn.CrossEntropyLoss,  # three classes (--classes 3): softmax and cross-entropy
 }
 

@@ -11,7 +11,8 @@ reads one pair; `ResizedDataset` does the rest, the same way for every format:
   it is and 2i+1 augmented (augment.py); keep_originals=False augments every index. At the
   "strong" level augmented samples also get CutMix with another training image drawn with
   torch's global random numbers, which the DataLoader seeds, so a run stays reproducible
-  (unless the format sets `strong_cut_mix = False`);
+  (unless the format sets `strong_cut_mix = False`); at the "mixup" level they get Mixup
+  with such an image instead, and soft masks;
 - the resized-image cache (cache.py), for a format that names the files it depends on: plain
   samples come from it, bit for bit the ones decoded; augmented samples are always cut from the
   photo, so their zoomed-in crops keep every detail. When the cache folder cannot be written,
@@ -35,7 +36,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .augment import augmentations, cut_mix, model_sample, to_tv_tensors
+from .augment import augmentations, cut_mix, mix_up, model_sample, to_tv_tensors
 from .cache import ResizedCache, open_cache
 from .masks import trimap_to_mask
 from .threads import limit_threads
@@ -144,7 +145,7 @@ class ResizedDataset(Dataset):
             return self._sample(index)
 
     def _sample(self, index: int) -> dict:
-        """Sample INDEX: resized, augmented when its index says so, CutMix at "strong"."""
+        """Sample INDEX: resized, augmented when its index says so, CutMix or Mixup by level."""
         augmented = self.augment and (index % 2 == 1 or not self.keep_originals)
         index = index // 2 if self.augment else index
         if self.cache is not None and not augmented:  # the resized photo's very pixels
@@ -158,4 +159,7 @@ class ResizedDataset(Dataset):
                 image, trimap = transform(image, trimap)
         if augmented and self.augment_level == "strong" and self.strong_cut_mix:  # after the cache
             image, trimap = cut_mix(image, trimap, *self._random_resized())
-        return model_sample(image, trimap, self.names[index])
+        sample = model_sample(image, trimap, self.names[index])
+        if augmented and self.augment_level == "mixup" and trimap is not None:
+            sample = mix_up(sample, model_sample(*self._random_resized(), ""))
+        return sample

@@ -1,6 +1,7 @@
 """Augmentation: each step alone, the training pipeline, and augment_sample against the dataset.
 
-Also the "strong" level: rotation, Cutout (ImageCutout) and CutMix (cut_mix).
+Also the "strong" level: rotation, Cutout (ImageCutout) and CutMix (cut_mix); and the "mixup"
+level: Mixup (mix_up) with soft masks.
 """
 
 import warnings
@@ -22,6 +23,7 @@ from petseg_lib.augment import (
     augmentation_steps,
     augmentations,
     cut_mix,
+    mix_up,
 )
 from petseg_lib.config import TrainConfig
 from petseg_lib.mask_folder import MaskFolderDataset
@@ -95,13 +97,14 @@ def square_sample() -> dict:
 # ---------------------------------------------------------------------------
 
 def test_levels_are_named_and_the_report_level_is_the_default():
-    assert AUGMENT_LEVELS == ("report", "strong")
+    assert AUGMENT_LEVELS == ("report", "strong", "mixup")
     report = [type(t) for t in augmentations(32, "report").transforms]
     assert report == [type(t) for t in augmentations(32).transforms]
     assert report == [v2.RandomResizedCrop, v2.RandomHorizontalFlip, v2.RandomGrayscale,
                       v2.ColorJitter]
     strong = [type(t) for t in augmentations(32, "strong").transforms]
     assert strong == report + [v2.RandomRotation, ImageCutout]
+    assert [type(t) for t in augmentations(32, "mixup").transforms] == report  # + Mixup
     for make in (lambda: augmentations(32, "extreme"),
                  lambda: TrainConfig(augment_level="extreme")):
         with pytest.raises(ValueError, match="report, strong"):
@@ -193,6 +196,48 @@ def test_cut_mix_pastes_one_rectangle_of_the_other_pair_into_image_and_trimap():
     image, trimap = cut_mix(images[0], trimaps[0], images[1], trimaps[1], p=0.0)
     assert torch.equal(image, images[0]) and torch.equal(trimap, trimaps[0])
     assert sum(cut_box(seed, p=0.5).any().item() for seed in range(40)) in range(10, 31)
+
+
+# ---------------------------------------------------------------------------
+# The "mixup" level
+# ---------------------------------------------------------------------------
+
+def test_mix_up_blends_image_and_mask_with_one_weight_of_at_least_a_half():
+    sample = {"image": torch.zeros(3, 8, 8), "mask": torch.zeros(1, 8, 8),
+              "trimap": torch.full((1, 8, 8), BACKGROUND, dtype=torch.uint8), "name": "a"}
+    other = {"image": torch.ones(3, 8, 8), "mask": torch.ones(1, 8, 8),
+             "trimap": torch.full((1, 8, 8), PET, dtype=torch.uint8), "name": "b"}
+    torch.manual_seed(0)
+    shares = []
+    for _ in range(200):
+        mixed = mix_up(sample, other)
+        share = mixed["image"][0, 0, 0].item()  # 1 - lam: how much of OTHER is in it
+        assert torch.allclose(mixed["image"], torch.full((3, 8, 8), share))
+        assert torch.allclose(mixed["mask"], torch.full((1, 8, 8), share))  # a soft target
+        assert mixed["trimap"] is sample["trimap"] and mixed["name"] == "a"
+        shares.append(share)
+    assert 0 <= min(shares) and max(shares) <= 0.5  # the sample stays mostly itself
+    # Beta(0.4, 0.4) is mostly near its ends: most blends take little of the other image.
+    assert sum(share < 0.1 for share in shares) > sum(share > 0.4 for share in shares) > 0
+    assert sample["image"].eq(0).all() and sample["mask"].eq(0).all()  # inputs unchanged
+
+
+def test_mixup_dataset_gives_soft_masks_to_augmented_samples_only(tiny_root):
+    mixup = SimpleOxfordPetDataset(tiny_root, "train", image_size=32, augment=True,
+                                   augment_level="mixup")
+    first, again = augmented_samples(mixup), augmented_samples(mixup)
+    soft = 0
+    for ours, theirs in zip(first, again, strict=True):  # reproducible from the seed
+        assert all(torch.equal(ours[k], theirs[k]) for k in ("image", "mask", "trimap"))
+        values = ours["mask"].unique()
+        # mask = lam * mask + (1 - lam) * other's, both 0/1: at most 0, 1 - lam, lam and 1
+        assert len(values) <= 4 and values.min() >= 0 and values.max() <= 1
+        soft += bool(((values > 0) & (values < 1)).any())
+        assert 0 <= ours["image"].min() and ours["image"].max() <= 1
+    assert soft >= 3
+    plain = mixup[0]  # even indices stay the photo as it is, with its 0/1 mask
+    assert torch.equal(plain["mask"], (plain["trimap"] != BACKGROUND).float())
+    assert TrainConfig(augment=True, augment_level="mixup").run_name == "unet_aug_mixup"
 
 
 def augmented_samples(dataset: SimpleOxfordPetDataset, seed: int = 7) -> list[dict]:

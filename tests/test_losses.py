@@ -9,7 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import sigmoid_focal_loss
 
-from petseg_lib.losses import LOSSES, BCEDiceLoss, FocalLoss, SoftDiceLoss, build_loss
+from petseg_lib.losses import (
+    LOSSES,
+    BCEDiceLoss,
+    BCEIoULoss,
+    FocalLoss,
+    SoftDiceLoss,
+    SoftIoULoss,
+    build_loss,
+)
 
 LN3 = math.log(3)  # sigmoid(ln 3) = 3/4 and sigmoid(-ln 3) = 1/4
 
@@ -77,6 +85,28 @@ def test_bce_dice_by_hand():
     logits, targets = tiny_example()
     expected = math.log(8 / 3) / 2 + 0.3  # the BCE and Dice values above
     assert BCEDiceLoss()(logits, targets).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_soft_iou_by_hand():
+    logits, targets = tiny_example()
+    # sum(p * t) = 1.25, sum(p) + sum(t) = 4, so the union is 4 - 1.25 = 2.75
+    # smooth = 1: IoU = 2.25 / 3.75 = 0.6 -> loss 0.4; smooth = 0: IoU = 5 / 11
+    assert SoftIoULoss()(logits, targets).item() == pytest.approx(0.4, rel=1e-6)
+    assert SoftIoULoss(smooth=0.0)(logits, targets).item() == pytest.approx(6 / 11, rel=1e-6)
+    expected = math.log(8 / 3) / 2 + 0.4  # BCE + IoU
+    assert BCEIoULoss()(logits, targets).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_soft_iou_is_dice_over_2_minus_dice_per_image():
+    logits, targets = random_batch(seed=3, n=3)
+    per_image = [(1 - SoftDiceLoss(smooth=0.0)(logits[i:i + 1], targets[i:i + 1]).item(),
+                  1 - SoftIoULoss(smooth=0.0)(logits[i:i + 1], targets[i:i + 1]).item())
+                 for i in range(3)]
+    for dice, iou in per_image:
+        assert iou == pytest.approx(dice / (2 - dice), rel=1e-5)
+        assert iou < dice  # a partly wrong mask loses more IoU than Dice
+    mean_iou = sum(iou for _, iou in per_image) / 3
+    assert SoftIoULoss(smooth=0.0)(logits, targets).item() == pytest.approx(1 - mean_iou)
 
 
 def test_focal_by_hand():
@@ -218,11 +248,13 @@ def test_bfloat16_autocast_gives_a_finite_float32_loss(loss):
 
 
 def test_build_loss_names():
-    assert list(LOSSES) == ["bce", "dice", "bce_dice", "focal"]
+    assert list(LOSSES) == ["bce", "dice", "bce_dice", "focal", "iou", "bce_iou", "ce"]
     assert isinstance(build_loss("bce"), nn.BCEWithLogitsLoss)
     assert isinstance(build_loss("dice"), SoftDiceLoss)
     assert isinstance(build_loss("bce_dice"), BCEDiceLoss)
     assert isinstance(build_loss("focal"), FocalLoss)
+    assert isinstance(build_loss("iou"), SoftIoULoss)
+    assert isinstance(build_loss("bce_iou"), BCEIoULoss)
     assert build_loss("focal", gamma=0.0, alpha=None).gamma == 0.0
     with pytest.raises(ValueError, match="valid names: bce, dice, bce_dice, focal"):
         build_loss("lovasz")

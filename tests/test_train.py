@@ -207,6 +207,19 @@ def test_the_learning_rate_of_each_epoch(schedule):
         assert rates[-1] == pytest.approx(0, abs=1e-15)  # the end of half a cosine
 
 
+@pytest.mark.parametrize("epochs, full", [(6, 4), (20, 13), (1, 1)])
+def test_the_step_schedule_divides_the_rate_by_10_for_the_last_third(epochs, full):
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = make_scheduler(optimizer, TrainConfig(epochs=epochs, lr_schedule="step"))
+    rates = []
+    for _ in range(epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([1e-3] * full + [1e-4] * (epochs - full), rel=1e-9)
+    assert parse_args(["--lr_schedule", "step"]).lr_schedule == "step"
+
+
 def test_resume_with_another_schedule_stops_with_one_clear_message(sample_root, tmp_path):
     train(tiny_config(sample_root, tmp_path, epochs=1, run_name="s"))
     last = tmp_path / "ckpt" / "s_last.pth"
