@@ -41,9 +41,12 @@ def random_batch(seed: int = 0, n: int = 2, size: int = 8) -> tuple[torch.Tensor
     return logits, targets
 
 
+BINARY_LOSSES = [name for name in LOSSES if name != "ce"]  # "ce" is for three classes
+
+
 def all_losses() -> list[nn.Module]:
-    """One instance of every loss, with the default settings."""
-    return [build_loss(name) for name in LOSSES]
+    """One instance of every binary loss, with the default settings."""
+    return [build_loss(name) for name in BINARY_LOSSES]
 
 
 # ---------------------------------------------------------------- values worked out by hand
@@ -149,7 +152,7 @@ def test_focal_rejects_bad_settings():
 # ---------------------------------------------------------------- edge cases
 
 
-@pytest.mark.parametrize("loss", all_losses(), ids=list(LOSSES))
+@pytest.mark.parametrize("loss", all_losses(), ids=BINARY_LOSSES)
 def test_every_loss_is_a_0_dim_float32_tensor(loss):
     logits, targets = random_batch()
     value = loss(logits, targets)
@@ -159,7 +162,7 @@ def test_every_loss_is_a_0_dim_float32_tensor(loss):
     assert value.item() >= 0
 
 
-@pytest.mark.parametrize("loss", all_losses(), ids=list(LOSSES))
+@pytest.mark.parametrize("loss", all_losses(), ids=BINARY_LOSSES)
 @pytest.mark.parametrize("pet", [False, True], ids=["all_empty", "all_pet"])
 def test_perfect_prediction_gives_about_0(loss, pet):
     targets = torch.full((2, 1, 4, 4), float(pet))
@@ -205,7 +208,7 @@ def test_shape_mismatch_raises():
 
 
 @pytest.mark.parametrize("loss", [*all_losses(), FocalLoss(gamma=0.5), FocalLoss(gamma=0.0)],
-                         ids=[*LOSSES, "focal_gamma_0.5", "focal_gamma_0"])
+                         ids=[*BINARY_LOSSES, "focal_gamma_0.5", "focal_gamma_0"])
 @pytest.mark.parametrize("scale", [1.0, 100.0], ids=["moderate", "huge_logits"])
 def test_gradients_are_finite_and_shaped_like_the_logits(loss, scale):
     logits, targets = random_batch()
@@ -216,7 +219,7 @@ def test_gradients_are_finite_and_shaped_like_the_logits(loss, scale):
     assert logits.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("loss", all_losses(), ids=list(LOSSES))
+@pytest.mark.parametrize("loss", all_losses(), ids=BINARY_LOSSES)
 def test_loss_decreases_as_predictions_improve(loss):
     _, targets = random_batch()
     direction = 2 * targets - 1  # +1 on the pet, -1 on the background
@@ -225,7 +228,7 @@ def test_loss_decreases_as_predictions_improve(loss):
     assert all(a > b for a, b in pairwise(values)), values
 
 
-@pytest.mark.parametrize("loss", all_losses(), ids=list(LOSSES))
+@pytest.mark.parametrize("loss", all_losses(), ids=BINARY_LOSSES)
 def test_bfloat16_autocast_gives_a_finite_float32_loss(loss):
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 1, kernel_size=3, padding=1)
@@ -253,6 +256,7 @@ def test_build_loss_names():
     assert isinstance(build_loss("dice"), SoftDiceLoss)
     assert isinstance(build_loss("bce_dice"), BCEDiceLoss)
     assert isinstance(build_loss("focal"), FocalLoss)
+    assert isinstance(build_loss("ce"), nn.CrossEntropyLoss)  # tests/test_classes.py
     assert isinstance(build_loss("iou"), SoftIoULoss)
     assert isinstance(build_loss("bce_iou"), BCEIoULoss)
     assert build_loss("focal", gamma=0.0, alpha=None).gamma == 0.0
