@@ -8,12 +8,16 @@ that states its protocol, a bar chart, and the training curves side by side.
     python -m petseg_lib.compare --epochs 20    # the report's setting (hours without a GPU)
     python -m petseg_lib.compare --recipe laptop --seeds 3   # real photos on a laptop CPU
 
-Beyond the report: `--models` adds the torchvision baselines, `--loss` other losses, and
-`--seeds N` trains every configuration N times and reports mean ± standard deviation, because
-a difference smaller than the spread between seeds is no difference at all.
+Beyond the report: `--models` adds the torchvision baselines and the report's future directions
+(SegFormer-B0, DeepLabv3+, LR-ASPP ShuffleNetV2), `--loss` other losses, `--lr_schedule` and
+`--augment_level` another schedule or augmentation for every run, and `--seeds N` trains every
+configuration N times and reports mean ± standard deviation, because a difference smaller than
+the spread between seeds is no difference at all.
 
     python -m petseg_lib.compare --quick --seeds 2 --models unet lraspp_mobilenet_v3 \
         --loss bce dice
+    python -m petseg_lib.compare --quick --models segformer_b0 deeplabv3plus_resnet34 \
+        --loss bce_iou --lr_schedule step --augment_level mixup
 """
 
 from __future__ import annotations
@@ -28,9 +32,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .augment import AUGMENT_LEVELS
 from .checkpoint import RESUME_MUST_MATCH, CheckpointError, model_from_checkpoint, read_checkpoint
 from .cli import positive, run_cli, writable_folder
-from .config import RECIPES, TrainConfig, augment_suffix, quick_config, recipe_config
+from .config import (
+    LR_SCHEDULES,
+    RECIPES,
+    TrainConfig,
+    augment_suffix,
+    quick_config,
+    recipe_config,
+)
 from .evaluate import describe_protocol, describe_protocols, evaluate, scores_at_original_size
 from .inference import load_model
 from .losses import LOSSES
@@ -46,9 +58,11 @@ from .utils import markdown_grid, plot_curves, plot_scores
 CONFIGURATIONS = (("unet", False), ("resnet34_unet", False), ("unet", True),
                   ("resnet34_unet", True))
 LABELS = {"unet": "UNet", "resnet34_unet": "ResNet34-UNet",
-          "lraspp_mobilenet_v3": "LR-ASPP MobileNetV3", "deeplabv3_resnet50": "DeepLabV3-ResNet50"}
+          "lraspp_mobilenet_v3": "LR-ASPP MobileNetV3", "deeplabv3_resnet50": "DeepLabV3-ResNet50",
+          "segformer_b0": "SegFormer-B0", "deeplabv3plus_resnet34": "DeepLabv3+ ResNet34",
+          "lraspp_shufflenet_v2": "LR-ASPP ShuffleNetV2"}
 LOSS_LABELS = {"bce": "", "dice": " + Dice loss", "bce_dice": " + BCE+Dice loss",
-               "focal": " + Focal loss"}
+               "focal": " + Focal loss", "iou": " + IoU loss", "bce_iou": " + BCE+IoU loss"}
 
 
 def label(model: str, augment: bool, loss: str | None = None, pretrained: bool = False) -> str:
@@ -284,6 +298,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="train every configuration with a recipe's settings (config.py)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="train each configuration this many times: mean ± std")
+    parser.add_argument("--lr_schedule", choices=LR_SCHEDULES, default=None,
+                        help="the schedule of every run (default: the settings' own)")
+    parser.add_argument("--augment_level", choices=AUGMENT_LEVELS, default=None,
+                        help="the augmentation of the runs with augmentation (default: the "
+                        "settings' own: report, or strong with --recipe)")
     parser.add_argument("--pretrained", action="store_true", help="also train the "
                         "ResNet34-UNet with augmentation and its encoder started from ImageNet "
                         "weights (downloaded once; left out, with one line, when offline)")
@@ -292,8 +311,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         positive(f"--{name}", args[name])
     if args["quick"] and args["recipe"]:
         raise ValueError("--quick and --recipe each choose the settings: give one of them")
-    shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit")
-              if args[k] is not None}
+    shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit", "lr_schedule",
+                                   "augment_level") if args[k] is not None}
     writable_folder(args["output_dir"])
     writable_folder(args["checkpoint_dir"])
     rows = run_comparison(args["quick"], args["retrain"], args["output_dir"],
