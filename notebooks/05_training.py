@@ -62,15 +62,17 @@ from petseg_lib.evaluate import evaluate
 from petseg_lib.history import new_history, print_epoch, record_epoch
 from petseg_lib.inference import load_model
 from petseg_lib.loaders import make_loaders
+from petseg_lib.lr_finder import find_learning_rate
 from petseg_lib.models import build_model
 from petseg_lib.models.summary import count_parameters
 from petseg_lib.oxford_pet import find_dataset
 from petseg_lib.speed import pick_device, synchronize
 from petseg_lib.threshold import binarize
-from petseg_lib.train import train, train_one_epoch
+from petseg_lib.train import learning_rates, train, train_one_epoch
 from petseg_lib.utils import (
     markdown_grid,
     plot_curves,
+    plot_lr_finder,
     plot_training_metrics,
     visualize_comparison,
 )
@@ -390,6 +392,55 @@ for name, curves in runs.items():
 # (its table is in notebook 06), from one run of each.
 
 # %% [markdown]
+# ## 12. Choosing the learning rate: the range test and a one-cycle schedule
+#
+# Of all the settings, the learning rate matters most: too small and the loss barely moves
+# in the time you have, too large and it jumps around or explodes (exercise 2). The report
+# took 1e-4, a common choice for Adam; QUICK mode takes 3e-3 because it has few steps. How
+# would you choose one for your own data? The **learning-rate range test** asks the data: a
+# fresh model trains for a few dozen batches while the rate grows from 1e-6 to 1, and the loss
+# is recorded at each rate. Plotted against the rate, the loss first stays flat (the steps
+# are too small to change anything), then falls, then stops falling and climbs: the steps
+# have become so large that they overshoot. The suggestion is the rate in the middle of the
+# steepest fall: steps as large as possible while they still help. The command line does
+# the same:
+# `python -m petseg_lib.train --find_lr` (with your usual options).
+
+# %%
+found = find_learning_rate(config, end=10.0, steps=70 if QUICK else 100)
+plot_lr_finder(found)
+plt.show()
+print(f"{len(found['rates'])} batches; suggested learning rate {found['suggested']:.1e} "
+      f"(this notebook's runs used {config.learning_rate:g})")
+
+# %% [markdown]
+# The suggestion is a starting point, not an answer: the smoothed loss of a few dozen batches
+# is noisy, so a second test with another seed can suggest another rate, and the rate that
+# helps most in one step is often too large for a whole run (QUICK mode's 3e-3 was chosen by
+# validation Dice over many runs). What the test reliably tells you is the order of magnitude:
+# where the loss starts to move, and where larger steps stop helping.
+#
+# **How the rate changes during a run** is the other half. The report keeps it constant.
+# QUICK mode anneals it to zero along half a cosine: large steps while far from a good model,
+# small ones to settle at the end. The **one-cycle** schedule (`lr_schedule="one_cycle"`)
+# first warms up from a twenty-fifth of the rate over the first 30 % of the epochs, which
+# spares a fresh model the largest steps while its BatchNorm statistics and Adam's running
+# estimates are still unsettled, then anneals like the cosine. The step schedule
+# (`lr_schedule="step"`) divides the rate by 10 for the last third. Each is one setting of
+# `TrainConfig`; the figure shows the rate each epoch trains with.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.5))
+for schedule in ("constant", "cosine", "one_cycle", "step"):
+    rates = learning_rates(TrainConfig(epochs=20, learning_rate=3e-3, lr_schedule=schedule))
+    ax.plot(range(1, 21), rates, marker="o", markersize=3, label=schedule)
+ax.set_xlabel("epoch")
+ax.set_ylabel("learning rate")
+ax.set_title("Learning-rate schedules over 20 epochs (peak rate 3e-3)")
+ax.legend()
+plt.show()
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Run the epoch cell of section 8 three more times. Does the validation Dice keep rising?
@@ -399,6 +450,9 @@ for name, curves in runs.items():
 #    this suggest about the loss "jumping around" that the report warns of?
 # 3. Train `course_config("resnet34_unet")` with `train()`. Compare the time per epoch with
 #    the UNet's and relate it to the operation counts of notebook 04.
+# 4. Train the UNet with `lr_schedule="one_cycle"` and the rate section 12 suggested, with
+#    two seeds, and compare with the cosine schedule's two seeds. Is the difference larger
+#    than twice the seeds' spread?
 #
 # Try them first; worked solutions, with checks, are in `solutions/05_training.py` (open it
 # as a notebook in JupyterLab: right click → Open With → Notebook).
@@ -422,4 +476,6 @@ assert abs(reloaded["dice"] - best_dice) < 1e-6, "the checkpoint holds the best 
 assert len(full_history["valid_dice"]) == full_config.epochs
 assert len(augmented_history["valid_dice"]) == augmented_config.epochs
 assert all(math.isfinite(v) for values in full_history.values() for v in values)
+assert found["rates"] == sorted(found["rates"]) and all(map(math.isfinite, found["losses"]))
+assert found["rates"][0] < found["suggested"] < found["rates"][-1]
 print("All checks passed.")

@@ -236,10 +236,19 @@ def training_state(model: nn.Module, config, epoch: int, metrics: dict, optimize
     return state
 
 
+# Settings added after checkpoints were first written, with the value every earlier run had.
+ADDED_SETTINGS = {"classes": 1}
+
+
+def saved_setting(saved: dict, name: str):
+    """Setting NAME of a checkpoint's SAVED config, also from a run older than the setting."""
+    return saved.get(name, ADDED_SETTINGS.get(name))
+
+
 def resume_problem(saved: dict, config) -> str | None:
     """Why a run saved with SAVED settings cannot go on under CONFIG, or None when it can."""
     for name in RESUME_MUST_MATCH:
-        if saved.get(name) != getattr(config, name):
+        if saved_setting(saved, name) != getattr(config, name):
             return (f"it was trained with {name}={saved.get(name)!r}, not "
                     f"{getattr(config, name)!r}")
     if config.lr_schedule != "constant" and saved.get("epochs") != config.epochs:

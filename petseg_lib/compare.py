@@ -33,7 +33,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from .augment import AUGMENT_LEVELS
-from .checkpoint import RESUME_MUST_MATCH, CheckpointError, model_from_checkpoint, read_checkpoint
+from .checkpoint import (
+    RESUME_MUST_MATCH,
+    CheckpointError,
+    model_from_checkpoint,
+    read_checkpoint,
+    saved_setting,
+)
 from .cli import positive, run_cli, writable_folder
 from .config import (
     LR_SCHEDULES,
@@ -144,7 +150,7 @@ def reusable(best: Path, history_file: Path, config: TrainConfig) -> bool:
         return False
     saved = state.get("config", {})
     changed = [f"{k}={saved.get(k)!r} (now {getattr(config, k)!r})"
-               for k in SETTINGS_TO_MATCH if saved.get(k) != getattr(config, k)]
+               for k in SETTINGS_TO_MATCH if saved_setting(saved, k) != getattr(config, k)]
     if changed:
         print(f"{config.run_name}: retrained, its checkpoint was made with {', '.join(changed)}")
         return False

@@ -1,9 +1,9 @@
 """The learning-rate range test: which rate to train with, read off one short run.
 
 A fresh model trains for a few dozen batches while the rate grows geometrically, from far
-too small (the loss barely moves) to far too large (the loss shoots up). Plotted against the
-rate, the smoothed loss falls, reaches a valley, then climbs; the suggested rate is a tenth of
-the rate at the bottom of the valley, where the loss still falls steadily.
+too small (the loss barely moves) to far too large (the loss stops falling, or shoots up).
+Plotted against the rate, the smoothed loss stays flat, falls, then levels off or climbs; the
+suggested rate is where it falls fastest, on the way down to its lowest value.
 
     python -m petseg_lib.train --find_lr --quick
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -70,9 +71,18 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-6, end: float = 1.
 
 
 def suggest_rate(rates: list[float], losses: list[float]) -> float:
-    """A tenth of the rate where the smoothed loss was lowest."""
-    lowest = min(range(len(losses)), key=losses.__getitem__)
-    return rates[lowest] / 10
+    """The middle of the smoothed loss's steepest fall (a tenth of the steps), before its lowest.
+
+    The first tenth of the steps is left out: there the running average has seen few losses.
+    """
+    span, lowest = max(1, len(losses) // 10), int(np.argmin(losses))
+    starts = range(len(losses) // 10, lowest - span + 1)
+    if not starts:  # the loss was lowest almost at once: nothing to fall along
+        return rates[lowest]
+    log_rates = np.log(rates)
+    steepest = min(starts, key=lambda i: (losses[i + span] - losses[i])
+                   / (log_rates[i + span] - log_rates[i]))
+    return rates[steepest + span // 2]
 
 
 def endless(loader: DataLoader) -> Iterator[dict]:

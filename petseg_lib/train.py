@@ -192,6 +192,18 @@ def one_cycle(epoch: int, epochs: int, warmup: float = 0.3, start: float = 0.04)
     return 0.5 * (1.0 + math.cos(math.pi * (epoch - rise) / max(1, epochs - rise)))
 
 
+def learning_rates(config: TrainConfig) -> list[float]:
+    """The learning rate each epoch of CONFIG trains with, as make_scheduler sets it."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.learning_rate)
+    scheduler = make_scheduler(optimizer, config)
+    rates = []
+    for _ in range(config.epochs):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()  # the order PyTorch expects: the optimizer, then the scheduler
+        scheduler.step()
+    return rates
+
+
 def describe_budget(config: TrainConfig, samples: int) -> str:
     """One line: how many samples a run with epoch_samples sees, whatever the dataset's size."""
     total = config.epochs * config.epoch_samples
@@ -220,12 +232,10 @@ def report_lr_finder(config: TrainConfig) -> dict:
     """Run the range test of CONFIG, print the suggested rate and save the curve's figure."""
     result = find_learning_rate(config)
     path = save_lr_finder(result, Path(config.output_dir) / f"{config.run_name}_lr_finder.png")
-    lowest = result["suggested"] * 10
     print(f"Learning-rate range test of {config.run_name}: {len(result['rates'])} batches, "
-          f"rates {result['rates'][0]:.1e} to {result['rates'][-1]:.1e}; the smoothed loss was "
-          f"lowest at {lowest:.1e}.")
-    print(f"Suggested --learning_rate {result['suggested']:.1e} (a tenth of that); "
-          f"the curve is in {path}")
+          f"rates {result['rates'][0]:.1e} to {result['rates'][-1]:.1e}.")
+    print(f"Suggested --learning_rate {result['suggested']:.1e}, where the smoothed loss fell "
+          f"fastest; the curve is in {path}")
     return result
 
 

@@ -10,6 +10,7 @@ from .figures import (  # noqa: F401  (names kept importable from utils)
     models_side_by_side,
     overlay_mask,
     plot_curves,
+    plot_lr_finder,
     plot_scores,
     plot_training_metrics,
     prediction_gallery,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from petseg_lib.checkpoint import RESUME_MUST_MATCH, resume_problem
 from petseg_lib.classes import ClassIoU, PetLogits, as_binary, pet_logits, training_target
 from petseg_lib.config import TrainConfig, parse_command, quick_config, recipe_config
 from petseg_lib.evaluate import evaluate
@@ -83,3 +84,10 @@ def test_a_three_class_model_exports_and_predicts_as_binary():
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(wrapped(images), pet_logits(model(images)))
+
+
+def test_a_run_saved_before_classes_existed_resumes_as_one_class():
+    config = TrainConfig(epochs=3)
+    saved = {name: getattr(config, name) for name in RESUME_MUST_MATCH if name != "classes"}
+    assert resume_problem(saved, config) is None
+    assert resume_problem(saved, TrainConfig(epochs=3, classes=3)) is not None

@@ -8,15 +8,20 @@ import torch
 from petseg_lib.checkpoint import resume_problem
 from petseg_lib.config import TrainConfig, parse_command
 from petseg_lib.lr_finder import find_learning_rate, suggest_rate
-from petseg_lib.train import main, make_scheduler, one_cycle
+from petseg_lib.train import learning_rates, main, make_scheduler, one_cycle
 
 from .conftest import tiny_config
 
 
-def test_suggested_rate_is_a_tenth_of_the_rate_at_the_lowest_loss():
-    rates = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
-    losses = [0.7, 0.6, 0.3, 0.2, 0.9]
-    assert suggest_rate(rates, losses) == pytest.approx(1e-3)
+def test_suggested_rate_is_where_the_loss_falls_fastest_before_its_lowest():
+    rates = [10.0 ** (e / 4) for e in range(-24, 1)]  # 1e-6 to 1, four per decade
+    # Noise at the start (left out), flat, a gentle fall, a steep one around 1e-2, a valley,
+    # then a climb: the suggestion lies in the steep fall, not at the start or the valley.
+    losses = [2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.98, 0.96, 0.94, 0.92, 0.9,
+              0.88, 0.86, 0.7, 0.5, 0.3, 0.28, 0.27, 0.26, 0.4, 0.8, 1.5]
+    assert rates[15] <= suggest_rate(rates, losses) <= rates[18]
+    rising = [0.5 + 0.01 * i for i in range(len(rates))]  # never falls: the smallest rate
+    assert suggest_rate(rates, rising) == rates[0]
 
 
 def test_range_test_grows_the_rate_geometrically_and_keeps_the_smoothed_loss(sample_root,
@@ -27,8 +32,8 @@ def test_range_test_grows_the_rate_geometrically_and_keeps_the_smoothed_loss(sam
     assert rates[0] == pytest.approx(1e-5)
     assert all(b / a == pytest.approx(10 ** 0.5) for a, b in zip(rates, rates[1:], strict=False))
     assert len(result["losses"]) == len(rates) and all(map(math.isfinite, result["losses"]))
-    lowest = min(range(len(rates)), key=result["losses"].__getitem__)
-    assert result["suggested"] == pytest.approx(rates[lowest] / 10)
+    assert result["suggested"] == pytest.approx(suggest_rate(rates, result["losses"]))
+    assert result["suggested"] in rates
 
 
 def test_range_test_stops_when_the_loss_explodes(sample_root, tmp_path):
@@ -77,6 +82,12 @@ def test_one_cycle_schedule_drives_the_optimizer():
         optimizer.step()
         scheduler.step()
     assert rates == pytest.approx([0.1 * one_cycle(e, 10) for e in range(10)])
+
+
+def test_learning_rates_lists_each_epochs_rate():
+    config = TrainConfig(epochs=10, learning_rate=0.1, lr_schedule="one_cycle")
+    assert learning_rates(config) == pytest.approx([0.1 * one_cycle(e, 10) for e in range(10)])
+    assert learning_rates(TrainConfig(epochs=3)) == pytest.approx([1e-4] * 3)
 
 
 def test_one_cycle_run_cannot_resume_with_other_epochs():
