@@ -80,6 +80,9 @@ class TrainConfig:
         if (self.loss == "ce") != (self.classes == 3):
             raise ValueError(f"classes={self.classes} cannot train with loss {self.loss!r}: "
                              "'ce' (cross-entropy) trains the three classes, the others one")
+        if self.classes == 3 and self.augment and self.augment_level == "mixup":
+            raise ValueError("Mixup blends two masks into a soft one, which has no class per "
+                             "pixel: classes=3 trains with the report or strong augmentations")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.augment_level not in AUGMENT_LEVELS:

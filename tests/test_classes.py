@@ -91,3 +91,9 @@ def test_a_run_saved_before_classes_existed_resumes_as_one_class():
     saved = {name: getattr(config, name) for name in RESUME_MUST_MATCH if name != "classes"}
     assert resume_problem(saved, config) is None
     assert resume_problem(saved, TrainConfig(epochs=3, classes=3)) is not None
+
+
+def test_three_classes_refuse_mixup():
+    with pytest.raises(ValueError, match="Mixup blends two masks"):
+        TrainConfig(classes=3, augment=True, augment_level="mixup")
+    assert TrainConfig(classes=3, augment=True, augment_level="strong").loss == "ce"
