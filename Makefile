@@ -27,8 +27,10 @@ demo: $(STAMP)
 ## Everything CI runs: lint, unit tests (a two-notebook book among them), every notebook by nbval.
 test: lint unit notebooks
 
+# One test process per core (pytest-xdist; tests/conftest.py gives each its share of threads);
+# the tests of one file stay in one process, so its fixtures are built once.
 unit: $(STAMP)
-	PETSEG_QUICK=1 $(PY) -m pytest tests
+	PETSEG_QUICK=1 $(PY) -m pytest tests -n auto --dist loadfile
 
 # Every notebook trains and scores on the 568 real pairs when they are present; else notebooks
 # 01 and 02 show the 26 real pairs of the mini set and the others use the offline sample.

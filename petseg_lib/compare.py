@@ -45,6 +45,7 @@ from .config import (
     LR_SCHEDULES,
     RECIPES,
     TrainConfig,
+    augment_level,
     augment_suffix,
     quick_config,
     recipe_config,
@@ -95,7 +96,7 @@ def make_config(model: str, augment: bool, quick: bool = False, loss: str | None
     LOSS None keeps the settings' own loss; SHARED settings apply to every run. PRETRAINED
     starts the encoder from ImageNet weights, at the model's own width.
     """
-    level = shared.get("augment_level", "strong" if recipe else "report")
+    level = shared.get("augment_level", augment_level(recipe))
     settings = dict(model=model, augment=augment, seed=seed,
                     run_name=run_name(model, augment, loss, seed, quick, level, recipe,
                                       pretrained), **shared)
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="the schedule of every run (default: the settings' own)")
     parser.add_argument("--augment_level", choices=AUGMENT_LEVELS, default=None,
                         help="the augmentation of the runs with augmentation (default: the "
-                        "settings' own: report, or strong with --recipe)")
+                        "settings' own: the report's, or the recipe's)")
     parser.add_argument("--pretrained", action="store_true", help="also train the "
                         "ResNet34-UNet with augmentation and its encoder started from ImageNet "
                         "weights (downloaded once; left out, with one line, when offline)")

@@ -159,15 +159,22 @@ def quick_config(**overrides) -> TrainConfig:
 # laptop), chosen by validation Dice on the real photos beside the project
 # (benchmarks/README.md) and sized to train within 10 minutes on 2 CPU cores. Like quick
 # mode, an epoch is a fixed number of samples, so the time does not grow with the dataset.
+# With --augment every sample is augmented with the report's set: it reached a higher
+# validation Dice than the "strong" set (0.8395 against 0.8313, one seed each).
 RECIPES = {
     "laptop": {
         "unet": dict(model_kwargs={"base_channels": 16}, image_size=128, epochs=48),
         "resnet34_unet": dict(model_kwargs={"base_channels": 16}, image_size=128, epochs=90),
         "all": dict(batch_size=16, learning_rate=3e-3, lr_schedule="cosine", epoch_samples=640,
-                    augment_level="strong", keep_originals=False, weight_decay=0.05,
+                    augment_level="report", keep_originals=False, weight_decay=0.05,
                     loss="bce_dice"),
     },
 }
+
+
+def augment_level(recipe: str | None = None) -> str:
+    """The augmentation level RECIPE trains with (a key of RECIPES), or the report's (None)."""
+    return RECIPES[recipe]["all"]["augment_level"] if recipe else "report"
 
 
 def recipe_config(recipe: str, **overrides) -> TrainConfig:
@@ -179,7 +186,7 @@ def recipe_config(recipe: str, **overrides) -> TrainConfig:
         models = ", ".join(m for m in RECIPES[recipe] if m != "all")
         raise ValueError(f"the {recipe} recipe is for {models}, not {model!r}")
     augment = overrides.get("augment", False)
-    suffix = augment_suffix(augment, overrides.get("augment_level", "strong"))
+    suffix = augment_suffix(augment, overrides.get("augment_level", augment_level(recipe)))
     settings = dict(RECIPES[recipe]["all"], **RECIPES[recipe][model],
                     run_name=f"{model}{suffix}_{recipe}")
     if overrides.get("classes", 1) != 1:

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny datasets written on the fly, the sample dataset, the real mini set."""
 
+import os
 import shutil
 import subprocess
 import urllib.request
@@ -15,6 +16,11 @@ from torch import nn
 from petseg_lib.config import TrainConfig
 
 matplotlib.use("Agg")
+# With pytest-xdist (make unit) every core runs its own test process: each gets its share of
+# the cores, so that no process's PyTorch threads wait for a core another process holds.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
 
 MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "oxford-iiit-pet-mini"
 # 568 real pairs in the official layout and split, at their original resolution.
