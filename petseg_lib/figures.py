@@ -419,3 +419,27 @@ def save_lr_finder(result: dict, path: str | Path) -> Path:
     fig = plot_lr_finder(result, path)
     plt.close(fig)
     return Path(path)
+
+
+def show_class_predictions(images, trimaps, class_logits, title: str | None = None
+                           ) -> plt.Figure:
+    """Rows of image, true trimap and predicted classes (argmax of (N, 3, H, W) logits)."""
+    cmap = ListedColormap(TRIMAP_COLOURS)
+    norm = BoundaryNorm([0.5, 1.5, 2.5, 3.5], cmap.N)
+    predicted = class_logits.argmax(dim=1).cpu().numpy() + 1  # classes 0-2 -> trimap values
+    fig, axes = plt.subplots(len(images), 3, figsize=(10, 3.4 * len(images)), squeeze=False,
+                             layout="constrained")
+    for row, (image, trimap, classes) in enumerate(zip(images, trimaps, predicted,
+                                                       strict=True)):
+        axes[row, 0].imshow(to_image_array(image))
+        axes[row, 1].imshow(squeeze_mask(trimap), cmap=cmap, norm=norm, interpolation="nearest")
+        shown = axes[row, 2].imshow(classes, cmap=cmap, norm=norm, interpolation="nearest")
+        for ax, name in zip(axes[row], ("Image", "True trimap", "Predicted classes"),
+                            strict=True):
+            ax.set_title(name)
+            ax.axis("off")
+    bar = fig.colorbar(shown, ax=axes[:, 2], ticks=[1, 2, 3], fraction=0.046)
+    bar.ax.set_yticklabels(["pet", "background", "boundary"])
+    if title:
+        fig.suptitle(title)
+    return fig

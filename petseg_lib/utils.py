@@ -16,6 +16,7 @@ from .figures import (  # noqa: F401  (names kept importable from utils)
     prediction_gallery,
     save_figure,
     show_augmentations,
+    show_class_predictions,
     show_images,
     show_samples,
     show_trimap,

@@ -8,6 +8,7 @@ from petseg_lib.checkpoint import RESUME_MUST_MATCH, resume_problem
 from petseg_lib.classes import ClassIoU, PetLogits, as_binary, pet_logits, training_target
 from petseg_lib.config import TrainConfig, parse_command, quick_config, recipe_config
 from petseg_lib.evaluate import evaluate
+from petseg_lib.figures import show_class_predictions
 from petseg_lib.inference import load_model
 from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
@@ -97,3 +98,14 @@ def test_three_classes_refuse_mixup():
     with pytest.raises(ValueError, match="Mixup blends two masks"):
         TrainConfig(classes=3, augment=True, augment_level="mixup")
     assert TrainConfig(classes=3, augment=True, augment_level="strong").loss == "ce"
+
+
+def test_class_prediction_figure_shows_argmax_in_trimap_colours():
+    images = torch.rand(2, 3, 8, 8)
+    trimaps = torch.randint(1, 4, (2, 1, 8, 8), dtype=torch.uint8)
+    logits = torch.nn.functional.one_hot(trimaps[:, 0].long() - 1, 3).permute(0, 3, 1, 2)
+    fig = show_class_predictions(images, trimaps, logits.float(), title="t")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels[:3]] == ["Image", "True trimap", "Predicted classes"]
+    shown = panels[2].images[0].get_array()
+    assert np.array_equal(np.asarray(shown), trimaps[0, 0].numpy())  # a perfect prediction
