@@ -39,9 +39,8 @@ from torch import nn
 from .cli import UserError, positive, run_cli
 from .errors import UnreadableImage
 from .inference import load_model
-from .mask_folder import MaskFolderDataset, is_mask_folder
 from .options import add_data_path, add_device, add_model, add_threshold
-from .oxford_pet import OxfordPetDataset, find_dataset
+from .oxford_pet import find_dataset, load_dataset
 from .photos import mask_png, overlay_photo, read_photo, save_png, segment_logits, threshold_logits
 from .speed import pick_device
 from .threshold import DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD, THRESHOLD_STEP
@@ -121,12 +120,8 @@ def example_photos(data_path: str | Path | None = None, count: int = 4) -> list[
     """COUNT photos of the test split of the dataset in use (`find_dataset`), evenly spread."""
     if count < 1:
         return []
-    root = find_dataset(data_path)
-    if is_mask_folder(root):  # your own images/ and masks/
-        dataset = MaskFolderDataset(root, "test", limit=count)
-        return [dataset.images[name][0] for name in dataset.names]
-    dataset = OxfordPetDataset(root, "test", limit=count)
-    return [dataset.images_dir / f"{name}.jpg" for name in dataset.names]
+    dataset = load_dataset(find_dataset(data_path), "test", limit=count)  # any format
+    return [dataset.image_path(name) for name in dataset.names]
 
 
 def example_caption(path: Path) -> str:

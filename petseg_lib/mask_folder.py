@@ -236,6 +236,10 @@ class MaskFolderDataset(ResizedDataset):
         """True when ROOT has the images/ and masks/ folders of your own labelled folder."""
         return is_mask_folder(root)
 
+    def image_path(self, name: str) -> Path:
+        """The file of NAME's photo in images/ (whatever its suffix)."""
+        return self.images[name][0]
+
     def _split_file(self, mode: str) -> Path:
         return self.root / f"{mode}.txt"
 

@@ -234,6 +234,10 @@ class SimpleOxfordPetDataset(ResizedDataset, OxfordPetDataset):
         """This split at the images' own size: LIMIT names of it, evenly spread."""
         return OxfordPetDataset(self.root, self.mode, limit=limit)
 
+    def image_path(self, name: str) -> Path:
+        """The file of NAME's photo: images/NAME.jpg."""
+        return self._image_path(name)
+
     def read(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """NAME's image (h, w, 3) and trimap (h, w) uint8 (or None), at least twice the size.
 

@@ -91,6 +91,10 @@ class ResizedDataset(Dataset):
         """NAME's image (h, w, 3) uint8 and trimap (h, w) uint8 (or None), for resizing."""
         return self.original(name)
 
+    def image_path(self, name: str) -> Path:
+        """The file of NAME's photo."""
+        raise NotImplementedError(f"{type(self).__name__} does not say where its photos are")
+
     def cache_files(self) -> list[Path] | None:
         """The files the resized-image cache depends on; None: this format has no cache."""
         return None

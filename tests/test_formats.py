@@ -208,3 +208,13 @@ def test_data_modules_import_no_command_line_checkpoint_figure_or_training_modul
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("kind", ["oxford", "mask_folder"])
+def test_every_format_says_where_each_photo_is(tmp_path, private_cache, kind):
+    ds = load_dataset(make_root(kind, tmp_path), "train", SIZE)
+    for name in ds.names:
+        path = ds.image_path(name)
+        assert path.is_file() and path.stem == name
+        with Image.open(path) as photo:
+            assert np.array_equal(np.asarray(photo.convert("RGB")), ds.read(name)[0])
