@@ -165,3 +165,17 @@ def test_real_runs_trains_scores_and_records_each_run(tiny_root, tmp_path, capsy
         assert row["protocol"].startswith("test split")
     table = capsys.readouterr().out.splitlines()[-1]
     assert table.startswith("| unet | 2 | ") and " ± " in table
+
+
+def test_time_to_accuracy_smoke_mode_times_each_model_and_precision(tmp_path, monkeypatch):
+    monkeypatch.delenv("PETSEG_DATA", raising=False)  # the sample dataset
+    figure = tmp_path / "curves.png"
+    lines = load_benchmark("time_to_accuracy").main(["--smoke", "--output", str(figure)])
+    rows = [line.split(" | ") for line in lines[3:]]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("| unet", "float32"), ("| unet", "bfloat16"),
+        ("| resnet34_unet", "float32"), ("| resnet34_unet", "bfloat16")]
+    for row in rows:
+        if "not native" not in row[2]:
+            assert 0.0 <= float(row[4]) <= 1.0 and row[5].endswith(" s |")
+    assert figure.stat().st_size > 0
