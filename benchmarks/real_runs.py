@@ -49,6 +49,15 @@ PLANS["quick_sweep"] = {
     "unet_w12": ("quick", dict(model="unet", model_kwargs={"base_channels": 12})),
     "unet_aug_w12": ("quick", dict(model="unet", augment=True, model_kwargs={"base_channels": 12})),
 }
+# Second quick sweep: more, smaller steps for the same samples, and the rate of each model.
+PLANS["quick_sweep2"] = {
+    **{f"{n}_b8": (b, dict(o, batch_size=8)) for n, (b, o) in PLANS["quick"].items()},
+    "unet_lr5e-3": ("quick", dict(model="unet", learning_rate=5e-3)),
+    "resnet34_unet_lr1e-3": ("quick", dict(model="resnet34_unet", learning_rate=1e-3)),
+}
+# Third quick sweep: a warm-up before the cosine (one-cycle) for every configuration.
+PLANS["quick_sweep3"] = {f"{n}_one_cycle": (b, dict(o, lr_schedule="one_cycle"))
+                         for n, (b, o) in PLANS["quick"].items()}
 NAIVE = dict(augment_level="report", keep_originals=True, weight_decay=0.0, loss="bce")
 PLANS["laptop_sweep"] = {
     "unet_aug_naive": ("laptop", dict(model="unet", augment=True, **NAIVE)),
