@@ -168,7 +168,8 @@ print(f"gap between the losses {gap:.4f}; largest spread between seeds {noise:.4
 # validation also reports each class's IoU and their mean (mIoU). One short run:
 
 # %%
-three = course_config("unet", classes=3, run_name="unet_classes3", **GRID, **SETTINGS)
+three = course_config("unet", classes=3, run_name="unet_classes3", progress=False, **GRID,
+                      **SETTINGS)
 three_history = train(three)
 three_model = load_model(Path(three.checkpoint_dir) / f"{three.run_name}_best.pth")
 _, three_valid = make_loaders(three, DATA)
