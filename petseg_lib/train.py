@@ -52,6 +52,7 @@ from .speed import (
     speedups,
 )
 from .step import forward_loss, optimizer_step
+from .threads import step_threads
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
@@ -70,13 +71,15 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
     total_loss = total_dice = seen = 0.0
     batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
     for batch_index, batch in enumerate(batches):
-        logits, masks, loss = forward_loss(model, batch, criterion, device, amp, channels_last,
-                                           classes)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"The loss became {loss.item()} at epoch {epoch + 1}, "
-                                     f"batch {batch_index + 1}: training stopped. Try a smaller "
-                                     "learning rate; the best checkpoint is left as it was.")
-        optimizer_step(loss, optimizer, scaler)
+        with step_threads(model, batch["image"], device):  # sized to the step (threads.py)
+            logits, masks, loss = forward_loss(model, batch, criterion, device, amp,
+                                               channels_last, classes)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"The loss became {loss.item()} at epoch {epoch + 1}, "
+                                         f"batch {batch_index + 1}: training stopped. Try a "
+                                         "smaller learning rate; the best checkpoint is left "
+                                         "as it was.")
+            optimizer_step(loss, optimizer, scaler)
         n = masks.shape[0]
         total_loss += loss.item() * n
         total_dice += dice_score(logits.detach(), masks).item() * n

@@ -1,4 +1,5 @@
-"""The thread rule: per-sample work on one thread, a forward pass on threads sized to it."""
+"""The thread rule: per-sample work on one thread, a forward pass and a training step on threads
+sized to their work."""
 
 import pytest
 import torch
@@ -15,8 +16,10 @@ from petseg_lib.threads import (
     forward_flops,
     forward_threads,
     limit_threads,
+    step_threads,
     threads_for_work,
 )
+from petseg_lib.train import train_one_epoch
 
 
 @pytest.fixture
@@ -118,3 +121,15 @@ def test_a_model_whose_work_cannot_be_counted_keeps_the_threads(four_threads):
     assert forward_flops(Numpy(), 8, 8) is None
     with forward_threads(Numpy(), torch.rand(1, 3, 8, 8)):
         assert torch.get_num_threads() == 4
+
+
+def test_a_small_training_step_runs_on_one_thread_a_large_one_on_every_thread(four_threads):
+    batches = {"image": torch.rand(2, 3, 64, 64), "mask": torch.ones(2, 1, 64, 64)}
+    for model, expected in ((CountingThreads(UNet(base_channels=8)), 1),
+                            (CountingThreads(UNet(base_channels=64)), 4)):
+        optimizer = torch.optim.Adam(model.parameters())
+        train_one_epoch(model, [batches], nn.BCEWithLogitsLoss(), optimizer, "cpu",
+                        progress=False)
+        assert model.seen == [expected] and torch.get_num_threads() == 4
+    with step_threads(UNet(base_channels=8), torch.rand(2, 3, 64, 64), torch.device("cuda")):
+        assert torch.get_num_threads() == 4  # a step on a GPU leaves the CPU's count alone
