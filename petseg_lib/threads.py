@@ -13,7 +13,7 @@ runs several times slower than on one thread (benchmarks/README.md). So:
   ResNet34-UNet at 256 px uses every core;
 - a training step on the CPU gets the threads of its forward pass (`step_threads`, in
   train.py): the quick UNet's step (64 px, base 8, batch 16) stays on one thread, which on 2
-  quiet cores is as fast as two (3.8 s against 3.6 s for four quick epochs) and cannot stall
+  quiet cores is as fast as two (4.0 s either way for four quick epochs) and cannot stall
   when another process is busy, while larger steps (the quick ResNet34-UNet, the laptop
   recipe: 1.2 and 1.5 times faster on two threads) use every core. With one busy process
   beside it, four quick UNet epochs on the real photos took 7.4 s this way and 186 s with
