@@ -96,11 +96,15 @@ def _count_forward(model: nn.Module, height: int, width: int) -> int | None:
     if not tensors:
         return None
     image = torch.empty(1, 3, height, width, device="meta")
+    training = model.training
+    model.eval()  # one image: BatchNorm in training mode would want more than one value
     try:
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             functional_call(model, tensors, (image,))
-    except (RuntimeError, NotImplementedError):  # a forward that reads values, e.g. .item()
+    except (RuntimeError, NotImplementedError, ValueError):  # a forward reading values
         return None
+    finally:
+        model.train(training)
     return counter.get_total_flops()
 
 
