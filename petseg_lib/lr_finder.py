@@ -24,7 +24,8 @@ from .losses import build_loss
 from .models import build_model
 from .oxford_pet import find_dataset
 from .speed import memory_format, pick_device, speedups
-from .step import forward_loss, optimizer_step
+from .step import forward_loss, make_optimizer, optimizer_step
+from .threads import step_threads
 
 SMOOTHING = 0.9  # weight of the running average in the smoothed loss
 STOP_FACTOR = 4.0  # stop once the smoothed loss is this many times its lowest value
@@ -46,20 +47,19 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-6, end: float = 1.
     train_loader, _ = make_loaders(config, find_dataset(config.data_path), fast)
     model = build_model(config.model, **model_settings(config))
     model = model.to(device, memory_format=memory_format(fast["channels_last"])).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=start, weight_decay=config.weight_decay,
-                                 decoupled_weight_decay=True)
-    scaler = torch.amp.GradScaler(device.type, enabled=fast["amp"] and device.type == "cuda")
+    optimizer, scaler = make_optimizer(model, start, config.weight_decay, device, fast["amp"])
     criterion = build_loss(config.loss)
     rates, losses, average = [], [], 0.0
     for step, batch in zip(range(steps), endless(train_loader), strict=False):
         rate = start * (end / start) ** (step / (steps - 1))  # geometric growth
         for group in optimizer.param_groups:
             group["lr"] = rate
-        _, _, loss = forward_loss(model, batch, criterion, device, fast["amp"],
-                                  fast["channels_last"], config.classes)
-        if not torch.isfinite(loss):
-            break
-        optimizer_step(loss, optimizer, scaler)
+        with step_threads(model, batch["image"], device):  # as train's steps (threads.py)
+            _, _, loss = forward_loss(model, batch, criterion, device, fast["amp"],
+                                      fast["channels_last"], config.classes)
+            if not torch.isfinite(loss):
+                break
+            optimizer_step(loss, optimizer, scaler)
         average = SMOOTHING * average + (1 - SMOOTHING) * loss.item()
         rates.append(rate)
         losses.append(average / (1 - SMOOTHING ** (step + 1)))  # without the start's bias

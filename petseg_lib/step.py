@@ -1,7 +1,8 @@
 """One training step, shared by the training loop and the learning-rate range test.
 
-`forward_loss` runs a batch through the model in the step's precision and scores it;
-`optimizer_step` turns that loss into one update of the weights.
+`make_optimizer` builds the Adam of every run; `forward_loss` runs a batch through the model
+in the step's precision and scores it; `optimizer_step` turns that loss into one update of the
+weights.
 """
 
 from __future__ import annotations
@@ -12,6 +13,15 @@ from torch import nn
 from .classes import pet_logits, training_target
 from .predict import to_float_images
 from .speed import amp_dtype, memory_format
+
+
+def make_optimizer(model: nn.Module, learning_rate: float, weight_decay: float,
+                   device: torch.device, amp: bool
+                   ) -> tuple[torch.optim.Adam, torch.amp.GradScaler]:
+    """Adam with decoupled weight decay (AdamW), and the gradient scaler (on with CUDA's AMP)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
+                                 decoupled_weight_decay=True)
+    return optimizer, torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
 
 
 def forward_loss(model: nn.Module, batch: dict, criterion: nn.Module, device: torch.device,

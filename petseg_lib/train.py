@@ -51,7 +51,7 @@ from .speed import (
     pick_device,
     speedups,
 )
-from .step import forward_loss, optimizer_step
+from .step import forward_loss, make_optimizer, optimizer_step
 from .threads import step_threads
 
 
@@ -104,10 +104,9 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     # The DDP (torchrun) and compiled models share their weights with `model`, which is saved.
     step_model = distributed.data_parallel(model, config.sync_bn)  # `model` without torchrun
     step_model = torch.compile(step_model) if config.compile else step_model
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
-                                 weight_decay=config.weight_decay, decoupled_weight_decay=True)
+    optimizer, scaler = make_optimizer(model, config.learning_rate, config.weight_decay, device,
+                                       fast["amp"])
     scheduler = make_scheduler(optimizer, config)
-    scaler = torch.amp.GradScaler(device.type, enabled=fast["amp"] and device.type == "cuda")
     criterion = build_loss(config.loss)
     best_path, last_path = run_paths(config)
     history, best_dice, start_epoch = new_history(), -1.0, 0
