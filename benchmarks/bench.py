@@ -49,13 +49,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.flop_counter import FlopCounterMode
 
+from petseg_lib.data.oxford_pet import SimpleOxfordPetDataset, collate
+from petseg_lib.data.sample import ensure_sample_dataset, make_sample_dataset
 from petseg_lib.models.baselines import DeepLabV3_ResNet50, LRASPP_MobileNetV3
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
-from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate
 from petseg_lib.paths import default_data_path
-from petseg_lib.photos import mask_png, save_png, segment_logits, threshold_logits
-from petseg_lib.sample import ensure_sample_dataset, make_sample_dataset
 from petseg_lib.speed import (
     amp_dtype,
     amp_helps,
@@ -65,6 +64,7 @@ from petseg_lib.speed import (
     keep_memory_helps,
     synchronize,
 )
+from petseg_lib.use.photos import mask_png, save_png, segment_logits, threshold_logits
 
 try:
     import segmentation_models_pytorch as smp

@@ -15,10 +15,10 @@ import statistics
 import tempfile
 import time
 
-from petseg_lib.config import TrainConfig
+from petseg_lib.data.sample import ensure_sample_dataset
 from petseg_lib.demo import DEMO
-from petseg_lib.sample import ensure_sample_dataset
 from petseg_lib.train import train
+from petseg_lib.training.config import TrainConfig
 
 RECIPE = {**DEMO, "progress": False}
 

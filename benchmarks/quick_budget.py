@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from petseg_lib.config import quick_config  # noqa: E402
-from petseg_lib.oxford_pet import read_split_file  # noqa: E402
+from petseg_lib.data.oxford_pet import read_split_file  # noqa: E402
 from petseg_lib.train import train  # noqa: E402
+from petseg_lib.training.config import quick_config  # noqa: E402
 
 
 def linked_copy(source: Path, target: Path, times: int) -> Path:

@@ -72,11 +72,24 @@ PLANS["laptop_sweep"] = {
     "resnet34_unet_aug_w32": ("laptop", dict(model="resnet34_unet", augment=True, epochs=40,
                                              model_kwargs={"base_channels": 32})),
 }
+# The report's future directions (issue 26 of the tracker; README "Beyond the report"): the
+# quick settings of each new model, and the quick UNet with each new loss, augmentation and
+# schedule, beside the quick UNet itself.
+PLANS["beyond"] = {
+    "unet": ("quick", dict(model="unet")),
+    **{m: ("quick", dict(model=m))
+       for m in ("segformer_b0", "deeplabv3plus_resnet34", "lraspp_shufflenet_v2")},
+    "unet_iou": ("quick", dict(model="unet", loss="iou")),
+    "unet_bce_iou": ("quick", dict(model="unet", loss="bce_iou")),
+    "unet_aug": ("quick", dict(model="unet", augment=True)),
+    "unet_aug_mixup": ("quick", dict(model="unet", augment=True, augment_level="mixup")),
+    "unet_step": ("quick", dict(model="unet", lr_schedule="step")),
+}
 
 
 def make_config(base: str, overrides: dict, seed: int, data_path: str, out: Path, name: str):
     """The TrainConfig of one run, its files under OUT."""
-    from petseg_lib.config import TrainConfig, quick_config, recipe_config
+    from petseg_lib.training.config import TrainConfig, quick_config, recipe_config
 
     settings = dict(overrides, seed=seed, data_path=data_path, progress=False,
                     run_name=f"{name}_s{seed}", checkpoint_dir=str(out / "checkpoints"),

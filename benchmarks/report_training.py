@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from petseg_lib.config import TrainConfig
-from petseg_lib.evaluate import evaluate
+from petseg_lib.data.oxford_pet import collate, find_dataset, load_dataset
+from petseg_lib.evaluation.evaluate import evaluate
 from petseg_lib.inference import load_model
 from petseg_lib.models import MODELS
-from petseg_lib.oxford_pet import collate, find_dataset, load_dataset
 from petseg_lib.speed import data_workers, describe_precision, pick_device, speedups
 from petseg_lib.train import train
+from petseg_lib.training.config import TrainConfig
 
 
 def device_name(device: torch.device) -> str:

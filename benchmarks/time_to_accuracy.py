@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from petseg_lib.compare import test_scores  # noqa: E402
-from petseg_lib.config import recipe_config  # noqa: E402
-from petseg_lib.figures import save_figure  # noqa: E402
-from petseg_lib.oxford_pet import find_dataset  # noqa: E402
+from petseg_lib.data.oxford_pet import find_dataset  # noqa: E402
+from petseg_lib.evaluation.figures import save_figure  # noqa: E402
 from petseg_lib.speed import amp_helps, pick_device  # noqa: E402
 from petseg_lib.train import train  # noqa: E402
+from petseg_lib.training.config import recipe_config  # noqa: E402
 
 GOALS = (0.80, 0.85)  # test Dice the table times
 SMOKE = dict(image_size=32, epochs=2, limit=8, epoch_samples=8, batch_size=4,

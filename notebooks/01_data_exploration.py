@@ -45,9 +45,8 @@ if "google.colab" in sys.modules:
 import matplotlib.pyplot as plt
 import numpy as np
 
-from petseg_lib.config import quick_mode
-from petseg_lib.masks import trimap_to_mask
-from petseg_lib.oxford_pet import (
+from petseg_lib.data.masks import trimap_to_mask
+from petseg_lib.data.oxford_pet import (
     MODES,
     VALID_EVERY,
     OxfordPetDataset,
@@ -57,6 +56,7 @@ from petseg_lib.oxford_pet import (
     split_names,
     trimap_statistics,
 )
+from petseg_lib.training.config import quick_mode
 from petseg_lib.utils import show_samples, show_trimap
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): fewer images, smaller pictures

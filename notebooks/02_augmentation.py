@@ -47,9 +47,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from petseg_lib.augment import augment_sample, augmentation_steps, augmentations
-from petseg_lib.config import quick_mode
-from petseg_lib.oxford_pet import OxfordPetDataset, find_dataset, load_dataset
+from petseg_lib.data.augment import augment_sample, augmentation_steps, augmentations
+from petseg_lib.data.oxford_pet import OxfordPetDataset, find_dataset, load_dataset
+from petseg_lib.training.config import quick_mode
 from petseg_lib.utils import show_augmentations
 
 torch.manual_seed(0)  # the same random draws on every run

@@ -49,11 +49,11 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from petseg_lib.config import quick_mode
+from petseg_lib.data.oxford_pet import find_dataset, load_dataset
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.summary import count_parameters, layer_shapes
 from petseg_lib.models.unet import UNet, Up
-from petseg_lib.oxford_pet import find_dataset, load_dataset
+from petseg_lib.training.config import quick_mode
 from petseg_lib.utils import show_images
 
 torch.manual_seed(0)  # the same random weights at every run

@@ -59,13 +59,13 @@ from IPython.display import Markdown, display
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from petseg_lib.config import quick_mode
-from petseg_lib.download import network_available
-from petseg_lib.evaluate import mask_dice
+from petseg_lib.data.download import network_available
+from petseg_lib.data.oxford_pet import find_dataset, load_dataset
+from petseg_lib.evaluation.evaluate import mask_dice
 from petseg_lib.models.resnet34_unet import ResNet34_UNet, ResNet34Encoder
 from petseg_lib.models.summary import count_parameters
 from petseg_lib.models.unet import UNet
-from petseg_lib.oxford_pet import find_dataset, load_dataset
+from petseg_lib.training.config import quick_mode
 from petseg_lib.utils import markdown_grid, show_images
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs

@@ -56,19 +56,20 @@ import torch
 from IPython.display import Markdown, display
 from torch import nn
 
-from petseg_lib.checkpoint import checkpoint_payload, save_checkpoint
-from petseg_lib.config import TrainConfig, course_config, quick_mode
-from petseg_lib.evaluate import evaluate
-from petseg_lib.history import new_history, print_epoch, record_epoch
+from petseg_lib.data.oxford_pet import find_dataset
+from petseg_lib.evaluation.evaluate import evaluate
+from petseg_lib.evaluation.threshold import binarize
 from petseg_lib.inference import load_model
-from petseg_lib.loaders import make_loaders
-from petseg_lib.lr_finder import find_learning_rate
 from petseg_lib.models import build_model
 from petseg_lib.models.summary import count_parameters
-from petseg_lib.oxford_pet import find_dataset
 from petseg_lib.speed import pick_device, synchronize
-from petseg_lib.threshold import binarize
 from petseg_lib.train import learning_rates, train, train_one_epoch
+from petseg_lib.training.checkpoint import checkpoint_payload, save_checkpoint
+from petseg_lib.training.config import TrainConfig, course_config, quick_mode
+from petseg_lib.training.history import new_history, print_epoch, record_epoch
+from petseg_lib.training.loaders import make_loaders
+from petseg_lib.training.lr_finder import find_learning_rate
+from petseg_lib.use.widgets import live_metrics_plot
 from petseg_lib.utils import (
     markdown_grid,
     plot_curves,
@@ -76,7 +77,6 @@ from petseg_lib.utils import (
     plot_training_metrics,
     visualize_comparison,
 )
-from petseg_lib.widgets import live_metrics_plot
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample

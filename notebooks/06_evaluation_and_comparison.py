@@ -53,8 +53,9 @@ from IPython.display import Markdown, display
 from torch.utils.data import DataLoader
 
 from petseg_lib.compare import CONFIGURATIONS, label, markdown_table, run_comparison
-from petseg_lib.config import quick_epochs, quick_mode
-from petseg_lib.evaluate import (
+from petseg_lib.data.masks import boundary_ignore
+from petseg_lib.data.oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
+from petseg_lib.evaluation.evaluate import (
     confusion_counts,
     describe_protocol,
     dice_from_counts,
@@ -64,13 +65,13 @@ from petseg_lib.evaluate import (
     scores_at_original_size,
     worst_predictions,
 )
+from petseg_lib.evaluation.predict import probabilities_at_model_size
+from petseg_lib.evaluation.threshold import binarize_probabilities
 from petseg_lib.inference import load_model
-from petseg_lib.masks import boundary_ignore
-from petseg_lib.oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
 from petseg_lib.paths import default_checkpoint_dir, default_output_dir
-from petseg_lib.photos import segment
-from petseg_lib.predict import probabilities_at_model_size
-from petseg_lib.threshold import binarize_probabilities
+from petseg_lib.training.config import quick_epochs, quick_mode
+from petseg_lib.use.photos import segment
+from petseg_lib.use.widgets import draw_prediction, photo_segmenter, prediction_explorer
 from petseg_lib.utils import (
     markdown_grid,
     models_side_by_side,
@@ -79,7 +80,6 @@ from petseg_lib.utils import (
     prediction_gallery,
     visualize_comparison,
 )
-from petseg_lib.widgets import draw_prediction, photo_segmenter, prediction_explorer
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs
 DATA = find_dataset(download_if_missing=True)  # the real dataset, else the offline sample
@@ -442,7 +442,7 @@ else:
 # and the line under it say (a model trained on the offline toy sample draws poor masks on
 # real photos). It sees the photo squeezed to its training size, and its logits are enlarged
 # back to full size *before* the threshold, so the mask's edge stays smooth (`segment_logits`
-# in `petseg_lib.photos`). Upload a photo of a pet below (JPEG, PNG, WebP...; a phone's
+# in `petseg_lib.use.photos`). Upload a photo of a pet below (JPEG, PNG, WebP...; a phone's
 # rotation is applied) and move the threshold.
 # Until you upload one, the box shows an image of the dataset in use. From a terminal,
 # `python -m petseg_lib.inference --model CKPT --images my_photos/` writes a mask and an

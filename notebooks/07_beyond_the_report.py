@@ -51,16 +51,16 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from petseg_lib.classes import describe_class_iou
 from petseg_lib.compare import markdown_table, run_comparison
-from petseg_lib.config import course_config, quick_mode
-from petseg_lib.evaluate import evaluate
+from petseg_lib.data.oxford_pet import find_dataset
+from petseg_lib.evaluation.evaluate import evaluate
 from petseg_lib.inference import load_model
-from petseg_lib.loaders import make_loaders
-from petseg_lib.losses import build_loss
-from petseg_lib.oxford_pet import find_dataset
+from petseg_lib.models.classes import describe_class_iou
 from petseg_lib.paths import default_checkpoint_dir, default_output_dir
 from petseg_lib.train import train
+from petseg_lib.training.config import course_config, quick_mode
+from petseg_lib.training.loaders import make_loaders
+from petseg_lib.training.losses import build_loss
 from petseg_lib.utils import markdown_grid, plot_scores, show_class_predictions
 
 QUICK = quick_mode()  # PETSEG_QUICK=1 (set by the tests): small images, few epochs

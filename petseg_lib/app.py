@@ -37,13 +37,20 @@ from PIL import Image
 from torch import nn
 
 from .cli import UserError, positive, run_cli
+from .data.oxford_pet import find_dataset, load_dataset
 from .errors import UnreadableImage
+from .evaluation.threshold import DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD, THRESHOLD_STEP
 from .inference import load_model
 from .options import add_data_path, add_device, add_model, add_threshold
-from .oxford_pet import find_dataset, load_dataset
-from .photos import mask_png, overlay_photo, read_photo, save_png, segment_logits, threshold_logits
 from .speed import pick_device
-from .threshold import DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD, THRESHOLD_STEP
+from .use.photos import (
+    mask_png,
+    overlay_photo,
+    read_photo,
+    save_png,
+    segment_logits,
+    threshold_logits,
+)
 
 if TYPE_CHECKING:  # for the type hint of build_page only: gradio is an optional extra
     import gradio as gr

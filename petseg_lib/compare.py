@@ -32,16 +32,31 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .augment import AUGMENT_LEVELS
-from .checkpoint import (
+from .cli import positive, run_cli, writable_folder
+from .data.augment import AUGMENT_LEVELS
+from .data.masks import check_boundary_policy
+from .data.oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
+from .evaluation.evaluate import (
+    describe_protocol,
+    describe_protocols,
+    evaluate,
+    scores_at_original_size,
+)
+from .evaluation.figures import markdown_grid, plot_curves, plot_scores
+from .inference import load_model
+from .models import MODELS, imagenet_weights_problem, pretrained_kwargs
+from .options import add_data_path, add_image_size, add_scoring, add_tta
+from .paths import written_atomically
+from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
+from .train import train
+from .training.checkpoint import (
     RESUME_MUST_MATCH,
     CheckpointError,
     model_from_checkpoint,
     read_checkpoint,
     saved_setting,
 )
-from .cli import positive, run_cli, writable_folder
-from .config import (
+from .training.config import (
     LR_SCHEDULES,
     RECIPES,
     TrainConfig,
@@ -50,17 +65,7 @@ from .config import (
     quick_config,
     recipe_config,
 )
-from .evaluate import describe_protocol, describe_protocols, evaluate, scores_at_original_size
-from .inference import load_model
-from .losses import LOSSES
-from .masks import check_boundary_policy
-from .models import MODELS, imagenet_weights_problem, pretrained_kwargs
-from .options import add_data_path, add_image_size, add_scoring, add_tta
-from .oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
-from .paths import written_atomically
-from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
-from .train import train
-from .utils import markdown_grid, plot_curves, plot_scores
+from .training.losses import LOSSES
 
 CONFIGURATIONS = (("unet", False), ("resnet34_unet", False), ("unet", True),
                   ("resnet34_unet", True))

@@ -17,13 +17,13 @@ import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader
 
 from .cli import run_cli, writable_folder
-from .config import TrainConfig
-from .evaluate import describe_protocol
-from .history import print_epoch
+from .data.oxford_pet import collate, find_dataset, load_dataset
+from .evaluation.evaluate import describe_protocol
+from .evaluation.figures import show_samples
 from .inference import load_model, run_inference
-from .oxford_pet import collate, find_dataset, load_dataset
 from .train import train
-from .utils import show_samples
+from .training.config import TrainConfig
+from .training.history import print_epoch
 
 # Small enough for a laptop CPU: a narrow UNet (base 8) on 64 px images in batches of 16,
 # with augmentation, a higher learning rate than the report's 1e-4 (2e-3; 3e-3 scored 0.007

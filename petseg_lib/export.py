@@ -17,7 +17,7 @@ The file's metadata (onnx metadata_props, all strings) records what a user needs
 model_name, model_config, image_size (the size to feed; by default the training size),
 threshold (0.5, on the sigmoid of the logits), opset, size_multiple (32) and description
 ("input: float32 (N,3,H,W) in [0,1]; output: logits (N,1,H,W)").
-petseg_lib.onnx_segmenter.OnnxSegmenter reads them and runs the model without PyTorch.
+petseg_lib.use.onnx_segmenter.OnnxSegmenter reads them and runs the model without PyTorch.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from .classes import as_binary
 from .cli import run_cli
 from .errors import UserError
+from .evaluation.threshold import DEFAULT_THRESHOLD
 from .inference import load_model
 from .models import MODELS
+from .models.classes import as_binary
 from .models.summary import count_parameters
-from .onnx_segmenter import OnnxSegmenter, optional_import
 from .options import add_image_size, add_model
-from .threshold import DEFAULT_THRESHOLD
+from .use.onnx_segmenter import OnnxSegmenter, optional_import
 
 if TYPE_CHECKING:  # for the type hints only: onnx belongs to the optional export extra
     import onnx

@@ -20,13 +20,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .batch import collate
-from .checkpoint import describe_training_data, model_from_checkpoint, read_checkpoint
 from .cli import UserError, positive, run_cli, writable_folder
-from .evaluate import batch_target, describe_protocol, evaluate_at_original_size
-from .figures import visualize_comparison
-from .metrics import SegmentationMeter
-from .onnx_segmenter import OnnxSegmenter
+from .data.batch import collate
+from .data.oxford_pet import find_dataset, load_dataset, original_size_dataset
+from .data.user_files import shown
+from .evaluation.evaluate import batch_target, describe_protocol, evaluate_at_original_size
+from .evaluation.figures import visualize_comparison
+from .evaluation.metrics import SegmentationMeter
+from .evaluation.predict import model_device, predict_logits, to_float_images
+from .evaluation.threshold import DEFAULT_THRESHOLD, binarize
 from .options import (
     add_amp,
     add_data_path,
@@ -37,9 +39,6 @@ from .options import (
     add_threshold,
     add_tta,
 )
-from .oxford_pet import find_dataset, load_dataset, original_size_dataset
-from .photos import segment_files
-from .predict import model_device, predict_logits, to_float_images
 from .speed import (
     amp_helps,
     describe_precision,
@@ -48,8 +47,9 @@ from .speed import (
     keep_memory_helps,
     pick_device,
 )
-from .threshold import DEFAULT_THRESHOLD, binarize
-from .user_files import shown
+from .training.checkpoint import describe_training_data, model_from_checkpoint, read_checkpoint
+from .use.onnx_segmenter import OnnxSegmenter
+from .use.photos import segment_files
 
 
 def load_model(checkpoint_path: str | Path, device: torch.device | str = "cpu") -> nn.Module:

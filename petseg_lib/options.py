@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from .data.masks import BOUNDARY_POLICIES
 from .errors import UserError
-from .masks import BOUNDARY_POLICIES
-from .threshold import DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD
+from .evaluation.threshold import DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD
 
 MIN_IMAGE_SIZE = 32  # the models halve the size five times
 MAX_IMAGE_SIZE = 4096  # a larger side needs more memory per image than a GPU has

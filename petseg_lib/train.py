@@ -22,8 +22,22 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed
-from .checkpoint import (
+from .cli import run_cli, writable_folder
+from .data.oxford_pet import find_dataset
+from .evaluation.evaluate import dice_score
+from .evaluation.figures import save_lr_finder, save_training_curves
+from .models import build_model
+from .models.classes import describe_class_iou
+from .speed import (
+    describe_precision,
+    keep_freed_memory,
+    memory_format,
+    pick_device,
+    speedups,
+)
+from .threads import step_threads
+from .training import distributed
+from .training.checkpoint import (
     checkpoint_payload,
     keep_earlier_run,
     restore_training,
@@ -32,27 +46,13 @@ from .checkpoint import (
     training_data,
     training_state,
 )
-from .classes import describe_class_iou
-from .cli import run_cli, writable_folder
-from .config import TrainConfig, model_settings, parse_command
-from .evaluate import dice_score
-from .figures import save_lr_finder, save_training_curves
-from .history import diverged_epoch, new_history, print_epoch, record_epoch, write_history
-from .loaders import make_loaders, shuffle_generator
-from .logs import first_samples, open_run_log
-from .losses import build_loss
-from .lr_finder import find_learning_rate
-from .models import build_model
-from .oxford_pet import find_dataset
-from .speed import (
-    describe_precision,
-    keep_freed_memory,
-    memory_format,
-    pick_device,
-    speedups,
-)
-from .step import forward_loss, make_optimizer, optimizer_step
-from .threads import step_threads
+from .training.config import TrainConfig, model_settings, parse_command
+from .training.history import diverged_epoch, new_history, print_epoch, record_epoch, write_history
+from .training.loaders import make_loaders, shuffle_generator
+from .training.logs import first_samples, open_run_log
+from .training.losses import build_loss
+from .training.lr_finder import find_learning_rate
+from .training.step import forward_loss, make_optimizer, optimizer_step
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,

@@ -4,7 +4,7 @@ The design report draws with `utils.visualize_comparison` and `utils.plot_traini
 and the notebooks import their figures from here; the package itself imports figures.py.
 """
 
-from .figures import (  # noqa: F401  (names kept importable from utils)
+from .evaluation.figures import (  # noqa: F401  (names kept importable from utils)
     TRIMAP_COLOURS,
     markdown_grid,
     models_side_by_side,

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from petseg_lib.config import TrainConfig
+from petseg_lib.training.config import TrainConfig
 
 matplotlib.use("Agg")
 # With pytest-xdist (make unit) every core runs its own test process: each gets its share of
@@ -75,7 +75,7 @@ def tiny_root(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory) -> Path:
     """A small sample dataset generated once per test session."""
-    from petseg_lib.sample import make_sample_dataset
+    from petseg_lib.data.sample import make_sample_dataset
 
     return make_sample_dataset(tmp_path_factory.mktemp("sample") / "pets", n_trainval=40,
                                n_test=10, seed=0)

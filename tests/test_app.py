@@ -15,10 +15,10 @@ from PIL import Image
 pytest.importorskip("gradio")
 
 from petseg_lib import app
-from petseg_lib.checkpoint import checkpoint_payload, save_checkpoint
 from petseg_lib.cli import UserError, run_cli
-from petseg_lib.config import TrainConfig
 from petseg_lib.models import UNet
+from petseg_lib.training.checkpoint import checkpoint_payload, save_checkpoint
+from petseg_lib.training.config import TrainConfig
 
 from .conftest import RedIsPet, end_process, write_dataset
 from .test_photos import png_header

@@ -15,8 +15,8 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from petseg_lib import resized
-from petseg_lib.augment import (
+from petseg_lib.data import resized
+from petseg_lib.data.augment import (
     AUGMENT_LEVELS,
     ImageCutout,
     augment_sample,
@@ -25,10 +25,10 @@ from petseg_lib.augment import (
     cut_mix,
     mix_up,
 )
-from petseg_lib.config import TrainConfig
-from petseg_lib.mask_folder import MaskFolderDataset
-from petseg_lib.masks import BACKGROUND, BOUNDARY, PET
-from petseg_lib.oxford_pet import OxfordPetDataset, SimpleOxfordPetDataset, load_dataset
+from petseg_lib.data.mask_folder import MaskFolderDataset
+from petseg_lib.data.masks import BACKGROUND, BOUNDARY, PET
+from petseg_lib.data.oxford_pet import OxfordPetDataset, SimpleOxfordPetDataset, load_dataset
+from petseg_lib.training.config import TrainConfig
 
 
 def test_augment_sample_without_transform_matches_the_dataset(tiny_root):

@@ -5,7 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from petseg_lib.config import (
+from petseg_lib.data.oxford_pet import SimpleOxfordPetDataset
+from petseg_lib.train import train
+from petseg_lib.training.config import (
     QUICK_EPOCH_SAMPLES,
     QUICK_VALID_IMAGES,
     RECIPES,
@@ -14,9 +16,7 @@ from petseg_lib.config import (
     quick_config,
     recipe_config,
 )
-from petseg_lib.loaders import make_loaders
-from petseg_lib.oxford_pet import SimpleOxfordPetDataset
-from petseg_lib.train import train
+from petseg_lib.training.loaders import make_loaders
 
 from .conftest import tiny_config, write_dataset
 from .test_bench import load_benchmark
@@ -127,7 +127,7 @@ def test_under_torchrun_each_process_reads_its_share_and_says_epoch_samples_is_u
         tiny_root, tmp_path, monkeypatch, capsys):
     from torch.utils.data import DistributedSampler
 
-    from petseg_lib import distributed
+    from petseg_lib.training import distributed
 
     monkeypatch.setattr(distributed, "train_sampler",
                         lambda dataset, seed: DistributedSampler(dataset, num_replicas=2, rank=0,

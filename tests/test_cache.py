@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from petseg_lib import oxford_pet
-from petseg_lib.cache import CACHE_VERSION
-from petseg_lib.oxford_pet import SimpleOxfordPetDataset, collate, split_names
+from petseg_lib.data import oxford_pet
+from petseg_lib.data.cache import CACHE_VERSION
+from petseg_lib.data.oxford_pet import SimpleOxfordPetDataset, collate, split_names
 
 from .conftest import write_dataset
 

@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from petseg_lib.checkpoint import RESUME_MUST_MATCH, resume_problem
-from petseg_lib.classes import ClassIoU, PetLogits, as_binary, pet_logits, training_target
-from petseg_lib.config import TrainConfig, parse_command, quick_config, recipe_config
-from petseg_lib.evaluate import evaluate
-from petseg_lib.figures import show_class_predictions
+from petseg_lib.evaluation.evaluate import evaluate
+from petseg_lib.evaluation.figures import show_class_predictions
+from petseg_lib.evaluation.predict import predict_logits
 from petseg_lib.inference import load_model
-from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
-from petseg_lib.predict import predict_logits
+from petseg_lib.models.classes import ClassIoU, PetLogits, as_binary, pet_logits, training_target
 from petseg_lib.train import train
+from petseg_lib.training.checkpoint import RESUME_MUST_MATCH, resume_problem
+from petseg_lib.training.config import TrainConfig, parse_command, quick_config, recipe_config
+from petseg_lib.training.loaders import make_loaders
 
 from .conftest import tiny_config
 

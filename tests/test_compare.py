@@ -8,13 +8,13 @@ from torch.utils.data import DataLoader
 
 from petseg_lib import compare
 from petseg_lib.cli import UserError
-from petseg_lib.config import TrainConfig
-from petseg_lib.evaluate import evaluate, evaluate_at_original_size
+from petseg_lib.data.oxford_pet import collate, load_dataset, original_size_dataset
+from petseg_lib.evaluation.evaluate import evaluate, evaluate_at_original_size
 from petseg_lib.inference import load_model
 from petseg_lib.models import build_model
-from petseg_lib.oxford_pet import collate, load_dataset, original_size_dataset
 from petseg_lib.speed import channels_last_helps
 from petseg_lib.train import train
+from petseg_lib.training.config import TrainConfig
 from petseg_lib.utils import plot_scores
 
 from .test_inference import write_checkpoint, write_mask_folder

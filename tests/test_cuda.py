@@ -14,16 +14,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from petseg_lib.config import TrainConfig
-from petseg_lib.evaluate import evaluate
+from petseg_lib.data.oxford_pet import collate, load_dataset
+from petseg_lib.evaluation.evaluate import evaluate
+from petseg_lib.evaluation.predict import model_device, predict_logits, probabilities_at_model_size
 from petseg_lib.inference import load_model
 from petseg_lib.inference import main as inference_main
-from petseg_lib.loaders import make_loaders
 from petseg_lib.models import build_model
-from petseg_lib.oxford_pet import collate, load_dataset
-from petseg_lib.predict import model_device, predict_logits, probabilities_at_model_size
 from petseg_lib.speed import speedups
 from petseg_lib.train import train, train_one_epoch
+from petseg_lib.training.config import TrainConfig
+from petseg_lib.training.loaders import make_loaders
 
 from .conftest import tiny_config
 from .test_bench import load_benchmark

@@ -20,12 +20,12 @@ import torch
 import torch.distributed as dist
 from torch.multiprocessing import ProcessExitedException, ProcessRaisedException, start_processes
 
-from petseg_lib import distributed
 from petseg_lib import train as train_module
-from petseg_lib.checkpoint import model_from_checkpoint, read_checkpoint
 from petseg_lib.cli import run_cli
-from petseg_lib.evaluate import evaluate as evaluate_model
+from petseg_lib.evaluation.evaluate import evaluate as evaluate_model
 from petseg_lib.models import build_model
+from petseg_lib.training import distributed
+from petseg_lib.training.checkpoint import model_from_checkpoint, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 120

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from petseg_lib import data
 from petseg_lib.cli import UserError
-from petseg_lib.download import download, is_downloaded
-from petseg_lib.oxford_pet import (
+from petseg_lib.data import __main__ as data
+from petseg_lib.data.download import download, is_downloaded
+from petseg_lib.data.oxford_pet import (
     OxfordPetDataset,
 )
 

@@ -1,4 +1,4 @@
-"""Tests for petseg_lib.evaluate: Dice/IoU on hand-computed cases and the evaluate() loop."""
+"""Tests for evaluation/evaluate.py: Dice/IoU on hand-computed cases and the evaluate() loop."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from petseg_lib.evaluate import (
+from petseg_lib.evaluation.evaluate import (
     SegmentationMeter,
     binarize,
     confusion_counts,

@@ -15,12 +15,12 @@ from PIL import Image
 
 from petseg_lib import cli, inference
 from petseg_lib.cli import UserError
+from petseg_lib.data.oxford_pet import collate, load_dataset
 from petseg_lib.export import DEFAULT_OPSET, export_onnx, main
 from petseg_lib.inference import load_model
 from petseg_lib.models import build_model
-from petseg_lib.onnx_segmenter import OnnxSegmenter
-from petseg_lib.oxford_pet import collate, load_dataset
-from petseg_lib.photos import segment
+from petseg_lib.use.onnx_segmenter import OnnxSegmenter
+from petseg_lib.use.photos import segment
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -164,7 +164,7 @@ def test_the_segmenter_needs_neither_torch_nor_the_model_code(exported):
     # torch is blocked: importing it would fail, so the segmenter must do without it.
     code = ("import sys; sys.modules['torch'] = None\n"
             "import numpy as np\n"
-            "from petseg_lib.onnx_segmenter import OnnxSegmenter\n"
+            "from petseg_lib.use.onnx_segmenter import OnnxSegmenter\n"
             f"s = OnnxSegmenter({str(exported['path'])!r})\n"
             "print(s.logits(np.zeros((2, 3, 32, 64), np.float32)).shape, s.image_size)\n"
             "print(sorted(m for m in sys.modules if m.startswith('petseg_lib')))\n")
@@ -174,7 +174,8 @@ def test_the_segmenter_needs_neither_torch_nor_the_model_code(exported):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"(2, 1, 32, 64) {TRAINED_AT}",
-        "['petseg_lib', 'petseg_lib.onnx_segmenter', 'petseg_lib.threshold']"]  # plain Python
+        str(["petseg_lib", "petseg_lib.evaluation", "petseg_lib.evaluation.threshold",
+             "petseg_lib.use", "petseg_lib.use.onnx_segmenter"])]  # plain Python
 
 
 def test_cli_missing_checkpoint_is_one_line_and_exit_2(tmp_path):

@@ -6,9 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from petseg_lib.augment import augment_sample, augmentation_steps
-from petseg_lib.evaluate import worst_predictions
-from petseg_lib.figures import (
+from petseg_lib.data.augment import augment_sample, augmentation_steps
+from petseg_lib.data.masks import BACKGROUND, BOUNDARY, PET
+from petseg_lib.data.oxford_pet import OxfordPetDataset
+from petseg_lib.evaluation.evaluate import worst_predictions
+from petseg_lib.evaluation.figures import (
     TINT_COLOURS,
     contrasting_colour,
     label_log_axis,
@@ -26,8 +28,6 @@ from petseg_lib.figures import (
     to_image_array,
     visualize_comparison,
 )
-from petseg_lib.masks import BACKGROUND, BOUNDARY, PET
-from petseg_lib.oxford_pet import OxfordPetDataset
 from petseg_lib.utils import plot_scores
 
 from .conftest import RedIsPet, shifted_samples
@@ -109,7 +109,7 @@ def test_curves_plot_each_runs_validation_history_on_labelled_axes(tmp_path):
 
 
 def test_show_samples_grid(tmp_path, tiny_root):
-    from petseg_lib.oxford_pet import load_dataset
+    from petseg_lib.data.oxford_pet import load_dataset
 
     fig = show_samples(load_dataset(tiny_root, "train", 32), n=6, cols=4,
                        save_path=tmp_path / "g.png")

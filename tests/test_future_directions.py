@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from petseg_lib import compare
-from petseg_lib.losses import LOSSES, build_loss
 from petseg_lib.models import MODELS, build_model
+from petseg_lib.training.losses import LOSSES, build_loss
 
 NEW_MODELS = ("segformer_b0", "deeplabv3plus_resnet34", "lraspp_shufflenet_v2")
 

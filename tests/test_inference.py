@@ -8,21 +8,21 @@ import torch
 from PIL import Image
 from torch import nn
 
-from petseg_lib.checkpoint import (
+from petseg_lib.cli import run_cli
+from petseg_lib.data.masks import BACKGROUND, PET
+from petseg_lib.data.oxford_pet import load_dataset, original_size_dataset
+from petseg_lib.evaluation.evaluate import evaluate_at_original_size, scores_at_original_size
+from petseg_lib.evaluation.predict import probabilities_at_model_size
+from petseg_lib.inference import load_model, predict
+from petseg_lib.inference import main as inference_main
+from petseg_lib.models import build_model
+from petseg_lib.train import train
+from petseg_lib.training.checkpoint import (
     FORMAT,
     CheckpointError,
     describe_training_data,
     training_data,
 )
-from petseg_lib.cli import run_cli
-from petseg_lib.evaluate import evaluate_at_original_size, scores_at_original_size
-from petseg_lib.inference import load_model, predict
-from petseg_lib.inference import main as inference_main
-from petseg_lib.masks import BACKGROUND, PET
-from petseg_lib.models import build_model
-from petseg_lib.oxford_pet import load_dataset, original_size_dataset
-from petseg_lib.predict import probabilities_at_model_size
-from petseg_lib.train import train
 
 from .conftest import RedIsPet, tiny_config, write_dataset
 
@@ -162,7 +162,7 @@ def test_a_file_asking_for_a_giant_model_is_refused_before_any_memory_is_taken(t
     # 10**5 channels: a UNet of 7.6e13 parameters, which would need 300 TB to build.
     path = write_checkpoint(tmp_path / "giant.pth", model_kwargs={"base_channels": 10**5})
     built = []
-    monkeypatch.setattr("petseg_lib.checkpoint.build_model",
+    monkeypatch.setattr("petseg_lib.training.checkpoint.build_model",
                         lambda *args, **kwargs: built.append(torch.empty(0).device.type)
                         or build_model(*args, **kwargs))
     with pytest.raises(CheckpointError, match=r"inc.double_conv.0.weight has shape \(4, 3, 3, 3\) "

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from petseg_lib.cli import UserError
-from petseg_lib.history import HISTORY_KEYS, new_history, record_epoch
-from petseg_lib.logs import CSV_HEADER, first_samples, open_run_log, prediction_grid
-from petseg_lib.oxford_pet import load_dataset
+from petseg_lib.data.oxford_pet import load_dataset
+from petseg_lib.training.history import HISTORY_KEYS, new_history, record_epoch
+from petseg_lib.training.logs import CSV_HEADER, first_samples, open_run_log, prediction_grid
 
 HEADER = "epoch,train_loss,valid_loss,train_dice,valid_dice,learning_rate"
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import sigmoid_focal_loss
 
-from petseg_lib.losses import (
+from petseg_lib.training.losses import (
     LOSSES,
     BCEDiceLoss,
     BCEIoULoss,

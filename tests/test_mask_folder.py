@@ -11,9 +11,8 @@ import torch
 from PIL import Image, ImageFilter
 from torch.nn.functional import max_pool2d
 
-from petseg_lib import oxford_pet
-from petseg_lib.config import TrainConfig
-from petseg_lib.mask_folder import (
+from petseg_lib.data import oxford_pet
+from petseg_lib.data.mask_folder import (
     BANDS,
     MaskFolderDataset,
     band_split,
@@ -22,10 +21,11 @@ from petseg_lib.mask_folder import (
     name_fraction,
     read_mask,
 )
-from petseg_lib.masks import BACKGROUND, PET
-from petseg_lib.photos import read_photo
+from petseg_lib.data.masks import BACKGROUND, PET
+from petseg_lib.data.user_files import load_rgb
 from petseg_lib.train import train
-from petseg_lib.user_files import load_rgb
+from petseg_lib.training.config import TrainConfig
+from petseg_lib.use.photos import read_photo
 
 from .conftest import write_dataset
 from .test_photos import png_header

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from petseg_lib.masks import (
+from petseg_lib.data.masks import (
     BACKGROUND,
     BOUNDARY,
     PET,

@@ -1,4 +1,4 @@
-"""Check the course's Dice and IoU (petseg_lib.evaluate) against torchmetrics, an oracle.
+"""Check the course's Dice and IoU (petseg_lib.evaluation.evaluate) against torchmetrics, an oracle.
 
 For a binary mask, Dice equals the F1 score and IoU the Jaccard index, so torchmetrics'
 ``binary_f1_score`` and ``binary_jaccard_index`` compute the same numbers from the pixels:
@@ -19,7 +19,7 @@ torchmetrics applies the sigmoid only when some value lies outside [0, 1].
 import pytest
 import torch
 
-from petseg_lib.evaluate import (
+from petseg_lib.evaluation.evaluate import (
     SegmentationMeter,
     confusion_counts,
     dice_from_counts,

@@ -6,7 +6,7 @@ import pytest
 
 from petseg_lib import app, compare, export, inference
 from petseg_lib.cli import run_cli
-from petseg_lib.threshold import DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD
+from petseg_lib.evaluation.threshold import DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD
 
 COMMANDS = {"inference": inference.main, "app": app.main, "export": export.main,
             "compare": compare.main}

@@ -10,9 +10,9 @@ from PIL import Image
 from torch.nn.functional import max_pool2d
 from torch.utils.data import DataLoader
 
-from petseg_lib import formats, oxford_pet
-from petseg_lib.masks import BOUNDARY, PET, trimap_to_mask
-from petseg_lib.oxford_pet import (
+from petseg_lib.data import formats, oxford_pet
+from petseg_lib.data.masks import BOUNDARY, PET, trimap_to_mask
+from petseg_lib.data.oxford_pet import (
     OxfordPetDataset,
     SimpleOxfordPetDataset,
     collate,

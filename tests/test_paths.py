@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from petseg_lib import paths
-from petseg_lib.checkpoint import save_checkpoint
-from petseg_lib.figures import save_training_curves
-from petseg_lib.history import write_history
+from petseg_lib.evaluation.figures import save_training_curves
 from petseg_lib.paths import (
     default_checkpoint_dir,
     default_data_path,
@@ -18,6 +16,8 @@ from petseg_lib.paths import (
     project_root,
     written_atomically,
 )
+from petseg_lib.training.checkpoint import save_checkpoint
+from petseg_lib.training.history import write_history
 
 
 def test_default_root(tmp_path, monkeypatch):

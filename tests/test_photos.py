@@ -16,12 +16,14 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter, features
 from torch import nn
 
-from petseg_lib import inference, user_files, widgets
-from petseg_lib.evaluate import confusion_counts, iou_from_counts
-from petseg_lib.figures import TINT_COLOURS
-from petseg_lib.mask_folder import name_fraction
+from petseg_lib import inference
+from petseg_lib.data import user_files
+from petseg_lib.data.mask_folder import name_fraction
+from petseg_lib.evaluation.evaluate import confusion_counts, iou_from_counts
+from petseg_lib.evaluation.figures import TINT_COLOURS
 from petseg_lib.models import build_model
-from petseg_lib.photos import (
+from petseg_lib.use import widgets
+from petseg_lib.use.photos import (
     PhotoError,
     mask_png,
     outline,

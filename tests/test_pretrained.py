@@ -11,9 +11,9 @@ import torch
 import torchvision
 
 from petseg_lib import compare
-from petseg_lib.config import parse_command
 from petseg_lib.models import ResNet34_UNet, imagenet_weights_problem, pretrained_kwargs
 from petseg_lib.models import resnet34_unet as resnet34_module
+from petseg_lib.training.config import parse_command
 
 
 @pytest.fixture

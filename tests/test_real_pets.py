@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from petseg_lib.oxford_pet import OxfordPetDataset, SimpleOxfordPetDataset
-from petseg_lib.user_files import load_rgb
+from petseg_lib.data.oxford_pet import OxfordPetDataset, SimpleOxfordPetDataset
+from petseg_lib.data.user_files import load_rgb
 
 
 def test_every_real_pair_loads_in_its_official_split(real_root):

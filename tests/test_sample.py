@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petseg_lib import data, sample
-from petseg_lib.sample import MARKER, ensure_sample_dataset, is_complete, make_sample_dataset
-from petseg_lib.toy_pets import picture
+from petseg_lib.data import __main__ as data
+from petseg_lib.data import sample
+from petseg_lib.data.sample import MARKER, ensure_sample_dataset, is_complete, make_sample_dataset
+from petseg_lib.data.toy_pets import picture
 
 
 def split_lines(path: Path) -> list[list[str]]:
@@ -94,7 +95,7 @@ def test_images_and_trimaps(sample_root):
 
 
 def test_the_loader_reads_the_sample(sample_root):
-    from petseg_lib.oxford_pet import OxfordPetDataset
+    from petseg_lib.data.oxford_pet import OxfordPetDataset
 
     train, valid = OxfordPetDataset(sample_root, "train"), OxfordPetDataset(sample_root, "valid")
     test = OxfordPetDataset(sample_root, "test")

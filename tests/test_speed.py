@@ -15,9 +15,7 @@ import torch
 from torch import nn
 
 from petseg_lib import speed
-from petseg_lib.cache import CACHE_VERSION
-from petseg_lib.config import TrainConfig
-from petseg_lib.loaders import make_loaders
+from petseg_lib.data.cache import CACHE_VERSION
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
 from petseg_lib.speed import (
@@ -31,6 +29,8 @@ from petseg_lib.speed import (
     speedups,
 )
 from petseg_lib.train import train
+from petseg_lib.training.config import TrainConfig
+from petseg_lib.training.loaders import make_loaders
 
 # ---------------------------------------------------------------- channels_last, compile
 

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from petseg_lib.batch import collate
+from petseg_lib.data.batch import collate
+from petseg_lib.data.oxford_pet import SimpleOxfordPetDataset
+from petseg_lib.evaluation.predict import predict_logits
 from petseg_lib.models.resnet34_unet import ResNet34_UNet
 from petseg_lib.models.unet import UNet
-from petseg_lib.oxford_pet import SimpleOxfordPetDataset
-from petseg_lib.predict import predict_logits
 from petseg_lib.threads import (
     WORK_PER_THREAD,
     forward_flops,

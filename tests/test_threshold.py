@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from petseg_lib import metrics, photos, predict, widgets
-from petseg_lib.threshold import (
+from petseg_lib.evaluation import metrics, predict
+from petseg_lib.evaluation.threshold import (
     DEFAULT_THRESHOLD,
     MAX_THRESHOLD,
     MIN_THRESHOLD,
@@ -20,6 +20,7 @@ from petseg_lib.threshold import (
     check_threshold,
     logit_cut,
 )
+from petseg_lib.use import photos, widgets
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (MIN_THRESHOLD, 0.05, 0.3, DEFAULT_THRESHOLD, 0.7, 0.95, MAX_THRESHOLD)
@@ -78,7 +79,7 @@ def test_the_sliders_offer_the_range_of_the_command_lines():
 def test_the_rule_needs_neither_torch_nor_numpy():
     # onnx_segmenter runs without PyTorch, and it uses this module.
     code = ("import sys; sys.modules['torch'] = None; sys.modules['numpy'] = None\n"
-            "from petseg_lib.threshold import binarize, logit_cut\n"
+            "from petseg_lib.evaluation.threshold import binarize, logit_cut\n"
             "print(binarize(0.1, 0.5), binarize(-0.1, 0.5), logit_cut(0.5))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from petseg_lib.user_files import load_rgb, read_text_any
+from petseg_lib.data.user_files import load_rgb, read_text_any
 
 
 @pytest.mark.parametrize("top", [1.0, 200.0])

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from petseg_lib import widgets
-from petseg_lib.evaluate import mask_dice
-from petseg_lib.widgets import draw_prediction, live_metrics_plot
+from petseg_lib.evaluation.evaluate import mask_dice
+from petseg_lib.use import widgets
+from petseg_lib.use.widgets import draw_prediction, live_metrics_plot
 
 HISTORY = {"train_loss": [0.7, 0.5], "valid_loss": [0.72, 0.6],
            "train_dice": [0.5, 0.7], "valid_dice": [0.45, 0.6]}
@@ -34,7 +34,7 @@ def test_live_metrics_plot_clears_then_displays_one_closed_figure(monkeypatch):
 def test_threshold_callback_rebinarises_and_scores():
     import matplotlib.pyplot as plt
 
-    from petseg_lib.evaluate import dice_score
+    from petseg_lib.evaluation.evaluate import dice_score
 
     rng = np.random.default_rng(1)
     probs = rng.random((1, 16, 16)).astype(np.float32)

@@ -42,9 +42,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 
-from petseg_lib.download import is_downloaded
+from petseg_lib.data.download import is_downloaded
+from petseg_lib.data.sample import read_marker
 from petseg_lib.paths import default_data_path
-from petseg_lib.sample import read_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

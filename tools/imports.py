@@ -3,9 +3,11 @@
     .venv/bin/python tools/imports.py            # every module's ties, then the longest chain
 
 Reads the source files (nothing is imported or run), counting `from .x import y`,
-`from . import x` and `from .models import ...` alike; a package (`models/`, `toy_pets/`)
-counts as one module. ARCHITECTURE.md's list of ties is this tool's output, and
-tests/test_project.py holds the rules it must keep (the data floor, the chain's height).
+`from . import x` and `from ..data.masks import ...` alike. A module is named by its place
+(`data.oxford_pet`, `training.config`, `train`); `models/` and `data/toy_pets/` count as one
+module each; a floor's `__init__.py` holds only its description. ARCHITECTURE.md's list of
+ties is this tool's output, and tests/test_project.py holds the rules it must keep (the data
+floor, the chain's height).
 """
 
 from __future__ import annotations
@@ -18,31 +20,42 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "petseg_lib"
 
 
+GROUPS = ("models", "data.toy_pets")  # packages that count as one module each
+
+
 def module_name(path: Path) -> str:
-    """'oxford_pet' for petseg_lib/oxford_pet.py, 'models' for anything in petseg_lib/models/."""
-    relative = path.relative_to(PACKAGE)
-    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+    """'data.oxford_pet' for petseg_lib/data/oxford_pet.py; 'models' for petseg_lib/models/*."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return node_of(".".join(parts))
+
+
+def node_of(dotted: str) -> str:
+    """The module a dotted name inside the package counts as (a group, or itself)."""
+    return next((g for g in GROUPS if dotted == g or dotted.startswith(g + ".")), dotted)
+
+
+def imported(path: Path, node: ast.ImportFrom) -> list[str]:
+    """The dotted names (inside the package) that one relative import statement reaches."""
+    package = list(path.relative_to(PACKAGE).parent.parts)
+    base = package[:len(package) - (node.level - 1)]
+    module = [*base, *node.module.split(".")] if node.module else base
+    # `from .training import distributed` reaches training.distributed; `from .x import f`, x
+    return [".".join([*module, alias.name]) for alias in node.names] + [".".join(module)]
 
 
 def import_graph() -> dict[str, set[str]]:
     """Each module of the package and the modules of the package it imports."""
-    modules = {module_name(p) for p in PACKAGE.rglob("*.py")} - {"__init__"}
-    graph: dict[str, set[str]] = {name: set() for name in modules}
-    for path in PACKAGE.rglob("*.py"):
+    sources = [p for p in PACKAGE.rglob("*.py")  # a floor's __init__.py only holds its text
+               if p.name != "__init__.py" or module_name(p) in GROUPS]
+    graph: dict[str, set[str]] = {module_name(p): set() for p in sources}
+    for path in sources:
         name = module_name(path)
-        if name == "__init__":
-            continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.ImportFrom) or node.level == 0:
-                continue
-            inside = len(path.relative_to(PACKAGE).parts) > 1  # in models/ or toy_pets/
-            if inside and node.level == 1:
-                continue  # a sibling inside the same subpackage
-            if node.module:
-                targets = [node.module.split(".")[0]]
-            else:  # from . import x, y
-                targets = [alias.name for alias in node.names]
-            graph[name] |= {t for t in targets if t in modules and t != name}
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                targets = {node_of(t) for t in imported(path, node)}
+                graph[name] |= {t for t in targets if t in graph and t != name}
     return graph
 
 

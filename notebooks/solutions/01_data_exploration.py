@@ -39,10 +39,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from petseg_lib.config import quick_mode
-from petseg_lib.evaluate import confusion_counts, dice_from_counts
-from petseg_lib.masks import PET, scoring_target
-from petseg_lib.oxford_pet import (
+from petseg_lib.data.masks import PET, scoring_target
+from petseg_lib.data.oxford_pet import (
     VALID_EVERY,
     OxfordPetDataset,
     find_dataset,
@@ -50,7 +48,9 @@ from petseg_lib.oxford_pet import (
     split_names,
     trimap_statistics,
 )
+from petseg_lib.evaluation.evaluate import confusion_counts, dice_from_counts
 from petseg_lib.paths import default_sample_root
+from petseg_lib.training.config import quick_mode
 from petseg_lib.utils import show_trimap
 
 QUICK = quick_mode()

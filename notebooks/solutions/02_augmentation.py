@@ -40,10 +40,10 @@ import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from petseg_lib.augment import augment_sample
-from petseg_lib.config import quick_mode
-from petseg_lib.masks import BACKGROUND
-from petseg_lib.oxford_pet import OxfordPetDataset, find_dataset, load_dataset
+from petseg_lib.data.augment import augment_sample
+from petseg_lib.data.masks import BACKGROUND
+from petseg_lib.data.oxford_pet import OxfordPetDataset, find_dataset, load_dataset
+from petseg_lib.training.config import quick_mode
 from petseg_lib.utils import show_augmentations
 
 torch.manual_seed(0)  # the same random draws on every run

@@ -39,21 +39,21 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from petseg_lib.checkpoint import (
+from petseg_lib.data.oxford_pet import find_dataset
+from petseg_lib.evaluation.evaluate import evaluate
+from petseg_lib.models import build_model
+from petseg_lib.models.summary import count_parameters
+from petseg_lib.speed import pick_device
+from petseg_lib.train import make_loaders, train, train_one_epoch
+from petseg_lib.training.checkpoint import (
     checkpoint_payload,
     load_weights,
     read_checkpoint,
     save_checkpoint,
 )
-from petseg_lib.config import course_config, quick_mode
-from petseg_lib.evaluate import evaluate
-from petseg_lib.history import new_history, record_epoch
-from petseg_lib.lr_finder import find_learning_rate
-from petseg_lib.models import build_model
-from petseg_lib.models.summary import count_parameters
-from petseg_lib.oxford_pet import find_dataset
-from petseg_lib.speed import pick_device
-from petseg_lib.train import make_loaders, train, train_one_epoch
+from petseg_lib.training.config import course_config, quick_mode
+from petseg_lib.training.history import new_history, record_epoch
+from petseg_lib.training.lr_finder import find_learning_rate
 
 QUICK = quick_mode()
 DATA = find_dataset()  # the real dataset when downloaded, else the offline sample

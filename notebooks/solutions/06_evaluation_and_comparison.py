@@ -45,9 +45,8 @@ import matplotlib.pyplot as plt
 import torch
 from torch.utils.data import DataLoader
 
-from petseg_lib.checkpoint import model_from_checkpoint, read_checkpoint
-from petseg_lib.config import TrainConfig, quick_config, quick_mode
-from petseg_lib.evaluate import (
+from petseg_lib.data.oxford_pet import collate, find_dataset, load_dataset
+from petseg_lib.evaluation.evaluate import (
     SegmentationMeter,
     confusion_counts,
     dice_from_counts,
@@ -56,10 +55,11 @@ from petseg_lib.evaluate import (
     mask_dice,
     worst_predictions,
 )
-from petseg_lib.oxford_pet import collate, find_dataset, load_dataset
 from petseg_lib.speed import pick_device
 from petseg_lib.train import train
-from petseg_lib.widgets import draw_prediction
+from petseg_lib.training.checkpoint import model_from_checkpoint, read_checkpoint
+from petseg_lib.training.config import TrainConfig, quick_config, quick_mode
+from petseg_lib.use.widgets import draw_prediction
 
 QUICK = quick_mode()
 DATA = find_dataset()  # the real dataset when downloaded, else the offline sample

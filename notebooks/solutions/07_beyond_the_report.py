@@ -34,12 +34,12 @@ import tempfile
 
 import torch
 
-from petseg_lib.checkpoint import read_checkpoint
 from petseg_lib.compare import run_comparison
-from petseg_lib.config import quick_config
-from petseg_lib.losses import build_loss
-from petseg_lib.oxford_pet import find_dataset
+from petseg_lib.data.oxford_pet import find_dataset
 from petseg_lib.train import train
+from petseg_lib.training.checkpoint import read_checkpoint
+from petseg_lib.training.config import quick_config
+from petseg_lib.training.losses import build_loss
 
 FOLDER = Path(tempfile.mkdtemp(prefix="petseg-solutions-07-"))
 TINY = dict(data_path=str(find_dataset()), checkpoint_dir=str(FOLDER / "checkpoints"),

@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from petseg_lib.app import example_caption, example_photos
-from petseg_lib.checkpoint import checkpoint_payload, save_checkpoint, training_data
-from petseg_lib.config import TrainConfig
+from petseg_lib.evaluation.threshold import DEFAULT_THRESHOLD, THRESHOLD_STEP
 from petseg_lib.models import UNet
-from petseg_lib.threshold import DEFAULT_THRESHOLD, THRESHOLD_STEP
+from petseg_lib.training.checkpoint import checkpoint_payload, save_checkpoint, training_data
+from petseg_lib.training.config import TrainConfig
 
 from ..conftest import REAL, end_process, write_dataset
 from ..test_app import free_port, wait_until_listening

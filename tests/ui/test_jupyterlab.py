@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from petseg_lib.threshold import DEFAULT_THRESHOLD, THRESHOLD_STEP
+from petseg_lib.evaluation.threshold import DEFAULT_THRESHOLD, THRESHOLD_STEP
 
 from ..conftest import REAL, end_process
 

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..data.oxford_pet import find_dataset
+from ..models import build_model
+from ..speed import memory_format, pick_device, speedups
+from ..threads import step_threads
 from .config import TrainConfig, model_settings
 from .loaders import make_loaders
 from .losses import build_loss
-from .models import build_model
-from .oxford_pet import find_dataset
-from .speed import memory_format, pick_device, speedups
 from .step import forward_loss, make_optimizer, optimizer_step
-from .threads import step_threads
 
 SMOOTHING = 0.9  # weight of the running average in the smoothed loss
 STOP_FACTOR = 4.0  # stop once the smoothed loss is this many times its lowest value

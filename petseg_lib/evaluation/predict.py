@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classes import pet_logits
-from .speed import amp_dtype
-from .threads import forward_threads
+from ..models.classes import pet_logits
+from ..speed import amp_dtype
+from ..threads import forward_threads
 from .threshold import binarize  # noqa: F401  (the one rule of threshold.py, named here too)
 
 

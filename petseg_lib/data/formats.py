@@ -19,10 +19,10 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from ..paths import default_data_path
 from .download import download, is_downloaded, missing_message, network_available
 from .mask_folder import MaskFolderDataset
 from .oxford_pet import SimpleOxfordPetDataset
-from .paths import default_data_path
 from .resized import ResizedDataset
 from .sample import ensure_sample_dataset
 

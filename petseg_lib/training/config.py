@@ -15,12 +15,12 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from .augment import AUGMENT_LEVELS
-from .classes import CLASS_COUNTS
+from ..data.augment import AUGMENT_LEVELS
+from ..models import MODELS, one_image_batch_problem, pretrained_kwargs
+from ..models.classes import CLASS_COUNTS
+from ..options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
+from ..paths import default_checkpoint_dir, default_output_dir
 from .losses import LOSSES
-from .models import MODELS, one_image_batch_problem, pretrained_kwargs
-from .options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
-from .paths import default_checkpoint_dir, default_output_dir
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
 LR_SCHEDULES = ("constant", "cosine", "one_cycle", "step")  # train.make_scheduler

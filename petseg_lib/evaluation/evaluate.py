@@ -17,9 +17,9 @@ import torchvision.transforms.v2.functional as TF
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .batch import collate
-from .classes import TRIMAP_CLASSES, ClassIoU, pet_logits, training_target
-from .masks import BOUNDARY_POLICIES, check_boundary_policy, scoring_target
+from ..data.batch import collate
+from ..data.masks import BOUNDARY_POLICIES, check_boundary_policy, scoring_target
+from ..models.classes import TRIMAP_CLASSES, ClassIoU, pet_logits, training_target
 from .metrics import (  # noqa: F401  (the metric names stay importable from here)
     SegmentationMeter,
     confusion_counts,

@@ -36,10 +36,10 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..threads import limit_threads
 from .augment import augmentations, cut_mix, mix_up, model_sample, to_tv_tensors
 from .cache import ResizedCache, open_cache
 from .masks import trimap_to_mask
-from .threads import limit_threads
 
 
 def original_sample(dataset: Dataset, name: str) -> dict:

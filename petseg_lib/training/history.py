@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from .paths import written_atomically
+from ..paths import written_atomically
 
 HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
 

@@ -16,10 +16,10 @@ import torch
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from ..data.masks import BOUNDARY, trimap_to_mask
+from ..paths import written_atomically
 from .evaluate import describe_protocols
-from .masks import BOUNDARY, trimap_to_mask
 from .metrics import mask_dice
-from .paths import written_atomically
 from .threshold import DEFAULT_THRESHOLD, binarize_probabilities
 
 LOSS_NAMES = {"bce": "BCE", "dice": "Soft Dice", "bce_dice": "BCE + Dice", "focal": "Focal"}

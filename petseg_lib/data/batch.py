@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch.utils.data import default_collate
 
-from .threads import limit_threads
+from ..threads import limit_threads
 
 
 def collate(samples: list[dict]) -> dict:

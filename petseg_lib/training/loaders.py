@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
+from ..data.oxford_pet import collate, load_dataset
+from ..models import one_image_batch_problem
+from ..speed import data_workers, pick_device, speedups
 from . import distributed
 from .config import TrainConfig
-from .models import one_image_batch_problem
-from .oxford_pet import collate, load_dataset
-from .speed import data_workers, pick_device, speedups
 
 
 def make_loaders(config: TrainConfig, data_path: Path,

@@ -2,7 +2,7 @@
 
 No download is needed: `make_sample_dataset` draws a deterministic (seeded) set of
 synthetic pet photos with their trimaps, laid out exactly like the official dataset,
-so the very same loading code (`petseg_lib.oxford_pet`) reads it:
+so the very same loading code (`petseg_lib.data.oxford_pet`) reads it:
 
     ROOT/images/NAME.jpg                 RGB JPEGs, 200-500 px per side
     ROOT/annotations/trimaps/NAME.png    'L' PNGs: 1 = pet, 2 = background, 3 = boundary
@@ -15,7 +15,7 @@ with a fur texture (stripes, spots, patches, fluffy or solid) and shading, in a 
 pose, size and position, over a cluttered scene (walls, floors, grass, sofas) with
 distractor shapes, some in the pet's own colours. Foreground and background colours
 overlap, so colour alone cannot separate the pet: a model has to learn shapes.
-The drawing itself lives in `petseg_lib.toy_pets`; you need not read it.
+The drawing itself lives in `petseg_lib.data.toy_pets`; you need not read it.
 
 Command line: `python -m petseg_lib.data --sample [--root R] [--n-trainval N] [--n-test N]
 [--seed S]`.
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .paths import default_sample_root
+from ..paths import default_sample_root
 from .toy_pets import make_sample_image
 
 SAMPLE_VERSION = 1

@@ -13,17 +13,17 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import clear_output, display
 
-from .errors import UnreadableImage
-from .figures import overlay_mask, plot_training_metrics, squeeze_mask, to_image_array
-from .metrics import mask_dice
-from .photos import overlay_photo, read_photo, segment_logits, threshold_logits
-from .threshold import (
+from ..errors import UnreadableImage
+from ..evaluation.figures import overlay_mask, plot_training_metrics, squeeze_mask, to_image_array
+from ..evaluation.metrics import mask_dice
+from ..evaluation.threshold import (
     DEFAULT_THRESHOLD,
     MAX_THRESHOLD,
     MIN_THRESHOLD,
     THRESHOLD_STEP,
     binarize_probabilities,
 )
+from .photos import overlay_photo, read_photo, segment_logits, threshold_logits
 
 # A label as wide as its text: ipywidgets' default width cuts "overlay alpha" to "overlay al…".
 FULL_LABEL = {"description_width": "initial"}

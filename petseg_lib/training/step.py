@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .classes import pet_logits, training_target
-from .predict import to_float_images
-from .speed import amp_dtype, memory_format
+from ..evaluation.predict import to_float_images
+from ..models.classes import pet_logits, training_target
+from ..speed import amp_dtype, memory_format
 
 
 def make_optimizer(model: nn.Module, learning_rate: float, weight_decay: float,

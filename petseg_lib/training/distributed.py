@@ -26,9 +26,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .evaluate import SegmentationMeter
-from .evaluate import evaluate as evaluate_model
-from .speed import pick_device
+from ..evaluation.evaluate import SegmentationMeter
+from ..evaluation.evaluate import evaluate as evaluate_model
+from ..speed import pick_device
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 T = TypeVar("T")

@@ -12,7 +12,7 @@ The logits, not the mask, are enlarged: a mask enlarged from S x S pixels would 
 staircase edge; enlarged logits cross the threshold between pixels, so the edge stays smooth.
 
     from petseg_lib.inference import load_model
-    from petseg_lib.photos import overlay_photo, read_photo, segment, segment_files
+    from petseg_lib.use.photos import overlay_photo, read_photo, segment, segment_files
 
     model = load_model("checkpoints/unet_best.pth")
     photo = read_photo("my_cat.jpg")
@@ -38,12 +38,7 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from .errors import UnreadableImage
-from .figures import contrasting_colour, outline, outline_width, to_image_array, to_mask_array
-from .paths import written_atomically
-from .predict import full_size_logits, input_size
-from .threshold import DEFAULT_THRESHOLD, binarize
-from .user_files import (  # noqa: F401  (MAX_PIXELS: the limit, named here too)
+from ..data.user_files import (  # noqa: F401  (MAX_PIXELS: the limit, named here too)
     MAX_PIXELS,
     open_image,
     read_bytes,
@@ -51,6 +46,17 @@ from .user_files import (  # noqa: F401  (MAX_PIXELS: the limit, named here too)
     upright_rgb,
     upright_size,
 )
+from ..errors import UnreadableImage
+from ..evaluation.figures import (
+    contrasting_colour,
+    outline,
+    outline_width,
+    to_image_array,
+    to_mask_array,
+)
+from ..evaluation.predict import full_size_logits, input_size
+from ..evaluation.threshold import DEFAULT_THRESHOLD, binarize
+from ..paths import written_atomically
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_SIZE = 256  # the size the model sees when it does not record its training size

@@ -22,7 +22,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import UnreadableImage
+from ..errors import UnreadableImage
 
 MAX_PIXELS = 100_000_000  # 100 megapixels: larger "photos" are refused (decompression bombs)
 EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a stored photo must be turned

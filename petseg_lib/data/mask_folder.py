@@ -35,7 +35,7 @@ samples as for the Oxford-IIIT Pet; they have a trimap of PET and BACKGROUND onl
 `load_dataset` and `find_dataset` (formats.py, also importable from oxford_pet) pick this
 dataset for such a folder:
 
-    from petseg_lib.formats import load_dataset
+    from petseg_lib.data.formats import load_dataset
     train_set = load_dataset("my_pets", "train", image_size=256, augment=True)
 
 or, from the command line: `python -m petseg_lib.train --data_path my_pets`.

@@ -6,7 +6,7 @@ Python), never PyTorch or the course's model code: in the course environment
 `pip install -e ".[export]"` adds onnxruntime; elsewhere copy this file and threshold.py into
 a folder petseg_lib/ next to the .onnx file and `pip install numpy onnxruntime` is all it needs.
 
-    from petseg_lib.onnx_segmenter import OnnxSegmenter
+    from petseg_lib.use.onnx_segmenter import OnnxSegmenter
 
     segmenter = OnnxSegmenter("model.onnx")
     logits = segmenter.logits(images)  # images: float32 (N, 3, H, W) in [0, 1]
@@ -22,7 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .threshold import DEFAULT_THRESHOLD, binarize, check_threshold
+from ..evaluation.threshold import DEFAULT_THRESHOLD, binarize, check_threshold
 
 INSTALL_HINT = 'pip install -e ".[export]"'
 # image_size and size_multiple above this: a damaged or crafted file. The same limit as

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .paths import default_cache_dir, written_atomically
+from ..paths import default_cache_dir, written_atomically
 
 # Bump when what the cache stores changes: older caches are then ignored.
 CACHE_VERSION = 3  # 3: in the user's cache folder, filled as samples are first read

@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import CheckpointError
-from .models import MODELS, build_model
-from .options import MAX_IMAGE_SIZE
-from .paths import default_sample_root, written_atomically
-from .sample import read_marker
+from ..data.sample import read_marker
+from ..errors import CheckpointError
+from ..models import MODELS, build_model
+from ..options import MAX_IMAGE_SIZE
+from ..paths import default_sample_root, written_atomically
 
 FORMAT = "petseg-checkpoint"
 

@@ -25,12 +25,12 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid
 
-from .cli import UserError
+from ..data.oxford_pet import collate
+from ..errors import UserError
+from ..evaluation.figures import overlay_mask
+from ..evaluation.predict import binarize, to_float_images
 from .config import LOG_KINDS
 from .history import HISTORY_KEYS
-from .oxford_pet import collate
-from .predict import binarize, to_float_images
-from .utils import overlay_mask
 
 CSV_HEADER = ("epoch", *HISTORY_KEYS, "learning_rate")
 SCALAR_TAGS = {"train_loss": "loss/train", "valid_loss": "loss/valid",

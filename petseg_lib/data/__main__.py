@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from .cli import positive, run_cli, writable_folder
+from ..cli import positive, run_cli, writable_folder
+from ..paths import default_data_path, default_sample_root
 from .download import download
 from .oxford_pet import MODES, OxfordPetDataset
-from .paths import default_data_path, default_sample_root
 from .sample import ensure_sample_dataset
 
 
