@@ -203,3 +203,25 @@ def test_command_line_options_and_run_names():
     assert TrainConfig(aux_task="species").run_name == "unet_species"
     with pytest.raises(SystemExit):
         parse_args(["--aux_task", "colour"])
+
+
+def test_compare_names_each_configuration_by_its_head():
+    from petseg_lib.compare import label, make_config
+
+    plain, species = (make_config("unet", False, quick=True, aux_task=task)
+                      for task in (None, "species"))
+    assert (plain.aux_task, species.aux_task) == (None, "species")
+    assert plain.run_name != species.run_name  # never each other's checkpoint
+    assert label("unet", False, aux_task="breed") == "UNet + breed head"
+
+
+def test_training_curves_show_the_class_accuracy():
+    from petseg_lib.figures import plot_training_metrics
+
+    history = {"train_loss": [1.0, 0.5], "valid_loss": [1.1, 0.6], "train_dice": [0.5, 0.7],
+               "valid_dice": [0.4, 0.6], "train_accuracy": [0.6, 0.9],
+               "valid_accuracy": [0.5, 0.8]}
+    dice_axis = plot_training_metrics(history).axes[1]
+    curves = {line.get_label(): list(line.get_ydata()) for line in dice_axis.get_lines()}
+    assert curves["train class accuracy"] == history["train_accuracy"]
+    assert curves["valid class accuracy"] == history["valid_accuracy"]
