@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import AUX_WEIGHT
 from .errors import CheckpointError
 from .models import MODELS, build_model
+from .multitask import AUX_WEIGHT
 from .options import MAX_IMAGE_SIZE
 from .paths import default_sample_root, written_atomically
 from .sample import read_marker

@@ -19,14 +19,13 @@ from .augment import AUGMENT_LEVELS
 from .classes import CLASS_COUNTS
 from .losses import LOSSES
 from .models import MODELS, one_image_batch_problem, pretrained_kwargs
-from .multitask import AUX_MODELS
+from .multitask import AUX_MODELS, AUX_WEIGHT
 from .options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
 from .paths import default_checkpoint_dir, default_output_dir
 from .pet_labels import AUX_TASKS, check_aux_task
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
 LR_SCHEDULES = ("constant", "cosine", "one_cycle", "step")  # train.make_scheduler
-AUX_WEIGHT = 0.2  # TrainConfig.aux_weight: the class head's share of the loss (multitask.py)
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a file-name part: no folders, no '..'
 
 

@@ -26,6 +26,7 @@ from .predict import to_float_images
 from .speed import amp_dtype
 
 AUX_MODELS = ("unet", "resnet34_unet", "segformer_b0")  # the models with a ClassHead
+AUX_WEIGHT = 0.2  # TrainConfig.aux_weight: the class head's share of the loss
 
 
 def deepest_features(model: nn.Module) -> tuple[nn.Module, int]:
