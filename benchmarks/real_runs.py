@@ -58,6 +58,11 @@ PLANS["quick_sweep2"] = {
 # Third quick sweep: a warm-up before the cosine (one-cycle) for every configuration.
 PLANS["quick_sweep3"] = {f"{n}_one_cycle": (b, dict(o, lr_schedule="one_cycle"))
                          for n, (b, o) in PLANS["quick"].items()}
+# Multi-task (issue 26): the quick UNet alone, and with a class head learning the species or
+# the breed beside the mask (multitask.py; the loss adds aux_weight x cross-entropy).
+PLANS["aux"] = {"unet": ("quick", dict(model="unet")),
+                "unet_species": ("quick", dict(model="unet", aux_task="species")),
+                "unet_breed": ("quick", dict(model="unet", aux_task="breed"))}
 NAIVE = dict(augment_level="report", keep_originals=True, weight_decay=0.0, loss="bce")
 PLANS["laptop_sweep"] = {
     "unet_aug_naive": ("laptop", dict(model="unet", augment=True, **NAIVE)),

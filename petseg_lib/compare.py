@@ -18,6 +18,9 @@ the spread between seeds is no difference at all.
         --loss bce dice
     python -m petseg_lib.compare --quick --models segformer_b0 deeplabv3plus_resnet34 \
         --loss bce_iou --lr_schedule step --augment_level mixup
+
+`--aux_task none species breed` trains every configuration without and with a class head
+learning the pet's species or breed beside the mask (multi-task, multitask.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .cli import positive, run_cli, writable_folder
 from .data.augment import AUGMENT_LEVELS
 from .data.masks import check_boundary_policy
 from .data.oxford_pet import collate, find_dataset, load_dataset, original_size_dataset
+from .data.pet_labels import AUX_TASKS
 from .evaluation.evaluate import (
     describe_protocol,
     describe_protocols,
@@ -57,11 +61,13 @@ from .training.checkpoint import (
     saved_setting,
 )
 from .training.config import (
+    AUX_WEIGHT,
     LR_SCHEDULES,
     RECIPES,
     TrainConfig,
     augment_level,
     augment_suffix,
+    aux_suffix,
     quick_config,
     recipe_config,
 )
@@ -77,34 +83,37 @@ LOSS_LABELS = {"bce": "", "dice": " + Dice loss", "bce_dice": " + BCE+Dice loss"
                "focal": " + Focal loss", "iou": " + IoU loss", "bce_iou": " + BCE+IoU loss"}
 
 
-def label(model: str, augment: bool, loss: str | None = None, pretrained: bool = False) -> str:
+def label(model: str, augment: bool, loss: str | None = None, pretrained: bool = False,
+          aux_task: str | None = None) -> str:
     """A readable name of a configuration, e.g. 'UNet + augmentation'; None: the settings' loss."""
     return (LABELS[model] + (" (ImageNet encoder)" if pretrained else "")
-            + (" + augmentation" if augment else "") + LOSS_LABELS.get(loss, ""))
+            + (" + augmentation" if augment else "") + LOSS_LABELS.get(loss, "")
+            + (f" + {aux_task} head" if aux_task else ""))
 
 
 def run_name(model: str, augment: bool, loss: str | None = None, seed: int = 0,
              quick: bool = False, augment_level: str = "report", recipe: str | None = None,
-             pretrained: bool = False) -> str:
+             pretrained: bool = False, aux_task: str | None = None) -> str:
     """A configuration's file name stem, e.g. 'unet_aug', 'unet_dice_s1_quick'."""
     return (model + ("_imagenet" if pretrained else "") + augment_suffix(augment, augment_level)
-            + (f"_{loss}" if loss else "")
+            + (f"_{loss}" if loss else "") + aux_suffix(aux_task)
             + (f"_s{seed}" if seed else "") + ("_quick" if quick else "")
             + (f"_{recipe}" if recipe else ""))
 
 
 def make_config(model: str, augment: bool, quick: bool = False, loss: str | None = None,
                 seed: int = 0, recipe: str | None = None, pretrained: bool = False,
-                **shared) -> TrainConfig:
+                aux_task: str | None = None, **shared) -> TrainConfig:
     """The configuration of one run: the report's settings, QUICK ones or a RECIPE's.
 
     LOSS None keeps the settings' own loss; SHARED settings apply to every run. PRETRAINED
-    starts the encoder from ImageNet weights, at the model's own width.
+    starts the encoder from ImageNet weights, at the model's own width. AUX_TASK adds a class
+    head learning the species or breed (multitask.py).
     """
     level = shared.get("augment_level", augment_level(recipe))
-    settings = dict(model=model, augment=augment, seed=seed,
+    settings = dict(model=model, augment=augment, seed=seed, aux_task=aux_task,
                     run_name=run_name(model, augment, loss, seed, quick, level, recipe,
-                                      pretrained), **shared)
+                                      pretrained, aux_task), **shared)
     settings.update({"loss": loss} if loss else {})
     settings.update({"model_kwargs": pretrained_kwargs(model)} if pretrained else {})
     if recipe:
@@ -169,7 +178,7 @@ def run_comparison(quick: bool = False, retrain: bool = False,
                    models: tuple[str, ...] = ("unet", "resnet34_unet"),
                    losses: tuple[str | None, ...] = (None,), seeds: int = 1,
                    augments: tuple[bool, ...] = (False, True), pretrained: bool = False,
-                   **shared) -> list[dict]:
+                   aux_tasks: tuple[str | None, ...] = (None,), **shared) -> list[dict]:
     """Train or reuse every configuration and score it; returns one row per configuration.
 
     A configuration is a model, with or without augmentation (AUGMENTS), and a loss; each is trained
@@ -178,17 +187,19 @@ def run_comparison(quick: bool = False, retrain: bool = False,
     a saved run is reused only when it was trained with the same settings. Runs print one
     line each, without progress bars, unless SHARED says progress=True. PRETRAINED adds the
     ResNet34-UNet with an ImageNet encoder and augmentation, when its weights can be had.
+    AUX_TASKS: each configuration without a class head (None) and with one per task.
     """
     check_boundary_policy(boundary)
     shared = {"progress": False, **shared}  # bars for many runs flood a notebook's output
     rows = []
     for loss in losses:
         for augment in augments:
-            for model in models:
-                runs = [score_run(make_config(model, augment, quick, loss, seed, **shared),
+            for model, aux_task in ((m, a) for m in models for a in aux_tasks):
+                runs = [score_run(make_config(model, augment, quick, loss, seed,
+                                              aux_task=aux_task, **shared),
                                   retrain, test_limit, boundary, original_size, tta)
                         for seed in range(seeds)]
-                rows.append(summarise(runs, label(model, augment, loss)))
+                rows.append(summarise(runs, label(model, augment, loss, aux_task=aux_task)))
     if pretrained and (problem := imagenet_weights_problem()):
         print(f"{problem[0].upper()}{problem[1:]}: the ResNet34-UNet with an ImageNet "
               "encoder is left out.")
@@ -318,20 +329,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--pretrained", action="store_true", help="also train the "
                         "ResNet34-UNet with augmentation and its encoder started from ImageNet "
                         "weights (downloaded once; left out, with one line, when offline)")
+    parser.add_argument("--aux_task", nargs="+", choices=["none", *AUX_TASKS], default=["none"],
+                        help="multi-task: train each configuration without a class head (none) "
+                        "and/or with one learning the pet's species or breed")
+    parser.add_argument("--aux_weight", type=float, default=None, help="with --aux_task: the "
+                        f"class head's weight in the loss (default: {AUX_WEIGHT})")
     args = vars(parser.parse_args(argv))
     for name in ("seeds", "test_limit"):
         positive(f"--{name}", args[name])
     if args["quick"] and args["recipe"]:
         raise ValueError("--quick and --recipe each choose the settings: give one of them")
     shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit", "lr_schedule",
-                                   "augment_level") if args[k] is not None}
+                                   "augment_level", "aux_weight") if args[k] is not None}
+    aux_tasks = tuple(None if t == "none" else t for t in dict.fromkeys(args["aux_task"]))
     writable_folder(args["output_dir"])
     writable_folder(args["checkpoint_dir"])
     rows = run_comparison(args["quick"], args["retrain"], args["output_dir"],
                           args["test_limit"], args["boundary"], args["at_original_size"],
                           args["tta"], tuple(dict.fromkeys(args["models"])),  # each once
                           tuple(dict.fromkeys(args["loss"])),
-                          args["seeds"], pretrained=args["pretrained"],
+                          args["seeds"], pretrained=args["pretrained"], aux_tasks=aux_tasks,
                           checkpoint_dir=args["checkpoint_dir"],
                           recipe=args["recipe"], **shared)
     print(markdown_table(rows))  # notebooks display the table themselves

@@ -52,6 +52,7 @@ from .training.loaders import make_loaders, shuffle_generator
 from .training.logs import first_samples, open_run_log
 from .training.losses import build_loss
 from .training.lr_finder import find_learning_rate
+from .training.multitask import class_accuracy, correct_guesses, with_aux_head
 from .training.step import forward_loss, make_optimizer, optimizer_step
 
 
@@ -59,21 +60,23 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
                     optimizer: torch.optim.Optimizer, device: torch.device | str,
                     epoch: int = 0, progress: bool = True, amp: bool = False,
                     scaler: torch.amp.GradScaler | None = None,
-                    channels_last: bool = False, classes: int = 1) -> tuple[float, float]:
+                    channels_last: bool = False, classes: int = 1,
+                    aux_weight: float = 0.0) -> tuple[float, ...]:
     """One pass over LOADER; returns the mean loss and mean Dice of the training batches.
 
     amp runs the forward pass in float16 on CUDA (bfloat16 elsewhere); SCALER, when enabled,
-    scales the loss so that small float16 gradients do not round to zero.
+    scales the loss so that small float16 gradients do not round to zero. A multi-task model
+    (multitask.py) learns its class head with AUX_WEIGHT, and its accuracy is returned third.
     """
     device = torch.device(device)
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     model.train()
-    total_loss = total_dice = seen = 0.0
+    total_loss = total_dice = seen = right = 0.0
     batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
     for batch_index, batch in enumerate(batches):
         with step_threads(model, batch["image"], device):  # sized to the step (threads.py)
-            logits, masks, loss = forward_loss(model, batch, criterion, device, amp,
-                                               channels_last, classes)
+            logits, masks, loss, class_logits = forward_loss(
+                model, batch, criterion, device, amp, channels_last, classes, aux_weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"The loss became {loss.item()} at epoch {epoch + 1}, "
                                          f"batch {batch_index + 1}: training stopped. Try a "
@@ -84,8 +87,11 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
         total_loss += loss.item() * n
         total_dice += dice_score(logits.detach(), masks).item() * n
         seen += n
+        if class_logits is not None:  # a multi-task model: did it name the species or breed?
+            right += correct_guesses(class_logits.detach(), batch["label"])
         batches.set_postfix(loss=f"{loss.item():.4f}")
-    return total_loss / seen, total_dice / seen
+    means = (total_loss / seen, total_dice / seen)
+    return means if class_logits is None else (*means, right / seen)
 
 
 def train(config: TrainConfig, on_epoch_end=None) -> dict:
@@ -101,10 +107,11 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     shuffle = shuffle_generator(train_loader)  # its state is saved with each checkpoint
     model = build_model(config.model, **model_settings(config))
     model = model.to(device, memory_format=memory_format(fast["channels_last"]))
-    # The DDP (torchrun) and compiled models share their weights with `model`, which is saved.
-    step_model = distributed.data_parallel(model, config.sync_bn)  # `model` without torchrun
+    net = with_aux_head(model, config.aux_task).to(device)  # `model`, or + a class head
+    # The DDP (torchrun) and compiled models share their weights with `net`, which is saved.
+    step_model = distributed.data_parallel(net, config.sync_bn)  # `net` without torchrun
     step_model = torch.compile(step_model) if config.compile else step_model
-    optimizer, scaler = make_optimizer(model, config.learning_rate, config.weight_decay, device,
+    optimizer, scaler = make_optimizer(net, config.learning_rate, config.weight_decay, device,
                                        fast["amp"])
     scheduler = make_scheduler(optimizer, config)
     criterion = build_loss(config.loss)
@@ -112,7 +119,7 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
     history, best_dice, start_epoch = new_history(), -1.0, 0
     if config.resume and last_path.exists():
         history, best_dice, start_epoch = restore_training(
-            last_path, config, model, optimizer, scheduler, scaler, shuffle)
+            last_path, config, net, optimizer, scheduler, scaler, shuffle)
     elif distributed.is_main():
         if config.resume:
             print(f"--resume: there is no {last_path} yet, so this run starts from scratch.")
@@ -133,21 +140,25 @@ def train(config: TrainConfig, on_epoch_end=None) -> dict:
         for epoch in epochs:
             learning_rate = scheduler.get_last_lr()[0]  # the rate this epoch trains with
             distributed.begin_epoch(train_loader, epoch)  # torchrun: this epoch's shuffle
-            train_loss, train_dice = distributed.mean_over_processes(train_one_epoch(
-                step_model, train_loader, criterion, optimizer, device, epoch, config.progress,
-                amp=fast["amp"], scaler=scaler, channels_last=fast["channels_last"],
-                classes=config.classes))
+            train_loss, train_dice, *train_accuracy = distributed.mean_over_processes(
+                train_one_epoch(step_model, train_loader, criterion, optimizer, device, epoch,
+                                config.progress, amp=fast["amp"], scaler=scaler,
+                                channels_last=fast["channels_last"], classes=config.classes,
+                                aux_weight=config.aux_weight))
             scheduler.step()
             valid = distributed.evaluate(model, valid_loader, device, criterion, amp=fast["amp"])
-            record_epoch(history, train_loss, train_dice, valid)
+            if train_accuracy:  # a multi-task run: its class head's accuracy too
+                valid["accuracy"] = distributed.mean_over_processes(
+                    (class_accuracy(net, valid_loader, device, fast["amp"]),))[0]
+            record_epoch(history, train_loss, train_dice, valid, *train_accuracy)
             log.epoch(epoch + 1, history, learning_rate, model, shown)
             epochs.set_postfix(valid_dice=f"{valid['dice']:.4f}")
             improved, best_dice = valid["dice"] > best_dice, max(best_dice, valid["dice"])
             if distributed.is_main():  # under torchrun only process 0 writes files
                 if improved:
-                    save_checkpoint(checkpoint_payload(model, config, epoch + 1, valid, data),
+                    save_checkpoint(checkpoint_payload(net, config, epoch + 1, valid, data),
                                     best_path)
-                save_checkpoint(training_state(model, config, epoch + 1, valid, optimizer,
+                save_checkpoint(training_state(net, config, epoch + 1, valid, optimizer,
                                                scheduler, scaler, history, best_dice,
                                                shuffle, data), last_path)
             if on_epoch_end is not None:

@@ -1,7 +1,8 @@
 """A batch: samples stacked by key, "image" (N, 3, S, S), "mask" (N, 1, S, S), "name" [str].
 
 Every dataset of the course gives samples as dicts with the same keys; a key whose value is
-None in any sample (no mask for photos without ground truth) stays None in the batch.
+None in any sample (no mask for photos without ground truth) stays None in the batch. A
+multi-task run's samples also have "label", an int: the batch's is a (N,) int64 tensor.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from .cache import checked_pairs
 from .download import is_downloaded, missing_message
 from .mask_folder import unique_names
 from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
+from .pet_labels import labels_of
 from .resized import ResizedDataset, original_sample
 from .user_files import UNREADABLE, load_rgb, read_text_any, to_rgb
 
@@ -233,6 +234,10 @@ class SimpleOxfordPetDataset(ResizedDataset, OxfordPetDataset):
     def originals(self, limit: int | None = None) -> OxfordPetDataset:
         """This split at the images' own size: LIMIT names of it, evenly spread."""
         return OxfordPetDataset(self.root, self.mode, limit=limit)
+
+    def read_labels(self, task: str) -> dict[str, int]:
+        """Each name's species or breed (TASK), from annotations/list.txt (pet_labels.py)."""
+        return labels_of(self.names, self.root, task)
 
     def image_path(self, name: str) -> Path:
         """The file of NAME's photo: images/NAME.jpg."""

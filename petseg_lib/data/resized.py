@@ -17,12 +17,15 @@ reads one pair; `ResizedDataset` does the rest, the same way for every format:
   samples come from it, bit for bit the ones decoded; augmented samples are always cut from the
   photo, so their zoomed-in crops keep every detail. When the cache folder cannot be written,
   the dataset warns and decodes as without it;
-- `originals()`: the same split at each image's own size (`original_size_dataset`).
+- `originals()`: the same split at each image's own size (`original_size_dataset`);
+- labels, when asked (`use_labels`, for multi-task runs): each sample then also has "label",
+  its class of the task (pet_labels.py), read by name, so augmented copies keep it.
 
 A format subclass sets `root`, `mode`, `names` (the usable names of the split) and `has_masks`,
 then calls `ResizedDataset.__init__`. It gives `original(name)`: the image (H, W, 3) uint8 and
 trimap (H, W) uint8 (or None) at their own size, and `detect(root)`: whether ROOT is in its
-layout. It may give `read(name)`, a faster read at no less than twice the training size, and
+layout. It may give `read_labels(task)`, each name's class of a task (pet_labels.py),
+`read(name)`, a faster read at no less than twice the training size, and
 `cache_files()`, the files the cache depends on (None: no cache).
 """
 
@@ -71,6 +74,7 @@ class ResizedDataset(Dataset):
     names: list[str]
     has_masks: bool
     strong_cut_mix = True  # at the "strong" level, augmented samples also get CutMix
+    labels: dict[str, int] | None = None  # name -> class of an aux task (use_labels)
 
     def __init__(self, image_size: int = 256, augment: bool = False, cache: bool = False,
                  augment_level: str = "report", keep_originals: bool = True):
@@ -90,6 +94,17 @@ class ResizedDataset(Dataset):
     def read(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """NAME's image (h, w, 3) uint8 and trimap (h, w) uint8 (or None), for resizing."""
         return self.original(name)
+
+    def read_labels(self, task: str) -> dict[str, int]:
+        """Each name's class of TASK (pet_labels.AUX_TASKS); a format without labels refuses."""
+        raise ValueError(f"--aux_task {task} needs species and breed labels (annotations/"
+                         f"list.txt of the Oxford-IIIT Pet layout); {self.root} is read as "
+                         f"{type(self).__name__}, which has none")
+
+    def use_labels(self, task: str) -> ResizedDataset:
+        """Give every sample a "label": its class of TASK (pet_labels.py); returns the dataset."""
+        self.labels = self.read_labels(task)
+        return self
 
     def image_path(self, name: str) -> Path:
         """The file of NAME's photo."""
@@ -146,7 +161,10 @@ class ResizedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         with limit_threads(1):  # per-sample work: one thread (threads.py)
-            return self._sample(index)
+            sample = self._sample(index)
+        if self.labels is not None:  # a multi-task run: the species or breed too
+            sample["label"] = self.labels[sample["name"]]
+        return sample
 
     def _sample(self, index: int) -> dict:
         """Sample INDEX: resized, augmented when its index says so, CutMix or Mixup by level."""

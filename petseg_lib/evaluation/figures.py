@@ -135,6 +135,10 @@ def plot_training_metrics(history: dict, save_path: str | Path | None = None,
     ax_loss.set(title=f"{loss_name} loss", xlabel="epoch", ylabel="loss")
     ax_dice.plot(epochs, history["train_dice"], "o-", label="train")
     ax_dice.plot(epochs, history["valid_dice"], "o-", label="valid")
+    for split in ("train", "valid"):  # a multi-task run's class head (multitask.py)
+        if f"{split}_accuracy" in history:
+            ax_dice.plot(epochs, history[f"{split}_accuracy"], "s--",
+                         label=f"{split} class accuracy")
     ax_dice.set(title="Dice score", xlabel="epoch", ylabel="Dice", ylim=(0.0, 1.0))
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)

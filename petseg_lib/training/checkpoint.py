@@ -27,6 +27,7 @@ from ..errors import CheckpointError
 from ..models import MODELS, build_model
 from ..options import MAX_IMAGE_SIZE
 from ..paths import default_sample_root, written_atomically
+from .multitask import AUX_WEIGHT
 
 FORMAT = "petseg-checkpoint"
 
@@ -55,12 +56,16 @@ def keep_earlier_run(best_path: Path) -> None:
 
 def checkpoint_payload(model: nn.Module, config, epoch: int, metrics: dict,
                        data: dict | None = None) -> dict:
-    """Everything needed to rebuild and use MODEL; DATA is `training_data`'s record."""
+    """Everything needed to rebuild and use MODEL; DATA is `training_data`'s record.
+
+    A MultiTask (multitask.py) saves its segmenter as the model, and its head as "aux_head".
+    """
+    segmenter = getattr(model, "segmenter", model)
     payload = {
         "format": FORMAT,
         "model_name": config.model,
-        "model_kwargs": dict(model.config),
-        "state_dict": model.state_dict(),
+        "model_kwargs": dict(segmenter.config),
+        "state_dict": segmenter.state_dict(),
         "image_size": config.image_size,
         "epoch": epoch,
         "metrics": metrics,
@@ -68,6 +73,8 @@ def checkpoint_payload(model: nn.Module, config, epoch: int, metrics: dict,
     }
     if data is not None:
         payload["training_data"] = data
+    if segmenter is not model:
+        payload["aux_head"] = model.head.state_dict()
     return payload
 
 
@@ -195,13 +202,19 @@ def misfit_error(path: str | Path, state: dict, detail: str) -> CheckpointError:
 
 
 def load_weights(model: nn.Module, state: dict, path: str | Path) -> nn.Module:
-    """Load a checkpoint's weights into MODEL, or raise one CheckpointError naming the misfit."""
+    """Load a checkpoint's weights into MODEL, or raise one CheckpointError naming the misfit.
+
+    A MultiTask (multitask.py) gets its segmenter's weights and its head's ("aux_head").
+    """
+    segmenter = getattr(model, "segmenter", model)
     try:
-        model.load_state_dict(state["state_dict"], strict=True)
+        segmenter.load_state_dict(state["state_dict"], strict=True)
+        if segmenter is not model:
+            model.head.load_state_dict(state["aux_head"], strict=True)
     except (RuntimeError, KeyError, TypeError, AttributeError) as err:
         # torch lists every mismatch after a header line; the first one names the problem.
         lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [repr(err)]
-        detail = weights_misfit(model, state.get("state_dict")) or (
+        detail = weights_misfit(segmenter, state.get("state_dict")) or (
             lines[1] if len(lines) > 1 else lines[0])
         raise misfit_error(path, state, detail) from err
     check_finite(model, path)
@@ -220,7 +233,8 @@ def check_finite(model: nn.Module, path: str | Path) -> None:
 # Settings that must be the same to resume a run; `epochs` may grow with a constant rate.
 RESUME_MUST_MATCH = ("model", "model_kwargs", "image_size", "batch_size", "learning_rate",
                      "lr_schedule", "loss", "augment", "augment_level", "limit", "seed",
-                     "weight_decay", "keep_originals", "epoch_samples", "classes")
+                     "weight_decay", "keep_originals", "epoch_samples", "classes", "aux_task",
+                     "aux_weight")
 RESUME_KEYS = ("optimizer", "scheduler", "scaler", "history", "best_dice", "rng", "loader_rng",
                "epoch")
 
@@ -237,7 +251,7 @@ def training_state(model: nn.Module, config, epoch: int, metrics: dict, optimize
 
 
 # Settings added after checkpoints were first written, with the value every earlier run had.
-ADDED_SETTINGS = {"classes": 1}
+ADDED_SETTINGS = {"classes": 1, "aux_task": None, "aux_weight": AUX_WEIGHT}
 
 
 def saved_setting(saved: dict, name: str):

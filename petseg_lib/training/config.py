@@ -16,11 +16,13 @@ import sys
 from dataclasses import dataclass, field
 
 from ..data.augment import AUGMENT_LEVELS
+from ..data.pet_labels import AUX_TASKS, check_aux_task
 from ..models import MODELS, one_image_batch_problem, pretrained_kwargs
 from ..models.classes import CLASS_COUNTS
 from ..options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
 from ..paths import default_checkpoint_dir, default_output_dir
 from .losses import LOSSES
+from .multitask import AUX_MODELS, AUX_WEIGHT
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
 LR_SCHEDULES = ("constant", "cosine", "one_cycle", "step")  # train.make_scheduler
@@ -57,6 +59,8 @@ class TrainConfig:
     loss: str | None = None  # None: "bce" (the report), or "ce" with 3 classes (losses.py)
     classes: int = 1  # 1: pet against background (the report); 3: + the boundary (classes.py)
     log: str | None = None  # None or "none", "csv" or "tensorboard": outputs/logs (logs.py)
+    aux_task: str | None = None  # None; "species" or "breed": + a class head (multitask.py)
+    aux_weight: float = AUX_WEIGHT  # with aux_task: loss = segmentation + aux_weight x CE
     # Speed-ups, each switchable; None picks what helps on the device (speed.speedups).
     cache: bool | None = None  # resized-image cache in the data folder; None: CUDA, or <= 128 px
     channels_last: bool | None = None  # NHWC memory layout; None: on with CUDA and on a CPU
@@ -95,8 +99,16 @@ class TrainConfig:
                                                                          self.image_size)):
             raise ValueError(f"batch_size 1 cannot train {self.model} ({problem}): "
                              "use a batch_size of 2 or more")
-        if self.run_name is None:  # e.g. "unet", "unet_aug", "unet_aug_strong"
-            self.run_name = self.model + augment_suffix(self.augment, self.augment_level)
+        check_aux_task(self.aux_task)
+        if self.aux_task is not None and self.model not in AUX_MODELS:
+            raise ValueError(f"aux_task needs a model with a class head ({', '.join(AUX_MODELS)})"
+                             f", not {self.model}")
+        if not (isinstance(self.aux_weight, int | float) and 0 <= self.aux_weight <= 100):
+            raise ValueError(f"aux_weight must be a number from 0 to 100, not "
+                             f"{self.aux_weight!r}")
+        if self.run_name is None:  # e.g. "unet", "unet_aug", "unet_aug_strong", "unet_species"
+            self.run_name = (self.model + augment_suffix(self.augment, self.augment_level)
+                             + aux_suffix(self.aux_task))
         if not (isinstance(self.run_name, str) and RUN_NAME.fullmatch(self.run_name)):
             raise ValueError("run_name names the run's files, so it must be letters, digits, "
                              f"'-', '_' and '.', starting with a letter or digit, not "
@@ -106,6 +118,11 @@ class TrainConfig:
 def model_settings(config: TrainConfig) -> dict:
     """What build_model gets: CONFIG's model_kwargs, and three outputs for three classes."""
     return {**config.model_kwargs, **({"out_channels": 3} if config.classes == 3 else {})}
+
+
+def aux_suffix(aux_task: str | None) -> str:
+    """What a run's default name says about its class head: '', '_species' or '_breed'."""
+    return "" if aux_task is None else f"_{aux_task}"
 
 
 def augment_suffix(augment: bool, level: str = "report") -> str:
@@ -139,7 +156,8 @@ def quick_epochs() -> list[int]:
 def quick_config(**overrides) -> TrainConfig:
     """A configuration small enough to train on a laptop CPU in seconds (QUICK mode)."""
     model, augment = overrides.get("model", "unet"), overrides.get("augment", False)
-    suffix = augment_suffix(augment, overrides.get("augment_level", "report")) + "_quick"
+    suffix = (augment_suffix(augment, overrides.get("augment_level", "report"))
+              + aux_suffix(overrides.get("aux_task")) + "_quick")
     binary = overrides.get("classes", 1) == 1  # three classes: cross-entropy (loss None)
     settings = dict(batch_size=16, learning_rate=3e-3, lr_schedule="cosine",
                     loss="bce_dice" if binary else None,
@@ -186,7 +204,8 @@ def recipe_config(recipe: str, **overrides) -> TrainConfig:
         models = ", ".join(m for m in RECIPES[recipe] if m != "all")
         raise ValueError(f"the {recipe} recipe is for {models}, not {model!r}")
     augment = overrides.get("augment", False)
-    suffix = augment_suffix(augment, overrides.get("augment_level", augment_level(recipe)))
+    suffix = (augment_suffix(augment, overrides.get("augment_level", augment_level(recipe)))
+              + aux_suffix(overrides.get("aux_task")))
     settings = dict(RECIPES[recipe]["all"], **RECIPES[recipe][model],
                     run_name=f"{model}{suffix}_{recipe}")
     if overrides.get("classes", 1) != 1:
@@ -286,6 +305,11 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
            choices=sorted(LOSSES))
     option("classes", "1: pet against background, as in the report; 3: pet, background and "
            "boundary, with softmax and cross-entropy", type=int, choices=CLASS_COUNTS)
+    option("aux_task", "also learn each photo's species (cat or dog) or breed (37) with a "
+           "class head on the encoder's deepest features (multi-task; unet, resnet34_unet, "
+           "segformer_b0; the Oxford layout's annotations/list.txt)", choices=sorted(AUX_TASKS))
+    option("aux_weight", "with --aux_task: the weight of the class head's cross-entropy in the "
+           "loss", type=float)
     option("lr_schedule", "constant as in the report; cosine annealing to 0; one_cycle: a "
            "warm-up over the first 30 %% of the epochs, then cosine; or step: the rate times "
            "0.1 for the last third of the epochs", choices=LR_SCHEDULES)

@@ -2,6 +2,9 @@
 
     {"train_loss": [...], "valid_loss": [...], "train_dice": [...], "valid_dice": [...]}
 
+A multi-task run (multitask.py) also records its class head's accuracy: "train_accuracy"
+and "valid_accuracy".
+
 `train()` and notebook 05's step-by-step epochs both use `record_epoch`, so the history
 looks the same whichever way a model was trained.
 """
@@ -22,11 +25,18 @@ def new_history() -> dict[str, list[float]]:
     return {key: [] for key in HISTORY_KEYS}
 
 
-def record_epoch(history: dict, train_loss: float, train_dice: float, valid: dict) -> dict:
-    """Append one epoch's four numbers to HISTORY (lists keyed by HISTORY_KEYS)."""
+def record_epoch(history: dict, train_loss: float, train_dice: float, valid: dict,
+                 train_accuracy: float | None = None) -> dict:
+    """Append one epoch's four numbers to HISTORY (lists keyed by HISTORY_KEYS).
+
+    With TRAIN_ACCURACY (a multi-task run), also it and VALID's "accuracy".
+    """
     numbers = (train_loss, valid["loss"], train_dice, valid["dice"])
     for key, value in zip(HISTORY_KEYS, numbers, strict=True):
         history.setdefault(key, []).append(value)
+    if train_accuracy is not None:
+        history.setdefault("train_accuracy", []).append(train_accuracy)
+        history.setdefault("valid_accuracy", []).append(valid["accuracy"])
     return history
 
 
@@ -42,7 +52,15 @@ def print_epoch(epoch: int, history: dict) -> None:
     """One line per epoch: the quiet alternative to progress bars in logs and CI."""
     print(f"epoch {epoch + 1}: train loss {history['train_loss'][-1]:.4f}, "
           f"Dice {history['train_dice'][-1]:.4f} | valid loss {history['valid_loss'][-1]:.4f}, "
-          f"Dice {history['valid_dice'][-1]:.4f}", flush=True)
+          f"Dice {history['valid_dice'][-1]:.4f}" + accuracy_text(history), flush=True)
+
+
+def accuracy_text(history: dict) -> str:
+    """' | class accuracy train 0.8125, valid 0.7500' for a multi-task run, else ''."""
+    if "train_accuracy" not in history:
+        return ""
+    return (f" | class accuracy train {history['train_accuracy'][-1]:.4f}, "
+            f"valid {history['valid_accuracy'][-1]:.4f}")
 
 
 def diverged_epoch(history: dict) -> int | None:

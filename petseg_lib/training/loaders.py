@@ -33,6 +33,9 @@ def make_loaders(config: TrainConfig, data_path: Path,
         valid_limit = min(valid_limit or config.limit, max(config.limit // 4, 1))
     valid_set = load_dataset(data_path, "valid", config.image_size, limit=valid_limit,
                              cache=fast["cache"])
+    if config.aux_task is not None:  # a multi-task run: samples also carry their class
+        train_set, valid_set = (train_set.use_labels(config.aux_task),
+                                valid_set.use_labels(config.aux_task))
     generator = torch.Generator().manual_seed(config.seed)  # the shuffling order
     common = dict(batch_size=config.batch_size, num_workers=workers,
                   collate_fn=collate, pin_memory=fast["pin_memory"],

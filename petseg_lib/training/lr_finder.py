@@ -55,7 +55,7 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-6, end: float = 1.
         for group in optimizer.param_groups:
             group["lr"] = rate
         with step_threads(model, batch["image"], device):  # as train's steps (threads.py)
-            _, _, loss = forward_loss(model, batch, criterion, device, fast["amp"],
+            _, _, loss, _ = forward_loss(model, batch, criterion, device, fast["amp"],
                                       fast["channels_last"], config.classes)
             if not torch.isfinite(loss):
                 break
