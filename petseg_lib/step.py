@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .classes import pet_logits, training_target
+from .masked_loss import masked_loss
 from .predict import to_float_images
 from .speed import amp_dtype, memory_format
 
@@ -35,9 +36,11 @@ def forward_loss(model: nn.Module, batch: dict, criterion: nn.Module, device: to
     images = to_float_images(batch["image"]).to(device, non_blocking=True)  # (N, 3, H, W)
     images = images.contiguous(memory_format=memory_format(channels_last))
     target = training_target(batch, classes).to(device, non_blocking=True)
+    ignore = batch.get("ignore")  # pixels the loss leaves out, e.g. unsure pseudo-labels
     with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
         logits = model(images).float()  # (N, classes, H, W)
-        loss = criterion(logits, target)
+        loss = (criterion(logits, target) if ignore is None else
+                masked_loss(criterion, logits, target, ignore.to(device, non_blocking=True)))
     return pet_logits(logits), batch["mask"].to(device, non_blocking=True), loss
 
 
