@@ -295,7 +295,8 @@ def markdown_table(results: dict) -> str:
     seeds = len(results["seeds"])
     rows = [[f"{100 * r['fraction']:g} %", r["labelled"], cell(r["labelled_only"]),
              cell(r["with_pseudo"]), cell(r["gain"], signed=True),
-             f"{100 * mean_std(r['kept'])[0]:.1f} %"] for r in by_fraction(results)]
+             "{:.1f} ± {:.1f} %".format(*(100 * v for v in mean_std(r["kept"])))]
+            for r in by_fraction(results)]
     rows.append(["100 % (every label)", "all", cell(results["every_label"]), "—", "—", "—"])
     note = (f"Test Dice (mean per image) of {results['model']}, mean ± standard deviation "
             f"over {seeds} seed{'s' if seeds > 1 else ''} ({', '.join(map(str, results['seeds']))}"
