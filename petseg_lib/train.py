@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .cli import run_cli, writable_folder
@@ -94,14 +95,17 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
     return means if class_logits is None else (*means, right / seen)
 
 
-def train(config: TrainConfig, on_epoch_end=None) -> dict:
-    """Train one model as CONFIG says; returns the history of the four curves per epoch."""
+def train(config: TrainConfig, on_epoch_end=None, train_set: Dataset | None = None) -> dict:
+    """Train one model as CONFIG says; returns the history of the four curves per epoch.
+
+    TRAIN_SET, when given, replaces CONFIG's training split (e.g. pseudo_labels.py's photos).
+    """
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     fast = speedups(config, device)
     torch.backends.cudnn.benchmark = fast["cudnn_benchmark"]
     data_path = distributed.main_first(find_dataset, config.data_path)  # sample made once
-    train_loader, valid_loader = make_loaders(config, data_path, fast)
+    train_loader, valid_loader = make_loaders(config, data_path, fast, train_set)
     data = training_data(data_path, len(getattr(train_loader.dataset, "names",
                                                 train_loader.dataset)))
     shuffle = shuffle_generator(train_loader)  # its state is saved with each checkpoint

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ..data.oxford_pet import collate, load_dataset
 from ..models import one_image_batch_problem
@@ -19,15 +19,17 @@ from . import distributed
 from .config import TrainConfig
 
 
-def make_loaders(config: TrainConfig, data_path: Path,
-                 fast: dict[str, bool] | None = None) -> tuple[DataLoader, DataLoader]:
-    """Shuffled training loader and ordered validation loader."""
+def make_loaders(config: TrainConfig, data_path: Path, fast: dict[str, bool] | None = None,
+                 train_set: Dataset | None = None) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training loader (of TRAIN_SET, else the training split) and validation loader."""
     device = pick_device(config.device)
     fast = fast or speedups(config, device)
     workers = data_workers(config.num_workers, device)  # None: 4 with CUDA, else 0
-    train_set = load_dataset(data_path, "train", config.image_size, config.augment, config.limit,
-                             cache=fast["cache"], augment_level=config.augment_level,
-                             keep_originals=config.keep_originals)
+    if train_set is None:
+        train_set = load_dataset(data_path, "train", config.image_size, config.augment,
+                                 config.limit, cache=fast["cache"],
+                                 augment_level=config.augment_level,
+                                 keep_originals=config.keep_originals)
     valid_limit = config.valid_limit
     if config.limit is not None:
         valid_limit = min(valid_limit or config.limit, max(config.limit // 4, 1))

@@ -14,6 +14,7 @@ from torch import nn
 from ..evaluation.predict import to_float_images
 from ..models.classes import pet_logits, training_target
 from ..speed import amp_dtype, memory_format
+from .masked_loss import masked_loss
 from .multitask import split_outputs
 
 
@@ -40,10 +41,12 @@ def forward_loss(model: nn.Module, batch: dict, criterion: nn.Module, device: to
     images = to_float_images(batch["image"]).to(device, non_blocking=True)  # (N, 3, H, W)
     images = images.contiguous(memory_format=memory_format(channels_last))
     target = training_target(batch, classes).to(device, non_blocking=True)
+    ignore = batch.get("ignore")  # pixels the loss leaves out, e.g. unsure pseudo-labels
     with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
         logits, class_logits = split_outputs(model(images))  # class logits: a MultiTask's
         logits = logits.float()  # (N, classes, H, W)
-        loss = criterion(logits, target)
+        loss = (criterion(logits, target) if ignore is None else
+                masked_loss(criterion, logits, target, ignore.to(device, non_blocking=True)))
         if class_logits is not None:  # + the species or breed the head should name
             labels = batch["label"].to(device, non_blocking=True)  # (N,)
             loss = loss + aux_weight * F.cross_entropy(class_logits.float(), labels)
