@@ -41,8 +41,13 @@ SMOKE = dict(image_size=32, epochs=2, limit=8, epoch_samples=8, batch_size=4,
              model_kwargs={"base_channels": 8})
 
 
-def curve(model: str, amp: bool, data_path: Path, folder: Path, smoke: bool) -> list[tuple]:
-    """(training seconds, test Dice) after every epoch of one run of the recipe."""
+class BudgetSpent(Exception):
+    """Raised after the epoch that used up a run's seconds of training."""
+
+
+def curve(model: str, amp: bool, data_path: Path, folder: Path, smoke: bool,
+          budget: float | None = None, progress_file: Path | None = None) -> list[tuple]:
+    """(training seconds, test Dice) after every epoch of one run, until BUDGET seconds."""
     config = recipe_config("laptop", model=model, augment=True, amp=amp, progress=False,
                            data_path=str(data_path), checkpoint_dir=str(folder),
                            output_dir=str(folder), run_name=f"{model}_{'bf16' if amp else 'fp32'}",
@@ -56,8 +61,16 @@ def curve(model: str, amp: bool, data_path: Path, folder: Path, smoke: bool) -> 
         dice = test_scores(last, data_path, pick_device(config.device))["dice"]
         points.append((scored_at - started - scoring, dice))
         scoring += time.perf_counter() - scored_at
+        if progress_file is not None:  # each point as it comes: a stopped run keeps its curve
+            with progress_file.open("a") as out:
+                out.write(f"{config.run_name} {epoch + 1} {points[-1][0]:.1f} {dice:.4f}\n")
+        if budget is not None and points[-1][0] >= budget:
+            raise BudgetSpent
 
-    train(config, on_epoch_end=score)
+    try:
+        train(config, on_epoch_end=score)
+    except BudgetSpent:
+        pass
     return points
 
 
@@ -73,22 +86,34 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--models", nargs="+", default=["unet", "resnet34_unet"])
     parser.add_argument("--output", default="outputs/time_to_accuracy.png")
     parser.add_argument("--smoke", action="store_true", help="tiny runs on the sample")
+    parser.add_argument("--budget_s", type=float, default=600.0,
+                        help="stop a run after the epoch that passes this many seconds of "
+                        "training (600: the laptop recipe's ten minutes); 0: the whole recipe")
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"],
+                        choices=["float32", "bfloat16"])
+    parser.add_argument("--progress_file", default=None,
+                        help="append 'run epoch seconds dice' per epoch to this file")
     args = parser.parse_args(argv)
     data_path = find_dataset(None if args.smoke else args.data_path)
     bf16 = amp_helps(pick_device("auto"))
     lines = [f"laptop recipe with augmentation on {data_path}; test Dice per image, boundary "
-             "as pet, at the training size; seconds of training only",
+             "as pet, at the training size; seconds of training only"
+             + (f", each run stopped after {args.budget_s:.0f} s" if args.budget_s else ""),
              "| model | precision | " + " | ".join(f"to {g:.2f}" for g in GOALS)
              + " | last test Dice | training |", "|---|---|" + "---|" * (len(GOALS) + 2)]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     with tempfile.TemporaryDirectory() as folder:
         for model in args.models:
             for name, amp in (("float32", False), ("bfloat16", True)):
+                if name not in args.precisions:
+                    continue
                 if amp and not bf16:
                     lines.append(f"| {model} | {name} | not native on this device |"
                                  + " |" * (len(GOALS) + 1))
                     continue
-                points = curve(model, amp, data_path, Path(folder), args.smoke)
+                points = curve(model, amp, data_path, Path(folder), args.smoke,
+                               args.budget_s or None,
+                               Path(args.progress_file) if args.progress_file else None)
                 seconds, dice = zip(*points, strict=True)
                 ax.plot(seconds, dice, marker="o", markersize=3, label=f"{model}, {name}")
                 lines.append(f"| {model} | {name} | "

@@ -179,3 +179,14 @@ def test_time_to_accuracy_smoke_mode_times_each_model_and_precision(tmp_path, mo
         if "not native" not in row[2]:
             assert 0.0 <= float(row[4]) <= 1.0 and row[5].endswith(" s |")
     assert figure.stat().st_size > 0
+
+
+def test_time_to_accuracy_stops_a_run_when_its_budget_is_spent(tmp_path, monkeypatch):
+    monkeypatch.delenv("PETSEG_DATA", raising=False)  # the sample dataset
+    progress = tmp_path / "points.txt"
+    lines = load_benchmark("time_to_accuracy").main([
+        "--smoke", "--models", "unet", "--precisions", "float32", "--budget_s", "1e-6",
+        "--output", str(tmp_path / "curves.png"), "--progress_file", str(progress)])
+    assert "stopped after 0 s" in lines[0] and len(lines) == 4  # header, columns, rule, a row
+    points = progress.read_text().split("\n")[:-1]
+    assert len(points) == 1 and points[0].startswith("unet_fp32 1 ")  # one epoch of two
