@@ -55,14 +55,13 @@ from PIL import Image
 
 from .masks import BACKGROUND, PET
 from .resized import ResizedDataset
-from .user_files import UNREADABLE, load_rgb, read_text_any, upright_size
+from .user_files import UNREADABLE, load_rgb, read_text_any, unique_names, upright_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".gif", ".bmp", ".tif", ".tiff")
 BANDS = {"train": (0.0, 0.8), "valid": (0.8, 0.9), "test": (0.9, 1.0)}  # of the SHA-1 fraction
 SHOWN_VALUES = 6  # the report names at most this many values of a mask that is not two-valued
 KEEPS_FIRST = ("test", "valid", "train")  # a name in two split files stays in the first of these
-SPLIT_WARNINGS_SHOWN: set[tuple] = set()  # (file, its version, message): each one shown once
 
 
 class NotTwoValuedError(ValueError):
@@ -137,28 +136,6 @@ def read_names(path: Path) -> list[str]:
     """The names listed in a split file: one a line, whole lines, '#' comment lines skipped."""
     lines = (line.strip() for line in read_text_any(path).splitlines())
     return [line for line in lines if line and not line.startswith("#")]
-
-
-def unique_names(names: list[str], path: Path, taken: dict[str, str]) -> list[str]:
-    """NAMES read from PATH less repeats and names TAKEN by another file; one warning lists them.
-
-    The warning is shown once per version of the file: the train and validation sets read the
-    same file, and a notebook builds its datasets again each time its cell runs.
-    """
-    why = {name: f"also in {taken[name]}, which keeps it" for name in names if name in taken}
-    for name, count in Counter(names).items():
-        if count > 1 and name not in why:
-            why[name] = f"listed {count} times; the first counts"
-    kept = list(dict.fromkeys(name for name in names if name not in taken))
-    if len(kept) < len(names):
-        listing = "\n".join(f"  {name}: {reason}" for name, reason in why.items())
-        message = f"Skipped {len(names) - len(kept)} of {len(names)} names listed in {path}:\n"
-        version = path.stat()
-        shown = (str(path.resolve()), version.st_mtime_ns, version.st_size, message + listing)
-        if shown not in SPLIT_WARNINGS_SHOWN:
-            SPLIT_WARNINGS_SHOWN.add(shown)
-            warnings.warn(message + listing, stacklevel=4)
-    return kept
 
 
 # ---------------------------------------------------------------------------

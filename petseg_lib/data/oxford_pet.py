@@ -35,11 +35,10 @@ from torch.utils.data import Dataset
 from .batch import collate  # noqa: F401  (the batch room; kept importable from here)
 from .cache import checked_pairs
 from .download import is_downloaded, missing_message
-from .mask_folder import unique_names
 from .masks import BACKGROUND, BOUNDARY, PET, invalid_trimap_values, trimap_to_mask
 from .pet_labels import labels_of
 from .resized import ResizedDataset, original_sample
-from .user_files import UNREADABLE, load_rgb, read_text_any, to_rgb
+from .user_files import UNREADABLE, load_rgb, read_text_any, to_rgb, unique_names
 
 MODES = ("train", "valid", "test")
 VALID_EVERY = 10  # every 10th trainval name is a validation image

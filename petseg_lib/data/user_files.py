@@ -8,7 +8,8 @@ not an image, damaged, too large) raises `UnreadableImage`, one line naming the 
 `UNREADABLE` is what Pillow itself can raise on a damaged or hostile file (UnreadableImage
 included), for the code that opens files with Pillow directly, so that callers skip them with a
 warning instead of stopping. Text files saved by Notepad or Excel may carry a byte-order mark or
-be UTF-16: `read_text_any` reads them whole.
+be UTF-16: `read_text_any` reads them whole, and `unique_names` keeps each name of a split
+file once, saying in one warning which it skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import codecs
 import io
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,6 +31,7 @@ EXIF_ORIENTATION = 0x0112  # the EXIF tag that says how a stored photo must be t
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 # What a damaged or hostile file can raise while Pillow opens and decodes it.
 UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+SPLIT_WARNINGS_SHOWN: set[tuple] = set()  # (file, its version, message): each one shown once
 
 
 def load_rgb(path: str | Path, upright: bool = True) -> Image.Image:
@@ -134,3 +137,25 @@ def read_text_any(path: str | Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("latin-1")  # never fails: every byte is a character
+
+
+def unique_names(names: list[str], path: Path, taken: dict[str, str]) -> list[str]:
+    """NAMES read from PATH less repeats and names TAKEN by another file; one warning lists them.
+
+    The warning is shown once per version of the file: the train and validation sets read the
+    same file, and a notebook builds its datasets again each time its cell runs.
+    """
+    why = {name: f"also in {taken[name]}, which keeps it" for name in names if name in taken}
+    for name, count in Counter(names).items():
+        if count > 1 and name not in why:
+            why[name] = f"listed {count} times; the first counts"
+    kept = list(dict.fromkeys(name for name in names if name not in taken))
+    if len(kept) < len(names):
+        listing = "\n".join(f"  {name}: {reason}" for name, reason in why.items())
+        message = f"Skipped {len(names) - len(kept)} of {len(names)} names listed in {path}:\n"
+        version = path.stat()
+        shown = (str(path.resolve()), version.st_mtime_ns, version.st_size, message + listing)
+        if shown not in SPLIT_WARNINGS_SHOWN:
+            SPLIT_WARNINGS_SHOWN.add(shown)
+            warnings.warn(message + listing, stacklevel=4)
+    return kept
