@@ -49,7 +49,17 @@ from .evaluation.evaluate import (
 from .evaluation.figures import markdown_grid, plot_curves, plot_scores
 from .inference import load_model
 from .models import MODELS, imagenet_weights_problem, pretrained_kwargs
-from .options import add_data_path, add_image_size, add_scoring, add_tta
+from .options import (
+    add_data_path,
+    add_epochs,
+    add_image_size,
+    add_quick,
+    add_run_folders,
+    add_scoring,
+    add_seeds,
+    add_test_limit,
+    add_tta,
+)
 from .paths import written_atomically
 from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
 from .train import train
@@ -297,19 +307,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     """Entry point of `python -m petseg_lib.compare`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small CPU-sized runs")
+    add_quick(parser)
     parser.add_argument("--retrain", action="store_true", help="train even when a checkpoint "
                         "of the configuration exists")
     add_data_path(parser)
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="default: the report's 20, or the quick settings'")
+    add_epochs(parser)
     add_image_size(parser, default="the report's 256, or the quick settings'")
     parser.add_argument("--limit", type=int, default=None, help="training images per run")
-    parser.add_argument("--test_limit", type=int, default=None, help="test images scored")
-    parser.add_argument("--checkpoint_dir", default="checkpoints",
-                        help="where each run's checkpoints go and are reused from")
-    parser.add_argument("--output_dir", default="outputs/comparison",
-                        help="where the table and charts go")
+    add_test_limit(parser)
+    add_run_folders(parser, "outputs/comparison")
     add_scoring(parser)
     add_tta(parser)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS),
@@ -319,8 +325,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         "report, or bce_dice with --quick and --recipe)")
     parser.add_argument("--recipe", choices=sorted(RECIPES),
                         help="train every configuration with a recipe's settings (config.py)")
-    parser.add_argument("--seeds", type=int, default=1,
-                        help="train each configuration this many times: mean ± std")
+    add_seeds(parser)
     parser.add_argument("--lr_schedule", choices=LR_SCHEDULES, default=None,
                         help="the schedule of every run (default: the settings' own)")
     parser.add_argument("--augment_level", choices=AUGMENT_LEVELS, default=None,

@@ -21,6 +21,7 @@ from .data.oxford_pet import collate, find_dataset, load_dataset
 from .evaluation.evaluate import describe_protocol
 from .evaluation.figures import show_samples
 from .inference import load_model, run_inference
+from .options import add_data_path, add_epochs, add_run_folders
 from .train import train
 from .training.config import TrainConfig
 from .training.history import print_epoch
@@ -40,10 +41,9 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the demo; returns the test scores."""
     parser = argparse.ArgumentParser(prog="python -m petseg_lib.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_path", default=None, help="dataset folder (default: auto)")
-    parser.add_argument("--epochs", type=int, default=DEMO["epochs"])
-    parser.add_argument("--output_dir", default="outputs/demo")
-    parser.add_argument("--checkpoint_dir", default="checkpoints")
+    add_data_path(parser)
+    add_epochs(parser, DEMO["epochs"])
+    add_run_folders(parser, "outputs/demo")
     args = parser.parse_args(argv)
     out = writable_folder(args.output_dir)
     writable_folder(args.checkpoint_dir)

@@ -1,9 +1,10 @@
 """The command-line options that several commands share, each declared once with its check.
 
-`inference`, `app`, `export` and `compare` add them with `add_model(parser)`,
-`add_threshold(parser)`... so a flag has the same name, help, default and range in every
-command. A value out of range is refused as the parser reads it, by a UserError: one line and
-exit status 2 under cli.run_cli, like every other mistake of the user.
+`inference`, `app`, `export`, `compare`, `pseudo_labels`, `demo` and `train` add them with
+`add_model(parser)`, `add_threshold(parser)`, `add_seeds(parser)`... so a flag has the same
+name, meaning, help, default and range in every command. A value out of range is refused as
+the parser reads it, by a UserError: one line and exit status 2 under cli.run_cli, like every
+other mistake of the user.
 """
 
 from __future__ import annotations
@@ -102,3 +103,40 @@ def add_scoring(parser: argparse.ArgumentParser) -> None:
                         help="how the trimap's boundary band is scored")
     parser.add_argument("--at_original_size", action="store_true",
                         help="score each prediction resized back to its image's original size")
+
+
+def add_quick(parser: argparse.ArgumentParser) -> None:
+    """--quick: the quick settings (training.config.quick_config) for what is not given."""
+    parser.add_argument("--quick", action="store_true",
+                        help="CPU-sized runs of a minute or less: narrow models at 64 px (128 "
+                             "for resnet34_unet), a fixed number of samples per epoch, for "
+                             "whatever is not given explicitly")
+
+
+def add_epochs(parser: argparse.ArgumentParser, default: int | None = None) -> None:
+    """--epochs: how many epochs each run trains (None: the settings' own)."""
+    parser.add_argument("--epochs", type=int, default=default,
+                        help="epochs per run" + ("" if default is not None else
+                                                 "; by default the report's 20, or the quick "
+                                                 "settings'"))
+
+
+def add_seeds(parser: argparse.ArgumentParser) -> None:
+    """--seeds N: train each configuration N times (seeds 0 to N-1)."""
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train each configuration this many times, with seeds 0 to N-1: "
+                             "mean ± std")
+
+
+def add_test_limit(parser: argparse.ArgumentParser) -> None:
+    """--test_limit: score on this many test images, spread over the split."""
+    parser.add_argument("--test_limit", type=int, default=None,
+                        help="test images scored (spread over the split); default: all")
+
+
+def add_run_folders(parser: argparse.ArgumentParser, output_dir: str) -> None:
+    """--checkpoint_dir and --output_dir: where a command's runs and results go."""
+    parser.add_argument("--checkpoint_dir", default="checkpoints",
+                        help="where each run's checkpoints go (and are reused from)")
+    parser.add_argument("--output_dir", default=output_dir,
+                        help="where the tables and figures go")

@@ -8,7 +8,7 @@ on the test split, the model of the labelled share alone, the model trained agai
 pseudo-labels, and a model trained with every label:
 
     python -m petseg_lib.pseudo_labels --quick                     # minutes on a laptop CPU
-    python -m petseg_lib.pseudo_labels --quick --seeds 0 1 2 --fractions 0.1 0.25 \\
+    python -m petseg_lib.pseudo_labels --quick --seeds 3 --fractions 0.1 0.25 \\
         --data_path ../shared/data/oxford-iiit-pet-real
 
 For each fraction and seed:
@@ -55,7 +55,15 @@ from .evaluation.figures import markdown_grid, save_figure
 from .evaluation.predict import model_device, predict_logits, to_float_images
 from .inference import load_model
 from .models import MODELS
-from .options import add_data_path, add_image_size
+from .options import (
+    add_data_path,
+    add_epochs,
+    add_image_size,
+    add_quick,
+    add_run_folders,
+    add_seeds,
+    add_test_limit,
+)
 from .paths import written_atomically
 from .speed import pick_device, speedups
 from .train import train
@@ -357,31 +365,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m petseg_lib.pseudo_labels",
                                      description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small CPU-sized runs")
+    add_quick(parser)
     add_data_path(parser)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25],
                         help="the labelled shares of the training split, each in (0, 1)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                        help="seeds: each draws the labelled photos and starts the weights")
+    add_seeds(parser)  # a seed draws the labelled photos and starts the weights
     parser.add_argument("--low", type=float, default=DEFAULT_LOW,
                         help="background where the first model's probability is at most this")
     parser.add_argument("--high", type=float, default=DEFAULT_HIGH,
                         help="pet where the first model's probability is at least this")
     parser.add_argument("--model", choices=sorted(MODELS), default="unet")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="default: the report's 20, or the quick settings'")
+    add_epochs(parser)
     add_image_size(parser, default="the report's 256, or the quick settings'")
-    parser.add_argument("--test_limit", type=int, default=None, help="test images scored")
-    parser.add_argument("--checkpoint_dir", default="checkpoints",
-                        help="where each run's checkpoints go")
-    parser.add_argument("--output_dir", default="outputs/pseudo_labels",
-                        help="where the table and figure go")
+    add_test_limit(parser)
+    add_run_folders(parser, "outputs/pseudo_labels")
     args = parser.parse_args(argv)
     for fraction in args.fractions:
         check_fraction(fraction)
     check_thresholds(args.low, args.high)
-    for seed in args.seeds:
-        positive("--seeds", seed, minimum=0)
+    positive("--seeds", args.seeds)
     positive("--test_limit", args.test_limit)
     positive("--epochs", args.epochs)
     settings = Settings(find_dataset(args.data_path), args.model, args.quick, args.low,
@@ -389,7 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
                         str(writable_folder(args.output_dir)), args.test_limit, args.epochs,
                         args.image_size)
     results = run_experiment(settings, sorted(dict.fromkeys(args.fractions)),
-                             list(dict.fromkeys(args.seeds)))
+                             list(range(args.seeds)))
     print(markdown_table(results))
     return results
 

@@ -166,7 +166,7 @@ def test_the_command_writes_the_table_and_the_figure(sample_root, tmp_path, monk
     out = tmp_path / "out"
     results = pl.main(["--quick", "--data_path", str(sample_root), "--epochs", "1",
                        "--image_size", "32", "--test_limit", "4", "--fractions", "0.25", "0.1",
-                       "--seeds", "0", "1", "--checkpoint_dir", str(tmp_path / "c"),
+                       "--seeds", "2", "--checkpoint_dir", str(tmp_path / "c"),
                        "--output_dir", str(out)])
     assert results["fractions"] == [0.1, 0.25] and len(results["runs"]) == 4
     assert len(results["every_label"]) == 2
@@ -187,7 +187,7 @@ def test_the_command_writes_the_table_and_the_figure(sample_root, tmp_path, monk
     (["--fractions", "0.1", "0"], "strictly between 0 and 1, not 0.0"),
     (["--low", "0.9", "--high", "0.1"], "0 < low < high < 1"),
     (["--high", "1"], "0 < low < high < 1"),
-    (["--seeds", "0", "-1"], "--seeds must be at least 0, not -1"),
+    (["--seeds", "0"], "--seeds must be at least 1, not 0"),
 ])
 def test_command_line_mistakes_are_one_line(argv, message, tmp_path, capsys):
     out = tmp_path / "out"

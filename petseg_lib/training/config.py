@@ -19,7 +19,7 @@ from ..data.augment import AUGMENT_LEVELS
 from ..data.pet_labels import AUX_TASKS, check_aux_task
 from ..models import MODELS, one_image_batch_problem, pretrained_kwargs
 from ..models.classes import CLASS_COUNTS
-from ..options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device
+from ..options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device, add_quick
 from ..paths import default_checkpoint_dir, default_output_dir
 from .losses import LOSSES
 from .multitask import AUX_MODELS, AUX_WEIGHT
@@ -337,10 +337,7 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         option(name, text, action=argparse.BooleanOptionalAction)
     option("progress", "progress bars; default: in a terminal, else one line per epoch",
            show_default=False, action=argparse.BooleanOptionalAction)
-    epochs = [*QUICK_BASELINES[1:], *quick_epochs()]
-    parser.add_argument("--quick", action="store_true", help="a CPU run in seconds: narrow models, "
-                        f"64 px (128 for resnet34_unet), {min(epochs)}-{max(epochs)} epochs, "
-                        "for whatever is not given explicitly")
+    add_quick(parser)
     parser.add_argument("--recipe", choices=sorted(RECIPES), help="settings for real photos on "
                         "a laptop CPU (within 10 minutes on 2 cores), for whatever is not "
                         "given explicitly")
