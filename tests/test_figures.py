@@ -227,15 +227,15 @@ def test_the_score_legend_stands_beside_the_bars():
     assert legend.x0 >= fig.axes[0].get_window_extent().x1  # right of the plot, on no bar
 
 
-def test_the_deepest_pixel_is_far_inside_its_region_and_the_frame_is_no_edge():
+def test_the_deepest_pixel_is_far_inside_its_region_and_from_the_frame():
     region = np.zeros((40, 60), bool)
     region[10:31, 5:16] = True  # 21 x 11: one pixel at the centre lasts the longest
     region[0:3, 40:60] = True  # a thin strip elsewhere
     assert deepest_pixel(region) == (20, 10)
-    assert deepest_pixel(torch.from_numpy(~region)[None].float()) != (20, 10)
+    assert deepest_pixel(torch.from_numpy(region)[None].float()) == (20, 10)  # (1, H, W)
     corner = np.zeros((30, 30), bool)
-    corner[:12, :12] = True  # against the frame: its deepest pixel is in the corner
-    assert deepest_pixel(corner) == (0, 0)
+    corner[:11, :11] = True  # against the frame, which is an edge too: its centre
+    assert deepest_pixel(corner) == (5, 5)
     with pytest.raises(ValueError, match="empty"):
         deepest_pixel(np.zeros((8, 8), bool))
 

@@ -455,14 +455,16 @@ def show_class_predictions(images, trimaps, class_logits, title: str | None = No
 
 def deepest_pixel(region) -> tuple[int, int]:
     """(y, x) of a pixel deep inside REGION ((H, W) or (1, H, W), true inside): far from its
-    edge, where a query surely belongs to it. The region is eroded (3x3) until one more
-    erosion would empty it; of what is left, the pixel nearest its centre. The image's frame
-    is no edge. A ValueError for an empty region."""
+    edge and from the image's frame, where a query surely belongs to it and a marker shows.
+    The region is eroded (3x3, outside the image counts as outside the region) until one
+    more erosion would empty it; of what is left, the pixel nearest its centre. A ValueError
+    for an empty region."""
     area = torch.from_numpy(to_mask_array(region)).float()[None, None]  # (1, 1, H, W)
     if not area.any():
         raise ValueError("the region is empty: it has no pixel to pick")
-    while True:  # a 3x3 minimum: -max(-x); the padding (-inf) never erodes the frame
-        eroded = -torch.nn.functional.max_pool2d(-area, 3, stride=1, padding=1)
+    while True:  # a 3x3 minimum: 1 - max(1 - x), padded with 1 - 0: the frame erodes too
+        eroded = 1 - torch.nn.functional.max_pool2d(
+            torch.nn.functional.pad(1 - area, (1, 1, 1, 1), value=1.0), 3, stride=1)
         if not eroded.any():
             break
         area = eroded
