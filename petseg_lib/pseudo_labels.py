@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -196,6 +196,7 @@ class Settings:
     test_limit: int | None = None
     epochs: int | None = None
     image_size: int | None = None
+    shared: dict = field(default_factory=dict)  # any other TrainConfig setting of every run
 
     def config(self, run_name: str, seed: int) -> TrainConfig:
         """The TrainConfig of one run: quick settings or the report's, and the options given."""
@@ -203,7 +204,8 @@ class Settings:
                  if v is not None}
         settings = dict(model=self.model, seed=seed, run_name=run_name,
                         data_path=str(self.data_path), checkpoint_dir=self.checkpoint_dir,
-                        output_dir=str(Path(self.output_dir) / "runs"), progress=False, **given)
+                        output_dir=str(Path(self.output_dir) / "runs"), progress=False,
+                        **given, **self.shared)
         return quick_config(**settings) if self.quick else TrainConfig(**settings)
 
     def run_name(self, what: str, seed: int) -> str:
@@ -257,11 +259,19 @@ def run_fraction(settings: Settings, fraction: float, seed: int) -> dict:
             "with_pseudo": with_pseudo}
 
 
-def run_experiment(settings: Settings, fractions: list[float], seeds: list[int]) -> dict:
-    """Every fraction and seed, and every label once per seed; writes the table and figure."""
+def run_experiment(settings: Settings, fractions: list[float], seeds: list[int],
+                   every_label: list[float] | None = None) -> dict:
+    """Every fraction and seed, and every label once per seed; writes the table and figure.
+
+    EVERY_LABEL: the test Dice, seed by seed, of runs already trained on every label with
+    these very settings (e.g. by compare.run_comparison, same test_limit), instead of
+    training them again.
+    """
+    if every_label is not None and len(every_label) != len(seeds):
+        raise ValueError(f"every_label holds {len(every_label)} scores for {len(seeds)} seeds")
     runs = [run_fraction(settings, fraction, seed) for fraction in fractions for seed in seeds]
-    every = [train_and_score(settings, settings.run_name("all", seed), seed)[0]
-             for seed in seeds]
+    every = list(every_label) if every_label is not None else [
+        train_and_score(settings, settings.run_name("all", seed), seed)[0] for seed in seeds]
     image_size = settings.config("probe", seeds[0]).image_size
     results = {"runs": runs, "every_label": every, "seeds": list(seeds),
                "fractions": list(fractions), "low": settings.low, "high": settings.high,

@@ -6,6 +6,7 @@ and the notebooks import their figures from here; the package itself imports fig
 
 from .evaluation.figures import (  # noqa: F401  (names kept importable from utils)
     TRIMAP_COLOURS,
+    deepest_pixel,
     markdown_grid,
     models_side_by_side,
     overlay_mask,
@@ -15,6 +16,7 @@ from .evaluation.figures import (  # noqa: F401  (names kept importable from uti
     plot_training_metrics,
     prediction_gallery,
     save_figure,
+    show_attention,
     show_augmentations,
     show_class_predictions,
     show_images,

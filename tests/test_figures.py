@@ -13,6 +13,7 @@ from petseg_lib.evaluation.evaluate import worst_predictions
 from petseg_lib.evaluation.figures import (
     TINT_COLOURS,
     contrasting_colour,
+    deepest_pixel,
     label_log_axis,
     markdown_grid,
     models_side_by_side,
@@ -20,6 +21,7 @@ from petseg_lib.evaluation.figures import (
     plot_curves,
     plot_training_metrics,
     prediction_gallery,
+    show_attention,
     show_augmentations,
     show_images,
     show_samples,
@@ -223,3 +225,36 @@ def test_the_score_legend_stands_beside_the_bars():
     fig.canvas.draw()
     legend = fig.axes[0].get_legend().get_window_extent()
     assert legend.x0 >= fig.axes[0].get_window_extent().x1  # right of the plot, on no bar
+
+
+def test_the_deepest_pixel_is_far_inside_its_region_and_from_the_frame():
+    region = np.zeros((40, 60), bool)
+    region[10:31, 5:16] = True  # 21 x 11: one pixel at the centre lasts the longest
+    region[0:3, 40:60] = True  # a thin strip elsewhere
+    assert deepest_pixel(region) == (20, 10)
+    assert deepest_pixel(torch.from_numpy(region)[None].float()) == (20, 10)  # (1, H, W)
+    corner = np.zeros((30, 30), bool)
+    corner[:11, :11] = True  # against the frame, which is an edge too: its centre
+    assert deepest_pixel(corner) == (5, 5)
+    with pytest.raises(ValueError, match="empty"):
+        deepest_pixel(np.zeros((8, 8), bool))
+
+
+def test_attention_is_drawn_over_the_image_one_square_per_token():
+    image = torch.rand(3, 64, 96)
+    attention = torch.zeros(2, 2, 3)  # two heads over a 2 x 3 grid of keys
+    attention[0, 1, 2], attention[1, 0, 0] = 1.0, 1.0
+    fig = show_attention(image, {"on the pet": ((40, 70), attention),
+                                 "on the background": ((5, 5), attention.flip(0))},
+                         title="Where the query looks")
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(axes) == 4 and fig._suptitle.get_text() == "Where the query looks"
+    assert axes[0].get_title() == "on the pet: the query pixel (y 40, x 70)"
+    assert "2 × 3 key tokens" in axes[1].get_title() and "mean of 2 heads" in axes[1].get_title()
+    heat = axes[1].images[-1]
+    np.testing.assert_allclose(heat.get_array(), [[0.5, 0, 0], [0, 0, 0.5]])  # the heads' mean
+    assert heat.get_extent() == [-0.5, 95.5, 63.5, -0.5]  # stretched over the whole image
+    assert [line.get_xydata().tolist() for line in axes[1].lines] == [[[70.0, 40.0]]]
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 2 and "all equal: 0.167" in bars[0].get_ylabel()
+    plt.close(fig)

@@ -14,7 +14,8 @@ from petseg_lib import REPOSITORY_URL
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["01_data_exploration", "02_augmentation", "03_unet", "04_resnet34_unet",
-            "05_training", "06_evaluation_and_comparison", "07_beyond_the_report"]
+            "05_training", "06_evaluation_and_comparison", "07_beyond_the_report",
+            "08_further_directions"]
 # A notebook may build a layer step by step for teaching when it checks it against the library.
 TEACHING_CLASSES = {"04_resnet34_unet"}
 
@@ -23,7 +24,7 @@ def code_cells(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
-def test_the_seven_notebooks_exist():
+def test_the_eight_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 

@@ -198,3 +198,18 @@ def test_command_line_mistakes_are_one_line(argv, message, tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.startswith("error:") and message in error
     assert not out.exists()  # refused before anything ran
+
+
+def test_shared_settings_reach_every_run_and_given_scores_stand_for_every_label(
+        sample_root, tmp_path, monkeypatch):
+    settings = tiny_settings(sample_root, tmp_path, monkeypatch)
+    settings.shared = {"epoch_samples": 16, "valid_limit": 4}
+    config = settings.config("probe", 1)
+    assert (config.epoch_samples, config.valid_limit, config.seed) == (16, 4, 1)
+    with pytest.raises(ValueError, match="2 scores for 1 seeds"):
+        pl.run_experiment(settings, [0.25], [0], every_label=[0.5, 0.6])
+    results = pl.run_experiment(settings, [0.25], [0], every_label=[0.5])
+    assert results["every_label"] == [0.5]
+    assert not list((tmp_path / "c").glob("*_all_*")), "no run trained on every label"
+    assert (tmp_path / "c" / "unet_pseudo_25pc_pseudo_s0_quick_best.pth").is_file()
+    assert "| 100 % (every label) | all | 0.5000 ± 0.0000 |" in pl.markdown_table(results)

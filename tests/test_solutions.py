@@ -30,7 +30,7 @@ def exercises_cell(notebook: Path) -> str:
 
 
 def test_every_notebook_has_a_solutions_file():
-    assert len(NOTEBOOKS) == 7
+    assert len(NOTEBOOKS) == 8
     assert [p.name for p in SOLUTIONS] == [p.name for p in NOTEBOOKS]
 
 

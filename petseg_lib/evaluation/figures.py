@@ -447,3 +447,59 @@ def show_class_predictions(images, trimaps, class_logits, title: str | None = No
     if title:
         fig.suptitle(title)
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Attention: where a transformer's query pixel looks (SegFormer's attention_map)
+# ---------------------------------------------------------------------------
+
+def deepest_pixel(region) -> tuple[int, int]:
+    """(y, x) of a pixel deep inside REGION ((H, W) or (1, H, W), true inside): far from its
+    edge and from the image's frame, where a query surely belongs to it and a marker shows.
+    The region is eroded (3x3, outside the image counts as outside the region) until one
+    more erosion would empty it; of what is left, the pixel nearest its centre. A ValueError
+    for an empty region."""
+    area = torch.from_numpy(to_mask_array(region)).float()[None, None]  # (1, 1, H, W)
+    if not area.any():
+        raise ValueError("the region is empty: it has no pixel to pick")
+    while True:  # a 3x3 minimum: 1 - max(1 - x), padded with 1 - 0: the frame erodes too
+        eroded = 1 - torch.nn.functional.max_pool2d(
+            torch.nn.functional.pad(1 - area, (1, 1, 1, 1), value=1.0), 3, stride=1)
+        if not eroded.any():
+            break
+        area = eroded
+    points = torch.nonzero(area[0, 0]).float()  # (K, 2): the deepest pixels
+    nearest = (points - points.mean(dim=0)).pow(2).sum(dim=1).argmin()
+    y, x = points[nearest].long().tolist()
+    return y, x
+
+
+def show_attention(image, queries: dict[str, tuple[tuple[int, int], torch.Tensor]],
+                   title: str | None = None) -> plt.Figure:
+    """One row per query of QUERIES (its label: ((y, x), attention (heads, h, w))): the image
+    with the query pixel marked, and the attention from it, averaged over the heads, laid over
+    the image, one square per key token (h x w over the whole image)."""
+    picture = to_image_array(image)
+    height, width = picture.shape[:2]
+    fig, axes = plt.subplots(len(queries), 2, figsize=(8.6, 4.0 * len(queries)),
+                             squeeze=False, layout="constrained")
+    for row, (name, ((y, x), attention)) in enumerate(queries.items()):
+        weights = torch.as_tensor(attention, dtype=torch.float32).detach().cpu()
+        heads, rows, cols = weights.shape
+        mean = weights.mean(dim=0).numpy()  # (h, w): the keys' weights, summing to 1
+        photo, heat = axes[row]
+        photo.imshow(picture)
+        photo.set_title(f"{name}: the query pixel (y {y}, x {x})")
+        heat.imshow(picture)
+        shown = heat.imshow(mean, cmap="magma", alpha=0.7, interpolation="nearest",
+                            extent=(-0.5, width - 0.5, height - 0.5, -0.5), vmin=0.0)
+        heat.set_title(f"its attention over {rows} × {cols} key tokens\n"
+                       f"(mean of {heads} head{'s' if heads > 1 else ''})")
+        for ax in (photo, heat):
+            ax.plot(x, y, marker="P", markersize=13, color="cyan", markeredgecolor="black")
+            ax.axis("off")
+        bar = fig.colorbar(shown, ax=heat, fraction=0.046)
+        bar.set_label(f"attention weight (all equal: {1 / (rows * cols):.3f})")
+    if title:
+        fig.suptitle(title)
+    return fig
