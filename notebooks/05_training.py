@@ -63,12 +63,13 @@ from petseg_lib.inference import load_model
 from petseg_lib.models import build_model
 from petseg_lib.models.summary import count_parameters
 from petseg_lib.speed import pick_device, synchronize
-from petseg_lib.train import learning_rates, train, train_one_epoch
+from petseg_lib.train import train, train_one_epoch
 from petseg_lib.training.checkpoint import checkpoint_payload, save_checkpoint
 from petseg_lib.training.config import TrainConfig, course_config, quick_mode
 from petseg_lib.training.history import new_history, print_epoch, record_epoch
 from petseg_lib.training.loaders import make_loaders
 from petseg_lib.training.lr_finder import find_learning_rate
+from petseg_lib.training.schedules import learning_rates
 from petseg_lib.use.widgets import live_metrics_plot
 from petseg_lib.utils import (
     markdown_grid,

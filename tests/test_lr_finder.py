@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from petseg_lib.train import learning_rates, main, make_scheduler, one_cycle
+from petseg_lib.train import main
 from petseg_lib.training.checkpoint import resume_problem
 from petseg_lib.training.config import TrainConfig, parse_command
 from petseg_lib.training.lr_finder import find_learning_rate, suggest_rate
+from petseg_lib.training.schedules import learning_rates, make_scheduler, one_cycle
 
 from .conftest import tiny_config
 

@@ -13,12 +13,13 @@ from petseg_lib import train as train_module
 from petseg_lib.data.oxford_pet import collate, load_dataset
 from petseg_lib.inference import main as inference_main
 from petseg_lib.models import build_model
-from petseg_lib.train import make_scheduler, train, train_one_epoch
+from petseg_lib.train import train, train_one_epoch
 from petseg_lib.training import losses
 from petseg_lib.training.checkpoint import CheckpointError
 from petseg_lib.training.config import TrainConfig, parse_args
 from petseg_lib.training.history import diverged_epoch
 from petseg_lib.training.loaders import make_loaders
+from petseg_lib.training.schedules import make_scheduler
 
 from .conftest import tiny_config
 

@@ -25,7 +25,7 @@ from .losses import LOSSES
 from .multitask import AUX_MODELS, AUX_WEIGHT
 
 LOG_KINDS = ("none", "csv", "tensorboard")  # TrainConfig.log: outputs/logs (logs.py)
-LR_SCHEDULES = ("constant", "cosine", "one_cycle", "step")  # train.make_scheduler
+LR_SCHEDULES = ("constant", "cosine", "one_cycle", "step")  # training/schedules.py
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a file-name part: no folders, no '..'
 
 
