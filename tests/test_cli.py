@@ -84,6 +84,11 @@ def test_train_refuses_impossible_values(option, value, words):
     assert_one_line_error(run("petseg_lib.train", "--quick", option, value), *words)
 
 
+def test_train_refuses_a_width_for_a_model_without_one():
+    result = run("petseg_lib.train", "--quick", "--model", "segformer_b0", "--base_channels", "8")
+    assert_one_line_error(result, "segformer_b0 has no setting base_channels", "out_channels")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_good_checkpoint_with_device_cuda_on_a_machine_without_cuda(tmp_path):
     good = write_checkpoint(tmp_path / "good.pth")

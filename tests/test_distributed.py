@@ -26,6 +26,7 @@ from petseg_lib.evaluation.evaluate import evaluate as evaluate_model
 from petseg_lib.models import build_model
 from petseg_lib.training import distributed
 from petseg_lib.training.checkpoint import model_from_checkpoint, read_checkpoint
+from petseg_lib.training.losses import build_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 120
@@ -247,38 +248,51 @@ def test_torchrun_command_line(sample_root, tmp_path):
 def five_samples() -> list[dict]:
     """5 validation samples of random 8x8 images and masks, the same in every process."""
     generator = torch.Generator().manual_seed(2)
-    return [{"image": torch.rand(3, 8, 8, generator=generator),
-             "mask": (torch.rand(1, 8, 8, generator=generator) > 0.5).float(),
-             "name": f"v{i}"} for i in range(5)]
+    samples = []
+    for i in range(5):
+        image = torch.rand(3, 8, 8, generator=generator)
+        trimap = torch.randint(1, 4, (1, 8, 8), generator=generator)  # pet, background, edge
+        samples.append({"image": image, "mask": (trimap != 2).float(), "trimap": trimap,
+                        "name": f"v{i}"})
+    return samples
 
 
-def fixed_conv() -> torch.nn.Module:
-    """The same small conv in every process."""
+def fixed_conv(out_channels: int = 1) -> torch.nn.Module:
+    """The same small conv in every process: one logit per pixel, or three classes."""
     torch.manual_seed(0)
-    return torch.nn.Conv2d(3, 1, 3, padding=1)
+    return torch.nn.Conv2d(3, out_channels, 3, padding=1)
 
 
-def score_share(rank: int, nproc: int, port: int, out: Path) -> None:
+def criterion(out_channels: int) -> torch.nn.Module:
+    """The loss of a model with OUT_CHANNELS outputs: BCE for one, build_loss("ce") for three."""
+    return build_loss("bce" if out_channels == 1 else "ce")
+
+
+def score_share(rank: int, nproc: int, port: int, out: Path, out_channels: int) -> None:
     """Score this process's share of five_samples() with distributed.evaluate; save it."""
     as_torchrun(rank, nproc, port)
     with distributed.process_group("cpu"):
         samples = five_samples()
         loader = torch.utils.data.DataLoader(samples, batch_size=2,
                                              sampler=distributed.valid_sampler(samples))
-        results = distributed.evaluate(fixed_conv(), loader, "cpu",
-                                       torch.nn.BCEWithLogitsLoss())
+        results = distributed.evaluate(fixed_conv(out_channels), loader, "cpu",
+                                       criterion(out_channels))
         (out / f"rank{rank}.json").write_text(json.dumps([len(loader.sampler), results]))
 
 
-def test_an_odd_validation_set_is_scored_once_per_image_over_two_processes(tmp_path):
-    start(score_share, 2, tmp_path)
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_an_odd_validation_set_is_scored_once_per_image_over_two_processes(tmp_path,
+                                                                             out_channels):
+    start(score_share, 2, tmp_path, out_channels)
     (n0, rank0), (n1, rank1) = (json.loads((tmp_path / f"rank{r}.json").read_text())
                                 for r in (0, 1))
     assert (n0, n1) == (3, 2)  # every second image: none left out, none twice
     samples = torch.utils.data.DataLoader(five_samples(), batch_size=5)
-    whole = evaluate_model(fixed_conv(), samples, "cpu", torch.nn.BCEWithLogitsLoss())
+    whole = evaluate_model(fixed_conv(out_channels), samples, "cpu", criterion(out_channels))
     assert rank0 == rank1
+    assert rank0.pop("class_iou", None) == pytest.approx(whole.pop("class_iou", None))
     assert rank0 == pytest.approx(whole, rel=1e-6)
+    assert ("mean_iou" in whole) == (out_channels == 3)  # three classes: IoU of each class
 
 
 def test_a_user_error_under_torchrun_is_one_line_and_the_other_process_stops_quietly(tmp_path):

@@ -20,12 +20,14 @@ def numbers(epoch: int) -> tuple[float, float, float, float]:
     return 1 / (epoch + 2), 1 / (epoch + 3), 1 - 1 / (epoch + 4), 1 - 1 / (epoch + 5)
 
 
-def run(log, first: int, last: int, model=None, batch=None) -> dict:
-    """Log epochs FIRST..LAST as train() does; returns the history."""
+def run(log, first: int, last: int, model=None, batch=None, multitask: bool = False) -> dict:
+    """Log epochs FIRST..LAST as train() does (MULTITASK: with class accuracy); the history."""
     history = new_history()
     for epoch in range(first, last + 1):
         train_loss, valid_loss, train_dice, valid_dice = numbers(epoch)
-        record_epoch(history, train_loss, train_dice, {"loss": valid_loss, "dice": valid_dice})
+        valid = {"loss": valid_loss, "dice": valid_dice, "accuracy": 1 / (epoch + 6)}
+        record_epoch(history, train_loss, train_dice, valid,
+                     1 / (epoch + 7) if multitask else None)
         log.epoch(epoch, history, 1e-3 / epoch, model, batch)
     return history
 
@@ -72,6 +74,18 @@ def test_csv_rows_equal_the_history(tmp_path):
     assert as_numbers(rows[1:]) == rows_for([1, 2, 3])  # exact: floats written in full
     for column, key in enumerate(HISTORY_KEYS, start=1):
         assert [float(row[column]) for row in rows[1:]] == history[key]
+
+
+def test_a_multitask_run_logs_its_class_accuracy(tmp_path):
+    with open_run_log("csv", tmp_path, "unet_species") as log:
+        history = run(log, 1, 2, multitask=True)
+    rows = read_csv(tmp_path / "unet_species_history.csv")
+    assert rows[0] == [*CSV_HEADER[:-1], "train_accuracy", "valid_accuracy", "learning_rate"]
+    assert [float(row[5]) for row in rows[1:]] == history["train_accuracy"] == [1 / 8, 1 / 9]
+    assert [float(row[6]) for row in rows[1:]] == history["valid_accuracy"] == [1 / 7, 1 / 8]
+    with open_run_log("csv", tmp_path, "unet_species") as log:  # resumed: appended, no warning
+        run(log, 3, 3, multitask=True)
+    assert len(read_csv(tmp_path / "unet_species_history.csv")) == 4
 
 
 def test_csv_rows_are_on_disk_before_the_log_is_closed(tmp_path):
@@ -213,3 +227,17 @@ def test_tensorboard_without_model_writes_only_scalars(tmp_path):
     events = EventAccumulator(str(tmp_path / "unet"))
     events.Reload()
     assert len(events.Tags()["scalars"]) == 5 and events.Tags()["images"] == []
+
+
+def test_tensorboard_draws_a_multitask_runs_accuracy(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with open_run_log("tensorboard", tmp_path, "unet_breed") as log:
+        history = run(log, 1, 2, multitask=True)
+    events = EventAccumulator(str(tmp_path / "unet_breed"))
+    events.Reload()
+    assert len(events.Tags()["scalars"]) == 7
+    for tag, key in (("accuracy/train", "train_accuracy"), ("accuracy/valid", "valid_accuracy")):
+        values = [s.value for s in events.Scalars(tag)]
+        assert values == pytest.approx(history[key], rel=1e-6)

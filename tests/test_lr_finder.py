@@ -44,6 +44,17 @@ def test_range_test_stops_when_the_loss_explodes(sample_root, tmp_path):
     assert result["suggested"] < 1e5
 
 
+def test_range_test_trains_the_class_head_of_a_multitask_run(sample_root, tmp_path):
+    def first_losses(**settings) -> list[float]:
+        config = tiny_config(sample_root, tmp_path, **settings)
+        return find_learning_rate(config, start=1e-5, end=1e-4, steps=3)["losses"]
+
+    plain = first_losses()
+    assert first_losses(aux_task="species", aux_weight=0.0) == pytest.approx(plain, rel=1e-5)
+    with_head = first_losses(aux_task="species", aux_weight=1.0)  # + cross-entropy of 2 classes
+    assert with_head[0] - plain[0] == pytest.approx(math.log(2), abs=0.3)
+
+
 def test_range_test_refuses_an_empty_range(sample_root, tmp_path):
     with pytest.raises(ValueError, match="0 < start < end"):
         find_learning_rate(tiny_config(sample_root, tmp_path), start=1.0, end=1e-3)

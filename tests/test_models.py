@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from petseg_lib.models import MODELS, LRASPP_MobileNetV3, build_model
+from petseg_lib.models import MODELS, LRASPP_MobileNetV3, build_model, settings_problem
 from petseg_lib.models.resnet34_unet import IMAGENET_MEAN, IMAGENET_STD, ResNet34_UNet
 from petseg_lib.models.summary import count_parameters, layer_shapes
 from petseg_lib.models.unet import UNet
@@ -310,6 +310,13 @@ def test_build_model_names():
     assert isinstance(build_model("lraspp_mobilenet_v3"), LRASPP_MobileNetV3)
     with pytest.raises(ValueError, match="unet, resnet34_unet, lraspp_mobilenet_v3"):
         build_model("segformer")
+
+
+def test_build_model_names_a_setting_the_model_does_not_have():
+    assert settings_problem("unet", {"base_channels": 8, "bilinear": True}) is None
+    with pytest.raises(ValueError, match="lraspp_shufflenet_v2 has no setting base_channels, "
+                                         "depth .*pretrained_backbone"):
+        build_model("lraspp_shufflenet_v2", base_channels=8, depth=3)
 
 
 def test_unet_config():

@@ -62,8 +62,8 @@ def evaluate(
     BOUNDARY says how the trimap's boundary band is scored: "pet" (the design report),
     "background" or "ignore". The loss always uses the training mask, every pixel included.
     TTA adds the mirror image's logits; AMP runs the model in reduced precision (speed.py).
-    REDUCE(meter, loss_sum, n_images) -> (loss_sum, n_images) adds other processes' scores
-    (distributed.merge_meters).
+    REDUCE(meter, class_meter, loss_sum, n_images) -> (loss_sum, n_images) adds other
+    processes' scores (distributed.merge_meters).
     """
     was_training = model.training
     model.eval()
@@ -85,7 +85,7 @@ def evaluate(
     finally:
         model.train(was_training)
     if reduce is not None:
-        total_loss, n_images = reduce(meter, total_loss, n_images)
+        total_loss, n_images = reduce(meter, class_meter, total_loss, n_images)
     results = meter.compute()
     classes = class_meter.compute() if class_meter.union.sum() else {}  # IoU of each class
     loss = total_loss / n_images if criterion is not None else None

@@ -1,5 +1,7 @@
 """The segmentation models of the course, and helpers to build them by name."""
 
+import inspect
+
 from torch import nn
 
 from .baselines import DeepLabV3_ResNet50, LRASPP_MobileNetV3
@@ -12,7 +14,7 @@ from .unet import UNet
 __all__ = ["MODELS", "DeepLabV3Plus_ResNet34", "DeepLabV3_ResNet50", "LRASPP_MobileNetV3",
            "LRASPP_ShuffleNetV2", "ResNet34_UNet", "SegFormer_B0", "UNet",
            "build_model", "imagenet_weights_problem", "one_image_batch_problem",
-           "pretrained_kwargs"]
+           "pretrained_kwargs", "settings_problem"]
 
 # The course's two models, two torchvision baselines (the report's discussion), then the
 # report's future directions: a transformer, DeepLabv3+ and the lightest backbone.
@@ -26,7 +28,19 @@ def build_model(name: str, **kwargs) -> nn.Module:
     """Build the model called NAME (a key of MODELS) with the given kwargs."""
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}; valid names: {', '.join(MODELS)}")
+    if problem := settings_problem(name, kwargs):
+        raise ValueError(problem)
     return MODELS[name](**kwargs)
+
+
+def settings_problem(name: str, kwargs: dict) -> str | None:
+    """Why model NAME cannot take the settings KWARGS (e.g. a width), or None when it can."""
+    accepted = inspect.signature(MODELS[name]).parameters
+    unknown = [key for key in kwargs if key not in accepted]
+    if not unknown:
+        return None
+    return (f"{name} has no setting {', '.join(unknown)} (its settings: "
+            f"{', '.join(accepted)})")
 
 
 # The setting that starts a model's encoder from ImageNet weights (torchvision's files).

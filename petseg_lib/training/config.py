@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..data.augment import AUGMENT_LEVELS
 from ..data.pet_labels import AUX_TASKS, check_aux_task
-from ..models import MODELS, one_image_batch_problem, pretrained_kwargs
+from ..models import MODELS, one_image_batch_problem, pretrained_kwargs, settings_problem
 from ..models.classes import CLASS_COUNTS
 from ..options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device, add_quick
 from ..paths import default_checkpoint_dir, default_output_dir
@@ -95,6 +95,8 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not "
                              f"{self.lr_schedule!r}")
+        if problem := settings_problem(self.model, model_settings(self)):
+            raise ValueError(problem)
         if self.batch_size == 1 and (problem := one_image_batch_problem(self.model,
                                                                          self.image_size)):
             raise ValueError(f"batch_size 1 cannot train {self.model} ({problem}): "

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..evaluation.evaluate import SegmentationMeter
 from ..evaluation.evaluate import evaluate as evaluate_model
+from ..models.classes import ClassIoU
 from ..speed import pick_device
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -223,19 +224,21 @@ def mean_over_processes(numbers: tuple[float, ...]) -> tuple[float, ...]:
     return tuple((total / dist.get_world_size()).tolist())
 
 
-def merge_meters(meter: SegmentationMeter, loss_sum: float,
+def merge_meters(meter: SegmentationMeter, class_meter: ClassIoU, loss_sum: float,
                  n_images: int) -> tuple[float, int]:
-    """Gather every process's scores into METER; returns the summed loss and image count."""
+    """Gather every process's scores into the meters; returns the summed loss and image count."""
     if not is_distributed():
         return loss_sum, n_images
     shares: list = [None] * dist.get_world_size()
-    dist.all_gather_object(shares, (meter, loss_sum, n_images))
-    meters = [share[0] for share in shares]
+    dist.all_gather_object(shares, (meter, class_meter, loss_sum, n_images))
+    meters, class_meters = [share[0] for share in shares], [share[1] for share in shares]
     for name in ("intersection", "pred_sum", "target_sum"):
         setattr(meter, name, sum(getattr(other, name) for other in meters))
     for name in ("per_image_dice", "per_image_iou", "names"):
         setattr(meter, name, [value for other in meters for value in getattr(other, name)])
-    return sum(share[1] for share in shares), sum(share[2] for share in shares)
+    for name in ("intersection", "union"):  # three classes: pixels pooled over every process
+        setattr(class_meter, name, sum(getattr(other, name) for other in class_meters))
+    return sum(share[2] for share in shares), sum(share[3] for share in shares)
 
 
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str,

@@ -18,6 +18,12 @@ from pathlib import Path
 from ..paths import written_atomically
 
 HISTORY_KEYS = ("train_loss", "valid_loss", "train_dice", "valid_dice")
+ACCURACY_KEYS = ("train_accuracy", "valid_accuracy")  # a multi-task run's class head
+
+
+def curve_keys(history: dict) -> tuple[str, ...]:
+    """The curves HISTORY holds: the four of every run, then a class head's accuracy."""
+    return HISTORY_KEYS + tuple(key for key in ACCURACY_KEYS if key in history)
 
 
 def new_history() -> dict[str, list[float]]:
@@ -35,8 +41,8 @@ def record_epoch(history: dict, train_loss: float, train_dice: float, valid: dic
     for key, value in zip(HISTORY_KEYS, numbers, strict=True):
         history.setdefault(key, []).append(value)
     if train_accuracy is not None:
-        history.setdefault("train_accuracy", []).append(train_accuracy)
-        history.setdefault("valid_accuracy", []).append(valid["accuracy"])
+        for key, value in zip(ACCURACY_KEYS, (train_accuracy, valid["accuracy"]), strict=True):
+            history.setdefault(key, []).append(value)
     return history
 
 

@@ -6,10 +6,10 @@ No account and no network: everything goes to files in the logs folder (outputs/
     python -m petseg_lib.train --quick --log tensorboard  # outputs/logs/<run_name>/
     tensorboard --logdir outputs/logs                     # then open http://localhost:6006
 
-The CSV file has one row per epoch (the four curves of history.py and the learning rate) and
-opens in any spreadsheet. TensorBoard draws the same curves while the run trains and shows, each
-epoch, a few validation images: the input, the ground truth and the prediction. TensorBoard is
-an optional extra: `pip install -e ".[logs]"`.
+The CSV file has one row per epoch (the four curves of history.py, a multi-task run's class
+accuracy, and the learning rate) and opens in any spreadsheet. TensorBoard draws the same curves
+while the run trains and shows, each epoch, a few validation images: the input, the ground truth
+and the prediction. TensorBoard is an optional extra: `pip install -e ".[logs]"`.
 
 `train()` always calls `open_run_log`; when no log is asked for it gets a `RunLog`, which
 writes nothing, so the loop needs no `if`.
@@ -30,11 +30,12 @@ from ..errors import UserError
 from ..evaluation.figures import overlay_mask
 from ..evaluation.predict import binarize, to_float_images
 from .config import LOG_KINDS
-from .history import HISTORY_KEYS
+from .history import HISTORY_KEYS, curve_keys
 
-CSV_HEADER = ("epoch", *HISTORY_KEYS, "learning_rate")
+CSV_HEADER = ("epoch", *HISTORY_KEYS, "learning_rate")  # a multi-task run adds its accuracy
 SCALAR_TAGS = {"train_loss": "loss/train", "valid_loss": "loss/valid",
-               "train_dice": "dice/train", "valid_dice": "dice/valid"}  # TensorBoard's names
+               "train_dice": "dice/train", "valid_dice": "dice/valid",
+               "train_accuracy": "accuracy/train", "valid_accuracy": "accuracy/valid"}
 GRID_IMAGES = 4  # validation images shown per epoch in TensorBoard
 
 
@@ -66,8 +67,8 @@ class CsvLog(RunLog):
               model: nn.Module | None = None, batch: dict | None = None) -> None:
         """Write one row: the epoch, the last value of each curve, the learning rate."""
         if self.file is None:
-            self.file = self._open(epoch)
-        values = [history[key][-1] for key in HISTORY_KEYS]
+            self.file = self._open(epoch, csv_header(history))
+        values = [history[key][-1] for key in curve_keys(history)]
         csv.writer(self.file).writerow([epoch, *values, learning_rate])
         self.file.flush()  # a run stopped mid-way keeps the rows of its finished epochs
 
@@ -76,27 +77,32 @@ class CsvLog(RunLog):
         if self.file is not None:
             self.file.close()
 
-    def _open(self, epoch: int):
+    def _open(self, epoch: int, header: tuple[str, ...]):
         """The file, ready for EPOCH's row, keeping the rows of the epochs before it."""
-        rows = read_rows(self.path)
+        rows = read_rows(self.path, header)
         kept = [row for row in rows if row and row[0].isdigit() and int(row[0]) < epoch]
         if rows and kept == rows:  # a resumed run: its earlier rows stay, the new ones follow
             return self.path.open("a", newline="")
         # A new run (or one resumed from an earlier epoch): later rows are from another run.
         self.path.parent.mkdir(parents=True, exist_ok=True)
         file = self.path.open("w", newline="")
-        csv.writer(file).writerows([CSV_HEADER, *kept])
+        csv.writer(file).writerows([header, *kept])
         return file
 
 
-def read_rows(path: Path) -> list[list[str]]:
-    """The rows under the header of the CSV log at PATH; none if it is missing or not ours."""
+def csv_header(history: dict) -> tuple[str, ...]:
+    """The CSV log's columns for a run with HISTORY: CSV_HEADER, + accuracy for multi-task."""
+    return ("epoch", *curve_keys(history), "learning_rate")
+
+
+def read_rows(path: Path, header: tuple[str, ...] = CSV_HEADER) -> list[list[str]]:
+    """The rows under HEADER in the CSV log at PATH; none if it is missing or not ours."""
     if not path.exists():
         return []
     with path.open(newline="") as file:
         rows = list(csv.reader(file))
-    if rows and rows[0] != list(CSV_HEADER):
-        warnings.warn(f"{path} has another header than {','.join(CSV_HEADER)}: it is replaced",
+    if rows and rows[0] != list(header):
+        warnings.warn(f"{path} has another header than {','.join(header)}: it is replaced",
                       stacklevel=2)
         return []
     return rows[1:]
@@ -117,9 +123,9 @@ class TensorBoardLog(RunLog):
 
     def epoch(self, epoch: int, history: dict, learning_rate: float,
               model: nn.Module | None = None, batch: dict | None = None) -> None:
-        """Add the five scalars at step EPOCH and, given MODEL and BATCH, a prediction grid."""
-        for key, tag in SCALAR_TAGS.items():
-            self.writer.add_scalar(tag, history[key][-1], epoch)
+        """Add the curves and the rate at step EPOCH; given MODEL and BATCH, a prediction grid."""
+        for key in curve_keys(history):
+            self.writer.add_scalar(SCALAR_TAGS[key], history[key][-1], epoch)
         self.writer.add_scalar("learning_rate", learning_rate, epoch)
         if model is not None and batch is not None:
             self.writer.add_image("valid/predictions", prediction_grid(model, batch), epoch)

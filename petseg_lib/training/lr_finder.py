@@ -25,6 +25,7 @@ from ..threads import step_threads
 from .config import TrainConfig, model_settings
 from .loaders import make_loaders
 from .losses import build_loss
+from .multitask import with_aux_head
 from .step import forward_loss, make_optimizer, optimizer_step
 
 SMOOTHING = 0.9  # weight of the running average in the smoothed loss
@@ -46,7 +47,8 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-6, end: float = 1.
     fast = speedups(config, device)
     train_loader, _ = make_loaders(config, find_dataset(config.data_path), fast)
     model = build_model(config.model, **model_settings(config))
-    model = model.to(device, memory_format=memory_format(fast["channels_last"])).train()
+    model = model.to(device, memory_format=memory_format(fast["channels_last"]))
+    model = with_aux_head(model, config.aux_task).to(device).train()  # as train() builds it
     optimizer, scaler = make_optimizer(model, start, config.weight_decay, device, fast["amp"])
     criterion = build_loss(config.loss)
     rates, losses, average = [], [], 0.0
@@ -56,7 +58,7 @@ def find_learning_rate(config: TrainConfig, start: float = 1e-6, end: float = 1.
             group["lr"] = rate
         with step_threads(model, batch["image"], device):  # as train's steps (threads.py)
             _, _, loss, _ = forward_loss(model, batch, criterion, device, fast["amp"],
-                                      fast["channels_last"], config.classes)
+                                      fast["channels_last"], config.classes, config.aux_weight)
             if not torch.isfinite(loss):
                 break
             optimizer_step(loss, optimizer, scaler)
