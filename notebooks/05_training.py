@@ -395,16 +395,16 @@ for name, curves in runs.items():
 # %% [markdown]
 # ## 12. Choosing the learning rate: the range test and a one-cycle schedule
 #
-# Of all the settings, the learning rate matters most: too small and the loss barely moves
-# in the time you have, too large and it jumps around or explodes (exercise 2). The report
-# took 1e-4, a common choice for Adam; QUICK mode takes 3e-3 because it has few steps. How
+# Of all the settings, the learning rate matters most: too small and the loss barely moves in
+# the time you have, too large and it jumps around or explodes (exercise 2). The report took
+# 1e-4, a common choice for Adam; QUICK mode's UNet takes 3e-3 because it has few steps. How
 # would you choose one for your own data? The **learning-rate range test** asks the data: a
 # fresh model trains for a few dozen batches while the rate grows from 1e-6 to 1, and the loss
-# is recorded at each rate. Plotted against the rate, the loss first stays flat (the steps
-# are too small to change anything), then falls, then stops falling and climbs: the steps
-# have become so large that they overshoot. The suggestion is the rate in the middle of the
-# steepest fall: steps as large as possible while they still help. The command line does
-# the same:
+# is recorded at each rate. Plotted against the rate, the loss first stays flat (the steps are
+# too small to change anything), then falls, then stops falling and climbs: the steps have
+# become so large that they overshoot. The suggestion is the rate in the middle of the
+# steepest fall: steps as large as possible while they still help. The command line does the
+# same:
 # `python -m petseg_lib.train --find_lr` (with your usual options).
 
 # %%
@@ -417,9 +417,10 @@ print(f"{len(found['rates'])} batches; suggested learning rate {found['suggested
 # %% [markdown]
 # The suggestion is a starting point, not an answer: the smoothed loss of a few dozen batches
 # is noisy, so a second test with another seed can suggest another rate, and the rate that
-# helps most in one step is often too large for a whole run (QUICK mode's 3e-3 was chosen by
-# validation Dice over many runs). What the test reliably tells you is the order of magnitude:
-# where the loss starts to move, and where larger steps stop helping.
+# helps most in one step is often too large for a whole run (QUICK mode's rates, 3e-3 for the
+# UNet and 1e-3 for the ResNet34-UNet, were chosen by validation Dice over many runs). What the
+# test reliably tells you is the order of magnitude: where the loss starts to move, and where
+# larger steps stop helping.
 #
 # **How the rate changes during a run** is the other half. The report keeps it constant.
 # QUICK mode anneals it to zero along half a cosine: large steps while far from a good model,
