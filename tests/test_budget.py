@@ -9,6 +9,7 @@ from petseg_lib.data.oxford_pet import SimpleOxfordPetDataset
 from petseg_lib.train import train
 from petseg_lib.training.config import (
     QUICK_EPOCH_SAMPLES,
+    QUICK_MODELS,
     QUICK_VALID_IMAGES,
     RECIPES,
     TrainConfig,
@@ -68,6 +69,15 @@ def test_quick_mode_has_a_fixed_budget(monkeypatch):
     assert TrainConfig().epoch_samples is None  # the report's epochs see every image
     with pytest.raises(ValueError, match="epoch_samples must be a whole number"):
         TrainConfig(epoch_samples=0)
+
+
+def test_each_quick_model_trains_at_its_own_rate_unless_told_otherwise():
+    rates = {model: quick_config(model=model).learning_rate for model in QUICK_MODELS}
+    assert rates == {model: settings[2] for model, settings in QUICK_MODELS.items()}
+    assert rates["resnet34_unet"] != rates["unet"]  # chosen per model (benchmarks/README.md)
+    assert quick_config(model="resnet34_unet", augment=True).learning_rate == rates["resnet34_unet"]
+    given = parse_args(["--quick", "--model", "resnet34_unet", "--learning_rate", "0.02"])
+    assert given.learning_rate == 0.02
 
 
 @pytest.mark.parametrize("model", ["unet", "resnet34_unet"])
