@@ -101,11 +101,6 @@ PLANS["beyond"] = {
 PLANS["beyond_28"] = {f"{m}_28": ("quick", dict(model=m, epochs=28))
                       for m in ("segformer_b0", "lraspp_shufflenet_v2")}
 PLANS["quick_iou"] = {f"{n}_iou": (b, dict(o, loss="iou")) for n, (b, o) in PLANS["quick"].items()}
-# The quick ResNet34-UNets trail the UNets on validation; a rate of 1e-3 raised the plain one's
-# validation Dice for one seed (quick_sweep2): both, over three seeds.
-PLANS["quick_resnet_lr"] = {
-    f"{n}_lr1e-3": (b, dict(o, learning_rate=1e-3))
-    for n, (b, o) in PLANS["quick"].items() if o["model"] == "resnet34_unet"}
 
 
 def make_config(base: str, overrides: dict, seed: int, data_path: str, out: Path, name: str):
