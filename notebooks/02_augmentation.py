@@ -68,8 +68,12 @@ N_SHOW = 4  # how many photos each figure shows
 print(augmentations(IMAGE_SIZE))
 
 # %% [markdown]
-# - **crop and zoom**, `RandomResizedCrop(scale=(0.5, 1.0))`: cuts out a random region holding
-#   50-100% of the photo's area (with a random aspect ratio) and resizes it to the square input.
+# - **crop and zoom**, `CropAndZoom(scale=(0.5, 1.0))`: cuts out a random region holding
+#   50-100% of the photo's area and resizes it to the square input. The region is shaped like
+#   the photo (stretched by at most a third either way), because every photo the model is
+#   scored on is squeezed whole into the square: a landscape photo's pet is always drawn
+#   narrower than it is, and the crops squeeze it the same way (square crops of a landscape
+#   photo would show pets wider than any test photo does).
 #   Teaches **scale**: pets at many sizes and positions, sometimes partly cut off.
 # - **horizontal flip**, `RandomHorizontalFlip(p=0.5)`: mirrors the photo half of the time.
 #   Teaches that a pet facing left is still a pet.
@@ -132,7 +136,7 @@ plt.show()
 # ## 3. Randomness: one photo, several crops
 #
 # Every call draws new random parameters. Here is the crop-and-zoom step drawn five times on
-# the first photo: zoom level, position and aspect ratio change from draw to draw.
+# the first photo: zoom level, position and stretch change from draw to draw.
 
 # %%
 crops = [augment_sample(photos[0], steps["crop and zoom"], IMAGE_SIZE) for _ in range(5)]
@@ -192,7 +196,7 @@ plt.show()
 # ## Exercises
 #
 # 1. Change `scale=(0.5, 1.0)` to `scale=(0.1, 1.0)` in your head, or build
-#    `v2.RandomResizedCrop(IMAGE_SIZE, scale=(0.1, 1.0))` and pass it to `augment_sample`.
+#    `CropAndZoom(IMAGE_SIZE, scale=(0.1, 1.0))` and pass it to `augment_sample`.
 #    What happens to the pet in many crops, and why could that hurt training?
 # 2. Add a rotation: pass `v2.RandomRotation(30)` to `augment_sample` and check in the figure
 #    that the mask rotates with the photo. What fills the corners of the image and of the mask?

@@ -18,6 +18,8 @@ from torchvision.transforms import v2
 from petseg_lib.data import resized
 from petseg_lib.data.augment import (
     AUGMENT_LEVELS,
+    CropAndZoom,
+    SquareResize,
     ImageCutout,
     augment_sample,
     augmentation_steps,
@@ -80,6 +82,45 @@ def test_augmentation_steps_act_on_image_and_mask_together():
             assert (bright != out["mask"]).float().mean() < 0.05, name
 
 
+@pytest.mark.parametrize("height, width", [(300, 400), (400, 300), (120, 120)])
+def test_crop_and_zoom_keeps_the_photos_proportions(height, width):
+    """Regions of 50-100 % of the photo, shaped like it: test photos are squeezed the same way."""
+    torch.manual_seed(0)
+    crop = CropAndZoom(32)
+    image = tv_tensors.Image(torch.zeros(3, height, width, dtype=torch.uint8))
+    regions = [crop.make_params([image]) for _ in range(400)]
+    aspect = width / height
+    shapes = torch.tensor([[r["width"] / r["height"], r["width"] * r["height"] / (width * height)]
+                           for r in regions])
+    for r in regions:  # inside the photo
+        assert 0 <= r["top"] <= height - r["height"] and 0 <= r["left"] <= width - r["width"]
+    assert shapes[:, 0].min() >= aspect * 3 / 4 - 0.02
+    assert shapes[:, 0].max() <= aspect * 4 / 3 + 0.02
+    assert shapes[:, 0].median() == pytest.approx(aspect, rel=0.1)  # about the photo's own
+    assert shapes[:, 1].min() >= 0.49 and shapes[:, 1].max() <= 1.0
+    assert shapes[:, 1].max() > 0.95 and shapes[:, 1].min() < 0.55  # the whole range is used
+    out = crop(image, tv_tensors.Mask(torch.ones(1, height, width, dtype=torch.uint8)))
+    assert out[0].shape == (3, 32, 32) and out[1].shape == (1, 32, 32)
+
+
+@pytest.mark.parametrize("size", [16, 24, 40, 100])
+def test_resizing_keeps_the_trimap_on_its_photo(size):
+    """The mask lands where the photo's bright pet lands, at every scale, flipped or not."""
+    height, width = 75, 93  # scale factors that are not whole numbers
+    y, x = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    pet = ((x - 30) / 22.0) ** 2 + ((y - 40) / 25.0) ** 2 < 1  # an ellipse off centre
+    image = tv_tensors.Image((pet * 255).to(torch.uint8).expand(3, -1, -1).clone())
+    trimap = tv_tensors.Mask(torch.where(pet, PET, BACKGROUND).to(torch.uint8)[None])
+    for flip in (False, True):
+        step = v2.Compose([v2.RandomHorizontalFlip(p=1.0)] * flip + [SquareResize(size)])
+        small_image, small_trimap = step(image, trimap)
+        mask = (small_trimap[0] != BACKGROUND).float()
+        ideal = (small_image[0].float() / 255 > 0.5).float()  # the photo's own pet, resized
+        dice = 2 * (mask * ideal).sum() / (mask.sum() + ideal.sum())
+        assert dice > 0.985, (size, flip, float(dice))
+        assert set(small_trimap.unique().tolist()) <= {PET, BACKGROUND}
+
+
 def square_sample() -> dict:
     """A 32x32 raw sample: an off-centre pet drawn bright on a dark background."""
     rng = np.random.default_rng(0)
@@ -100,7 +141,7 @@ def test_levels_are_named_and_the_report_level_is_the_default():
     assert AUGMENT_LEVELS == ("report", "strong", "mixup")
     report = [type(t) for t in augmentations(32, "report").transforms]
     assert report == [type(t) for t in augmentations(32).transforms]
-    assert report == [v2.RandomResizedCrop, v2.RandomHorizontalFlip, v2.RandomGrayscale,
+    assert report == [CropAndZoom, v2.RandomHorizontalFlip, v2.RandomGrayscale,
                       v2.ColorJitter]
     strong = [type(t) for t in augmentations(32, "strong").transforms]
     assert strong == report + [v2.RandomRotation, ImageCutout]

@@ -13,10 +13,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision.transforms import v2
 
 from petseg_lib.data import formats
-from petseg_lib.data.augment import augmentations, cut_mix, model_sample, to_tv_tensors
+from petseg_lib.data.augment import (
+    SquareResize,
+    augmentations,
+    cut_mix,
+    model_sample,
+    to_tv_tensors,
+)
 from petseg_lib.data.formats import (
     DATASET_FORMATS,
     dataset_format,
@@ -94,7 +99,7 @@ def recipe(ds: ResizedDataset, index: int) -> dict:
     augmented = ds.augment and (index % 2 == 1 or not ds.keep_originals)
     name = ds.names[index // 2 if ds.augment else index]
     image, trimap = to_tv_tensors(dict(zip(("image", "trimap"), ds.read(name), strict=True)))
-    resize = v2.Resize((ds.image_size, ds.image_size), antialias=True)
+    resize = SquareResize(ds.image_size)
     if augmented:
         image, trimap = augmentations(ds.image_size, ds.augment_level)(image, trimap)
     else:

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from petseg_lib.data.augment import augment_sample
+from petseg_lib.data.augment import CropAndZoom, augment_sample
 from petseg_lib.data.masks import BACKGROUND
 from petseg_lib.data.oxford_pet import OxfordPetDataset, find_dataset, load_dataset
 from petseg_lib.training.config import quick_mode
@@ -67,7 +67,7 @@ photos = [raw[i] for i in picks]
 # %%
 crop_stats = {}
 for scale in ((0.5, 1.0), (0.1, 1.0)):
-    crop = v2.RandomResizedCrop(IMAGE_SIZE, scale=scale, antialias=True)
+    crop = CropAndZoom(IMAGE_SIZE, scale=scale)
     change, empty, cut = [], [], []
     for photo in photos:
         share = augment_sample(photo, None, IMAGE_SIZE)["mask"].mean().item()
@@ -83,8 +83,8 @@ for scale in ((0.5, 1.0), (0.1, 1.0)):
           f"{np.mean(cut):.0%} cut through the pet")
 
 # %%
-wide = v2.RandomResizedCrop(IMAGE_SIZE, scale=(0.1, 1.0), antialias=True)
-narrow = v2.RandomResizedCrop(IMAGE_SIZE, scale=(0.5, 1.0), antialias=True)
+wide = CropAndZoom(IMAGE_SIZE, scale=(0.1, 1.0))
+narrow = CropAndZoom(IMAGE_SIZE, scale=(0.5, 1.0))
 fig = show_augmentations(
     {"scale=(0.5, 1.0)": [augment_sample(photos[0], narrow, IMAGE_SIZE) for _ in range(5)],
      "scale=(0.1, 1.0)": [augment_sample(photos[0], wide, IMAGE_SIZE) for _ in range(5)]},

@@ -37,7 +37,7 @@ import numpy as np
 from ..paths import default_cache_dir, written_atomically
 
 # Bump when what the cache stores changes: older caches are then ignored.
-CACHE_VERSION = 3  # 3: in the user's cache folder, filled as samples are first read
+CACHE_VERSION = 4  # 3: in the user's cache folder, filled as read; 4: trimaps by pixel centres
 
 
 def files_fingerprint(paths: list[Path], root: Path | None = None) -> str:

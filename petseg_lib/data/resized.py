@@ -37,10 +37,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 from ..threads import limit_threads
-from .augment import augmentations, cut_mix, mix_up, model_sample, to_tv_tensors
+from .augment import SquareResize, augmentations, cut_mix, mix_up, model_sample, to_tv_tensors
 from .cache import ResizedCache, open_cache
 from .masks import trimap_to_mask
 
@@ -82,7 +81,7 @@ class ResizedDataset(Dataset):
         self.augment = augment and self.mode == "train"
         self.keep_originals = keep_originals  # False: the even indices are augmented too
         self.augment_level = augment_level
-        self.resize = v2.Resize((image_size, image_size), antialias=True)
+        self.resize = SquareResize(image_size)
         self.augmentations = augmentations(image_size, augment_level)
         self.cache = self._open_cache() if cache else None
 
