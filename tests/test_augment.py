@@ -19,8 +19,8 @@ from petseg_lib.data import resized
 from petseg_lib.data.augment import (
     AUGMENT_LEVELS,
     CropAndZoom,
-    SquareResize,
     ImageCutout,
+    SquareResize,
     augment_sample,
     augmentation_steps,
     augmentations,
