@@ -167,6 +167,36 @@ def test_real_runs_trains_scores_and_records_each_run(tiny_root, tmp_path, capsy
     assert table.startswith("| unet | 2 | ") and " ± " in table
 
 
+def test_folds_validate_on_different_trainval_images_and_never_on_test_ones(tiny_root, tmp_path):
+    from petseg_lib.data.oxford_pet import split_names
+
+    runs = load_benchmark("real_runs")
+    roots = [runs.fold_dataset(tiny_root, k, 5, tmp_path) for k in range(5)]
+    trainval = set(split_names(tiny_root, "train")) | set(split_names(tiny_root, "valid"))
+    valid_sets = [set(split_names(root, "valid")) for root in roots]
+    assert valid_sets[0] == set(split_names(tiny_root, "valid"))  # fold 0: the course's split
+    for root, valid in zip(roots, valid_sets, strict=True):
+        train = set(split_names(root, "train"))
+        assert valid and not valid & train and valid | train == trainval
+        assert split_names(root, "test") == split_names(tiny_root, "test")
+        assert (root / "images").resolve() == (tiny_root / "images").resolve()
+        assert (root / "annotations" / "trainval.txt").read_text().startswith("Cat_")
+    assert sum(map(len, valid_sets)) == len(set().union(*valid_sets))  # disjoint folds
+    with pytest.raises(ValueError, match="folds must be 1 to 10"):
+        runs.fold_dataset(tiny_root, 0, 11, tmp_path)
+
+
+def test_paired_differences_match_runs_by_seed_and_fold():
+    runs = load_benchmark("real_runs")
+    scores = {("a", 0, "f0"): 0.70, ("a", 0, "f1"): 0.80, ("b", 0, "f0"): 0.75,
+              ("b", 0, "f1"): 0.79, ("b", 1, "f0"): 0.99}  # b's seed 1 has no partner
+    rows = [{"name": n, "seed": s, "fold": f, "last_valid_dice": v, "best_valid_dice": v,
+             "test_dice": v} for (n, s, f), v in scores.items()]
+    table = runs.paired(rows, "a").splitlines()
+    assert table[0].startswith("| run - a | pairs |") and len(table) == 3
+    assert table[2].startswith("| b | 2 | +0.0200 ± 0.0300 (1 higher) |")  # +0.05 and -0.01
+
+
 def test_time_to_accuracy_smoke_mode_times_each_model_and_precision(tmp_path, monkeypatch):
     monkeypatch.delenv("PETSEG_DATA", raising=False)  # the sample dataset
     figure = tmp_path / "curves.png"

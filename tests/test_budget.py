@@ -10,6 +10,7 @@ from petseg_lib.train import train
 from petseg_lib.training.config import (
     QUICK_EPOCH_SAMPLES,
     QUICK_MODELS,
+    QUICK_PLAIN_WEIGHT_DECAY,
     QUICK_VALID_IMAGES,
     RECIPES,
     TrainConfig,
@@ -78,6 +79,14 @@ def test_each_quick_model_trains_at_its_own_rate_unless_told_otherwise():
     assert quick_config(model="resnet34_unet", augment=True).learning_rate == rates["resnet34_unet"]
     given = parse_args(["--quick", "--model", "resnet34_unet", "--learning_rate", "0.02"])
     assert given.learning_rate == 0.02
+
+
+def test_the_quick_unet_without_augmentation_is_held_back_by_stronger_weight_decay():
+    plain, augmented = quick_config(model="unet"), quick_config(model="unet", augment=True)
+    assert plain.weight_decay == QUICK_PLAIN_WEIGHT_DECAY["unet"] > augmented.weight_decay
+    assert quick_config(model="resnet34_unet").weight_decay == augmented.weight_decay
+    assert quick_config(model="unet", weight_decay=0.1).weight_decay == 0.1  # explicit wins
+    assert parse_args(["--quick", "--weight_decay", "0"]).weight_decay == 0
 
 
 @pytest.mark.parametrize("model", ["unet", "resnet34_unet"])
