@@ -202,8 +202,9 @@ print(f"always answering the commonest species: {commonest:.3f}")
 # %% [markdown]
 # Compare the head's accuracy with the commonest species' share: a head that only learned
 # "most photos are cats" would score that much. The Dice is the question, though. Measured
-# with `benchmarks/real_runs.py`, quick settings, the 568 real pairs, 5 seeds: UNet
-# 0.7893 ± 0.0141, + species head 0.7909 ± 0.0111, + breed head 0.7935 ± 0.0077. The means
+# with `benchmarks/real_runs.py`, quick settings of 2026-12-05 (before two fixes to the data
+# path and with weight decay 0.05; README "Results to expect"), the 568 real pairs, 5 seeds:
+# UNet 0.7893 ± 0.0141, + species head 0.7909 ± 0.0111, + breed head 0.7935 ± 0.0077. The means
 # differ by less than one standard deviation: no difference beyond the seeds' spread.
 
 # %% [markdown]
