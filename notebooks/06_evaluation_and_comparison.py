@@ -105,8 +105,8 @@ REPORT = {"UNet": 0.9054, "ResNet34-UNet": 0.9038, "UNet + augmentation": 0.9221
 # the weight decay (0.5), since without changed copies it learns its training photos by heart.
 # Each QUICK configuration thus has the settings that served it best on validation photos,
 # and the comparison asks whether augmentation beats the best plain run, not a plain run
-# left to overfit. The table's last two columns say how each model was trained and for how
-# long; each is tested at its own size.
+# left to overfit. The table's last two columns say how each model was trained (epochs,
+# image size, weight decay) and for how long; each is tested at its own size.
 #
 # `run_comparison` trains a configuration only when its checkpoint (`<run>_best.pth`) and
 # history are missing, when the run was trained with other settings, or when the checkpoint
