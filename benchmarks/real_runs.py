@@ -131,6 +131,11 @@ PLANS["resnet_quick"] = {
     "resnet34_unet_wd0.9": ("quick", dict(model="resnet34_unet", weight_decay=0.9)),
     "resnet34_unet_lr2e-3_wd0.5": ("quick", dict(model="resnet34_unet", weight_decay=0.5,
                                                   learning_rate=2e-3)),
+    # Narrower and longer, in about the same time: width 12 costs 0.56 of width 16's FLOPs.
+    "resnet34_unet_w12_e32": ("quick", dict(model="resnet34_unet", epochs=32,
+                                            model_kwargs={"base_channels": 12})),
+    "resnet34_unet_w8_e40": ("quick", dict(model="resnet34_unet", epochs=40,
+                                           model_kwargs={"base_channels": 8})),
 }
 
 
