@@ -41,16 +41,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from .cli import positive, run_cli, writable_folder
-from .compare import test_scores
 from .data.augment import to_tv_tensors
+from .data.batch import collate
 from .data.formats import find_dataset, load_dataset
 from .data.resized import ResizedDataset
 from .data.user_files import load_rgb
 from .errors import UserError
-from .evaluation.evaluate import describe_protocol
+from .evaluation.evaluate import describe_protocol, evaluate
 from .evaluation.figures import markdown_grid, save_figure
 from .evaluation.predict import model_device, predict_logits, to_float_images
 from .inference import load_model
@@ -224,8 +224,12 @@ def train_and_score(settings: Settings, run_name: str, seed: int,
 
 def test_dice(checkpoint: Path, settings: Settings) -> float:
     """Mean Dice per test image of CHECKPOINT, boundary as pet, at its training size."""
-    return test_scores(checkpoint, settings.data_path, pick_device("auto"),
-                       limit=settings.test_limit)["dice"]
+    device = pick_device("auto")
+    model = load_model(checkpoint, device)
+    test_set = load_dataset(settings.data_path, "test", model.image_size,
+                            limit=settings.test_limit)
+    loader = DataLoader(test_set, batch_size=16, collate_fn=collate)
+    return evaluate(model, loader, device, boundary="pet")["dice"]
 
 
 def run_fraction(settings: Settings, fraction: float, seed: int) -> dict:
