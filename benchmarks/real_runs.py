@@ -209,7 +209,7 @@ def fold_suffix(fold: str | None) -> str:
 
 
 def summary(rows: list[dict]) -> str:
-    """Mean ± std (over seeds) of each run name, as a Markdown table."""
+    """Mean ± std (over seeds and folds) of each run name, as a Markdown table."""
     import numpy as np
 
     lines = ["| run | runs | best valid Dice | last valid Dice | test Dice | test Dice pooled "
