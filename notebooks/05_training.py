@@ -311,7 +311,9 @@ print(f"{best_path.name} (best of {len(history['train_loss'])} epochs) on the va
 # Without `PETSEG_QUICK` this is the report's full run: 20 epochs at 256 px. **Start it on
 # a GPU**, or expect it to take more than a day on a laptop CPU. With `resume=True` the run
 # continues from `checkpoints/unet_last.pth` if it was interrupted, and returns at once if it
-# has already finished.
+# has already finished; a run saved with other settings or on other data (say, before you
+# changed a setting or downloaded the dataset) is not resumed: a line says why, and the run
+# starts afresh.
 
 # %%
 full_config = course_config("unet", data_path=str(DATA), resume=True, progress=False)

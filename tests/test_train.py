@@ -15,8 +15,8 @@ from petseg_lib.inference import main as inference_main
 from petseg_lib.models import build_model
 from petseg_lib.train import train, train_one_epoch
 from petseg_lib.training import losses
-from petseg_lib.training.checkpoint import CheckpointError
-from petseg_lib.training.config import TrainConfig, parse_args
+from petseg_lib.training.checkpoint import CheckpointError, resume_problem
+from petseg_lib.training.config import TrainConfig, course_config, parse_args
 from petseg_lib.training.history import diverged_epoch
 from petseg_lib.training.loaders import make_loaders
 from petseg_lib.training.schedules import make_scheduler
@@ -100,6 +100,29 @@ def test_resume_from_a_checkpoint_that_does_not_fit_says_so(sample_root, tmp_pat
     with pytest.raises(RuntimeError, match="Cannot resume from .*r_last.pth"):
         train(wider)
     assert (tmp_path / "ckpt" / "r_best.pth").is_file()  # nothing was overwritten
+
+
+def test_resume_refuses_a_run_trained_on_other_data(tmp_path):
+    config = TrainConfig(data_path=str(tmp_path / "real"))
+    saved = vars(TrainConfig(data_path=str(tmp_path / "sample")))
+    assert "it was trained on" in resume_problem(saved, config)
+    same = {**saved, "data_path": str(tmp_path / "sample" / ".." / "real")}  # another spelling
+    assert resume_problem(same, config) is None
+
+
+def test_a_notebook_run_saved_with_other_settings_starts_afresh(sample_root, tmp_path, capsys):
+    settings = dict(data_path=str(sample_root), model_kwargs={"base_channels": 4},
+                    image_size=32, epochs=1, batch_size=4, limit=8, progress=False,
+                    checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
+                    run_name="nb", resume=True)
+    train(course_config("unet", **settings))
+    assert course_config("unet", **settings).resume  # the same run: it goes on
+    changed = course_config("unet", **{**settings, "learning_rate": 5e-4})
+    assert not changed.resume
+    assert ("nb_last.pth is not resumed (it was trained with learning_rate="
+            in capsys.readouterr().out)
+    train(changed)
+    assert (tmp_path / "ckpt" / "nb_best.previous.pth").is_file()  # the earlier model is kept
 
 
 def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_the_best(

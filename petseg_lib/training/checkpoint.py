@@ -268,7 +268,28 @@ def resume_problem(saved: dict, config) -> str | None:
     if config.lr_schedule != "constant" and saved.get("epochs") != config.epochs:
         return (f"its {config.lr_schedule} schedule ends at epoch {saved.get('epochs')}, not "
                 f"{config.epochs}")
+    if not same_folder(saved.get("data_path"), config.data_path):
+        return f"it was trained on {saved.get('data_path')!r}, not {config.data_path!r}"
     return None
+
+
+def same_folder(a: str | None, b: str | None) -> bool:
+    """True when A and B name the same folder, or are both None (the default dataset)."""
+    if a is None or b is None:
+        return a is b
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def stale_run_problem(config) -> str | None:
+    """Why CONFIG's saved `_last.pth` cannot be resumed, or None (also when there is none)."""
+    last_path = run_paths(config)[1]
+    if not last_path.exists():
+        return None
+    try:
+        state = read_checkpoint(last_path)
+    except CheckpointError as err:
+        return str(err)
+    return resume_problem(state.get("config", {}), config)
 
 
 def restore_training(path: Path, config, model: nn.Module, optimizer, scheduler, scaler,

@@ -21,6 +21,7 @@ from ..models import MODELS, one_image_batch_problem, pretrained_kwargs, setting
 from ..models.classes import CLASS_COUNTS
 from ..options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device, add_quick
 from ..paths import default_checkpoint_dir, default_output_dir
+from .checkpoint import stale_run_problem
 from .losses import LOSSES
 from .multitask import AUX_MODELS, AUX_WEIGHT
 
@@ -241,13 +242,18 @@ def course_config(model: str = "unet", augment: bool = False, **overrides) -> Tr
     """The notebooks' configuration: the report's settings, or quick ones when PETSEG_QUICK=1.
 
     Checkpoints and outputs go to the repository's checkpoints/ and outputs/ folders,
-    whichever folder the notebook runs from.
+    whichever folder the notebook runs from. With resume=True a run saved with other settings
+    or data (e.g. by an earlier version of the course) is not resumed: the run starts afresh.
     """
     settings = dict(checkpoint_dir=str(default_checkpoint_dir()),
                     output_dir=str(default_output_dir()))
     settings.update(overrides)
     make = quick_config if quick_mode() else TrainConfig
-    return make(model=model, augment=augment, **settings)
+    config = make(model=model, augment=augment, **settings)
+    if config.resume and (problem := stale_run_problem(config)):
+        print(f"{config.run_name}_last.pth is not resumed ({problem}): this run starts afresh.")
+        config.resume = False
+    return config
 
 
 def check_settings(config: TrainConfig) -> None:
