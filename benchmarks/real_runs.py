@@ -136,6 +136,27 @@ PLANS["resnet_quick"] = {
                                            model_kwargs={"base_channels": 8})),
 }
 
+# Each residual block of the ResNet34 encoder started as its shortcut (zero_init_residual, as
+# torchvision's resnet34 offers it): the quick ResNet34-UNets, and a longer laptop UNet run.
+ZERO_INIT = {"base_channels": 16, "zero_init_residual": True}
+PLANS["zero_init"] = {
+    "resnet34_unet": PLANS["quick"]["resnet34_unet"],
+    "resnet34_unet_aug": PLANS["quick"]["resnet34_unet_aug"],
+    "resnet34_unet_zi": ("quick", dict(model="resnet34_unet", model_kwargs=ZERO_INIT)),
+    "resnet34_unet_aug_zi": ("quick", dict(model="resnet34_unet", augment=True,
+                                           model_kwargs=ZERO_INIT)),
+}
+PLANS["dropout"] = {
+    "resnet34_unet": PLANS["quick"]["resnet34_unet"],
+    **{f"resnet34_unet_drop{p}": ("quick", dict(model="resnet34_unet", model_kwargs={
+        "base_channels": 16, "dropout": p})) for p in (0.2, 0.5)},
+}
+# Smaller images for the quick ResNet34-UNets (layer4 then sees 3 x 3 or 4 x 4 cells).
+PLANS["resnet_size"] = {f"{name}_{size}px": (base, dict(settings, image_size=size))
+                        for name, (base, settings) in PLANS["quick"].items()
+                        if name.startswith("resnet") for size in (96, 112)}
+PLANS["laptop_epochs"] = {"unet_aug_e60": ("laptop", dict(model="unet", augment=True, epochs=60))}
+
 
 def fold_dataset(data_path: Path, fold: int, folds: int, out: Path) -> Path:
     """DATA_PATH seen through fold FOLD of FOLDS: the same files, another validation tenth.

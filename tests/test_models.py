@@ -7,7 +7,12 @@ import torch
 import torchvision
 
 from petseg_lib.models import MODELS, LRASPP_MobileNetV3, build_model, settings_problem
-from petseg_lib.models.resnet34_unet import IMAGENET_MEAN, IMAGENET_STD, ResNet34_UNet
+from petseg_lib.models.resnet34_unet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BasicBlock,
+    ResNet34_UNet,
+)
 from petseg_lib.models.summary import count_parameters, layer_shapes
 from petseg_lib.models.unet import UNet
 
@@ -186,6 +191,30 @@ def test_narrow_resnet34_unet_keeps_the_layout_at_a_fraction_of_the_width():
     rebuilt.load_state_dict(narrow.state_dict(), strict=True)
     with torch.no_grad():
         assert narrow.eval()(torch.rand(2, 3, 65, 47)).shape == (2, 1, 65, 47)
+
+
+def test_zero_init_residual_starts_each_block_as_its_shortcut():
+    x = torch.rand(1, 8, 16, 16)  # >= 0, so the block's last ReLU leaves its shortcut as is
+    zero = ResNet34_UNet(base_channels=8, zero_init_residual=True).eval()
+    blocks = [m for m in zero.encoder.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 16 and all(not b.bn2.weight.any() for b in blocks)
+    with torch.no_grad():
+        assert torch.equal(zero.encoder.layer1[1](x), x)
+        assert not torch.equal(ResNet34_UNet(base_channels=8).eval().encoder.layer1[1](x), x)
+
+
+def test_dropout_drops_whole_channels_in_training_only():
+    torch.manual_seed(0)
+    dropping = ResNet34_UNet(base_channels=8, dropout=0.5)
+    plain = ResNet34_UNet(base_channels=8)
+    plain.load_state_dict(dropping.state_dict())  # no weights of its own
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(dropping.eval()(x), plain.eval()(x))
+        dropping.train(), plain.train()
+        assert not torch.equal(dropping(x), plain(x))
+    with pytest.raises(ValueError, match="dropout"):
+        ResNet34_UNet(base_channels=8, dropout=1.5)
 
 
 @pytest.mark.parametrize("kwargs", [{"base_channels": 6}, {"base_channels": 18},

@@ -96,7 +96,7 @@ class BasicBlock(nn.Module):
 class ResNet34Encoder(nn.Module):
     """ResNet34 without avgpool and fc; returns the features used as skip connections."""
 
-    def __init__(self, in_channels: int = 3, width: int = 64):
+    def __init__(self, in_channels: int = 3, width: int = 64, zero_init_residual: bool = False):
         super().__init__()
         self.inplanes = width  # 64 in ResNet34; a narrower encoder keeps its depth and layout
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3,
@@ -108,6 +108,10 @@ class ResNet34Encoder(nn.Module):
         self.layer2 = self._make_layer(2 * width, 4, stride=2)
         self.layer3 = self._make_layer(4 * width, 6, stride=2)
         self.layer4 = self._make_layer(8 * width, 3, stride=2)
+        if zero_init_residual:  # each block starts as its shortcut: a shallow net that deepens
+            for module in self.modules():
+                if isinstance(module, BasicBlock):
+                    nn.init.zeros_(module.bn2.weight)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         """Stack `blocks` BasicBlocks; the first one may change stride and channels."""
@@ -199,6 +203,10 @@ class ResNet34_UNet(nn.Module):
     pretrained_encoder=True loads ImageNet weights into the encoder (needs network access or
     the file in the torch hub cache). normalize_input (default: same as pretrained_encoder)
     applies the ImageNet mean/std normalisation to the [0, 1] input inside forward.
+    Two regularisers for training from scratch, off by default: zero_init_residual starts each
+    residual block as its shortcut (its last BatchNorm's scale at 0, as torchvision's resnet34
+    offers it), and dropout drops whole channels of the deepest features during training.
+    Neither raised the validation Dice of the quick runs on real photos (benchmarks/README.md).
     """
 
     def __init__(
@@ -209,6 +217,8 @@ class ResNet34_UNet(nn.Module):
         normalize_input: bool | None = None,
         bilinear: bool = False,
         base_channels: int = 64,
+        zero_init_residual: bool = False,
+        dropout: float = 0.0,
     ):
         super().__init__()
         normalize_input = encoder_settings(in_channels, base_channels, pretrained_encoder,
@@ -230,10 +240,11 @@ class ResNet34_UNet(nn.Module):
         self.register_buffer("std", std, persistent=False)
 
         b = base_channels  # 64: ResNet34; every width below scales with it
-        self.encoder = ResNet34Encoder(in_channels, width=b)
+        self.encoder = ResNet34Encoder(in_channels, width=b, zero_init_residual=zero_init_residual)
         if pretrained_encoder:
             load_imagenet_weights(self.encoder)
 
+        self.dropout = nn.Dropout2d(dropout)  # whole channels of the deepest features, in training
         self.up1 = Up(8 * b, 4 * b, bilinear)  # with layer3
         self.up2 = Up(4 * b, 2 * b, bilinear)  # with layer2
         self.up3 = Up(2 * b, b, bilinear)  # with layer1
@@ -245,7 +256,7 @@ class ResNet34_UNet(nn.Module):
         if self.normalize_input:
             x = (x - self.mean) / self.std
         x0, x1, x2, x3, x4 = self.encoder(x)
-        x = self.up1(x4, x3)  # (N, 256, H/16, W/16)
+        x = self.up1(self.dropout(x4), x3)  # (N, 256, H/16, W/16)
         x = self.up2(x, x2)  # (N, 128, H/8, W/8)
         x = self.up3(x, x1)  # (N, 64, H/4, W/4)
         x = self.up4(x, x0)  # (N, 32, H/2, W/2)
