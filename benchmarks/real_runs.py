@@ -117,7 +117,7 @@ PLANS["beyond_28"] = {f"{m}_28": ("quick", dict(model=m, epochs=28))
 PLANS["quick_iou"] = {f"{n}_iou": (b, dict(o, loss="iou")) for n, (b, o) in PLANS["quick"].items()}
 # Weight decay 0.05 (every configuration's before this test) against 0.5, judged by validation
 # Dice over folds (--folds 5 --versus NAME): the 37 validation photos of one split could not
-# tell them apart. config.WEIGHT_DECAY holds what was chosen.
+# tell them apart. config.CONFIGURATION_SETTINGS holds what was chosen.
 COMPARED = {**PLANS["quick"], **{f"laptop_{n}": PLANS["laptop"][n] for n in ("unet", "unet_aug")}}
 PLANS["weight_decay"] = {
     **{n: (b, dict(o, weight_decay=0.05)) for n, (b, o) in COMPARED.items()},

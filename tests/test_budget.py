@@ -8,11 +8,11 @@ from PIL import Image
 from petseg_lib.data.oxford_pet import SimpleOxfordPetDataset
 from petseg_lib.train import train
 from petseg_lib.training.config import (
+    CONFIGURATION_SETTINGS,
     QUICK_EPOCH_SAMPLES,
     QUICK_MODELS,
     QUICK_VALID_IMAGES,
     RECIPES,
-    WEIGHT_DECAY,
     TrainConfig,
     parse_args,
     quick_config,
@@ -81,25 +81,29 @@ def test_each_quick_model_trains_at_its_own_rate_unless_told_otherwise():
     assert given.learning_rate == 0.02
 
 
-def test_weight_decay_is_chosen_per_configuration_and_explicit_values_win():
+def test_settings_chosen_per_configuration_and_explicit_values_win():
     plain, augmented = quick_config(model="unet"), quick_config(model="unet", augment=True)
-    assert plain.weight_decay == WEIGHT_DECAY["quick", "unet", False] > augmented.weight_decay
+    chosen = {key: settings["weight_decay"] for key, settings in CONFIGURATION_SETTINGS.items()}
+    assert plain.weight_decay == chosen["quick", "unet", False] > augmented.weight_decay
     assert quick_config(model="resnet34_unet").weight_decay == augmented.weight_decay
     laptop = {(m, a): recipe_config("laptop", model=m, augment=a).weight_decay
               for m in ("unet", "resnet34_unet") for a in (False, True)}
-    assert laptop.pop(("unet", True)) == WEIGHT_DECAY["laptop", "unet", True]
+    assert laptop.pop(("unet", True)) == chosen["laptop", "unet", True]
     assert set(laptop.values()) == {RECIPES["laptop"]["all"]["weight_decay"]}
     assert quick_config(model="unet", weight_decay=0.1).weight_decay == 0.1  # explicit wins
     assert parse_args(["--quick", "--weight_decay", "0"]).weight_decay == 0
     assert parse_args(["--recipe", "laptop", "--augment", "--weight_decay", "0"]).weight_decay == 0
+    longer = recipe_config("laptop", model="unet", augment=True)
+    assert longer.epochs == CONFIGURATION_SETTINGS["laptop", "unet", True]["epochs"]
+    assert longer.epochs > recipe_config("laptop", model="unet").epochs
+    assert recipe_config("laptop", model="unet", augment=True, epochs=5).epochs == 5
 
 
 @pytest.mark.parametrize("model", ["unet", "resnet34_unet"])
 def test_the_laptop_recipe_and_explicit_flags(model):
     config = parse_args(["--recipe", "laptop", "--model", model, "--augment"])
-    expected = {**RECIPES["laptop"]["all"], **RECIPES["laptop"][model]}
-    expected["weight_decay"] = WEIGHT_DECAY.get(("laptop", model, True),
-                                                expected["weight_decay"])
+    expected = {**RECIPES["laptop"]["all"], **RECIPES["laptop"][model],
+                **CONFIGURATION_SETTINGS.get(("laptop", model, True), {})}
     for key, value in expected.items():
         assert getattr(config, key) == value, key
     assert config.augment and config.run_name.endswith("_laptop")
