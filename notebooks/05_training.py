@@ -65,7 +65,8 @@ from petseg_lib.models.summary import count_parameters
 from petseg_lib.speed import pick_device, synchronize
 from petseg_lib.train import train, train_one_epoch
 from petseg_lib.training.checkpoint import checkpoint_payload, save_checkpoint
-from petseg_lib.training.config import TrainConfig, course_config, quick_mode
+from petseg_lib.training.config import TrainConfig, quick_mode
+from petseg_lib.training.course import course_config
 from petseg_lib.training.history import new_history, print_epoch, record_epoch
 from petseg_lib.training.loaders import make_loaders
 from petseg_lib.training.lr_finder import find_learning_rate

@@ -58,7 +58,8 @@ from petseg_lib.inference import load_model
 from petseg_lib.models.classes import describe_class_iou
 from petseg_lib.paths import default_checkpoint_dir, default_output_dir
 from petseg_lib.train import train
-from petseg_lib.training.config import course_config, quick_mode
+from petseg_lib.training.config import quick_mode
+from petseg_lib.training.course import course_config
 from petseg_lib.training.loaders import make_loaders
 from petseg_lib.training.losses import build_loss
 from petseg_lib.utils import markdown_grid, plot_scores, show_class_predictions

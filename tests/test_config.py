@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from petseg_lib.models import MODELS, build_model, one_image_batch_problem
-from petseg_lib.training.config import TrainConfig, course_config
+from petseg_lib.training.config import TrainConfig
+from petseg_lib.training.course import course_config
 
 
 def test_default_run_names_follow_model_and_augmentation():

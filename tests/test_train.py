@@ -16,7 +16,8 @@ from petseg_lib.models import build_model
 from petseg_lib.train import train, train_one_epoch
 from petseg_lib.training import losses
 from petseg_lib.training.checkpoint import CheckpointError, resume_problem
-from petseg_lib.training.config import TrainConfig, course_config, parse_args
+from petseg_lib.training.config import TrainConfig, parse_args
+from petseg_lib.training.course import course_config
 from petseg_lib.training.history import diverged_epoch
 from petseg_lib.training.loaders import make_loaders
 from petseg_lib.training.schedules import make_scheduler

@@ -51,7 +51,8 @@ from petseg_lib.training.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from petseg_lib.training.config import course_config, quick_mode
+from petseg_lib.training.config import quick_mode
+from petseg_lib.training.course import course_config
 from petseg_lib.training.history import new_history, record_epoch
 from petseg_lib.training.lr_finder import find_learning_rate
 

@@ -1,9 +1,8 @@
 """What a training run is asked to do: `TrainConfig`, and the course's quick and full settings.
 
 The defaults of `TrainConfig` are the design report's (UNet, 256 px, batch 8, Adam 1e-4,
-20 epochs). `quick_config` shrinks a run to about a minute on a laptop CPU, and
-`course_config` is what the notebooks use: quick settings when PETSEG_QUICK=1, the report's
-otherwise, with checkpoints and outputs in the repository whichever folder a notebook runs from.
+20 epochs). `quick_config` shrinks a run to about a minute on a laptop CPU (what the
+notebooks train when PETSEG_QUICK=1: course.py), and `recipe_config` gives the laptop recipe.
 `parse_args` turns the command line of `python -m petseg_lib.train` into a TrainConfig.
 """
 
@@ -20,8 +19,6 @@ from ..data.pet_labels import AUX_TASKS, check_aux_task
 from ..models import MODELS, one_image_batch_problem, pretrained_kwargs, settings_problem
 from ..models.classes import CLASS_COUNTS
 from ..options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device, add_quick
-from ..paths import default_checkpoint_dir, default_output_dir
-from .checkpoint import stale_run_problem
 from .losses import LOSSES
 from .multitask import AUX_MODELS, AUX_WEIGHT
 
@@ -242,24 +239,6 @@ def recipe_config(recipe: str, **overrides) -> TrainConfig:
 def quick_mode() -> bool:
     """True when PETSEG_QUICK=1: notebooks and tests then use small, fast settings."""
     return os.environ.get("PETSEG_QUICK", "0") == "1"
-
-
-def course_config(model: str = "unet", augment: bool = False, **overrides) -> TrainConfig:
-    """The notebooks' configuration: the report's settings, or quick ones when PETSEG_QUICK=1.
-
-    Checkpoints and outputs go to the repository's checkpoints/ and outputs/ folders,
-    whichever folder the notebook runs from. With resume=True a run saved with other settings
-    or data (e.g. by an earlier version of the course) is not resumed: the run starts afresh.
-    """
-    settings = dict(checkpoint_dir=str(default_checkpoint_dir()),
-                    output_dir=str(default_output_dir()))
-    settings.update(overrides)
-    make = quick_config if quick_mode() else TrainConfig
-    config = make(model=model, augment=augment, **settings)
-    if config.resume and (problem := stale_run_problem(config)):
-        print(f"{config.run_name}_last.pth is not resumed ({problem}): this run starts afresh.")
-        config.resume = False
-    return config
 
 
 def check_settings(config: TrainConfig) -> None:
