@@ -136,8 +136,9 @@ PLANS["resnet_quick"] = {
                                            model_kwargs={"base_channels": 8})),
 }
 
-# Each residual block of the ResNet34 encoder started as its shortcut (zero_init_residual, as
-# torchvision's resnet34 offers it): the quick ResNet34-UNets, and a longer laptop UNet run.
+# The quick ResNet34-UNets with each residual block started as its shortcut
+# (zero_init_residual, as torchvision's resnet34 offers it), with dropout on the deepest
+# features, and at smaller sizes; then the laptop UNet + augmentation trained longer.
 ZERO_INIT = {"base_channels": 16, "zero_init_residual": True}
 PLANS["zero_init"] = {
     "resnet34_unet": PLANS["quick"]["resnet34_unet"],
@@ -151,7 +152,7 @@ PLANS["dropout"] = {
     **{f"resnet34_unet_drop{p}": ("quick", dict(model="resnet34_unet", model_kwargs={
         "base_channels": 16, "dropout": p})) for p in (0.2, 0.5)},
 }
-# Smaller images for the quick ResNet34-UNets (layer4 then sees 3 x 3 or 4 x 4 cells).
+# At 96 or 112 px layer4 sees 3 x 3 or 4 x 4 cells.
 PLANS["resnet_size"] = {f"{name}_{size}px": (base, dict(settings, image_size=size))
                         for name, (base, settings) in PLANS["quick"].items()
                         if name.startswith("resnet") for size in (96, 112)}
