@@ -188,12 +188,16 @@ def fold_dataset(data_path: Path, fold: int, folds: int, out: Path) -> Path:
 
 
 def make_config(base: str, overrides: dict, seed: int, data_path: str, out: Path, name: str):
-    """The TrainConfig of one run, its files under OUT."""
+    """The TrainConfig of one run, its files under OUT.
+
+    The laptop recipe's time budget is off: runs that share the cores would be cut to fewer
+    epochs than the recipe trains on a free machine (an override may set one).
+    """
     from petseg_lib.training.config import TrainConfig, quick_config, recipe_config
 
-    settings = dict(overrides, seed=seed, data_path=data_path, progress=False,
-                    run_name=f"{name}_s{seed}", checkpoint_dir=str(out / "checkpoints"),
-                    output_dir=str(out / "outputs"))
+    settings = dict({"time_budget": None}, **overrides, seed=seed, data_path=data_path,
+                    progress=False, run_name=f"{name}_s{seed}",
+                    checkpoint_dir=str(out / "checkpoints"), output_dir=str(out / "outputs"))
     if base == "quick":
         return quick_config(**settings)
     if base == "report":

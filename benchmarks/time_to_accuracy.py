@@ -49,6 +49,7 @@ def curve(model: str, amp: bool, data_path: Path, folder: Path, smoke: bool,
           budget: float | None = None, progress_file: Path | None = None) -> list[tuple]:
     """(training seconds, test Dice) after every epoch of one run, until BUDGET seconds."""
     config = recipe_config("laptop", model=model, augment=True, amp=amp, progress=False,
+                           time_budget=None,  # every epoch: BUDGET stops the curve
                            data_path=str(data_path), checkpoint_dir=str(folder),
                            output_dir=str(folder), run_name=f"{model}_{'bf16' if amp else 'fp32'}",
                            **(SMOKE if smoke else {}))

@@ -58,7 +58,9 @@ from .options import (
     add_scoring,
     add_seeds,
     add_test_limit,
+    add_time_budget,
     add_tta,
+    time_budget_value,
 )
 from .paths import written_atomically
 from .speed import amp_helps, fast_layout, keep_freed_memory, keep_memory_helps, pick_device
@@ -66,13 +68,16 @@ from .train import train
 from .training.checkpoint import (
     RESUME_MUST_MATCH,
     CheckpointError,
+    epochs_match,
     model_from_checkpoint,
     read_checkpoint,
+    same_folder,
     saved_setting,
 )
 from .training.config import (
     AUX_WEIGHT,
     LR_SCHEDULES,
+    RECIPE_SECONDS,
     RECIPES,
     TrainConfig,
     augment_level,
@@ -160,9 +165,6 @@ def test_scores(checkpoint: Path, data_path: Path, device: str | torch.device,
             **{f"{k}_no_boundary": v for k, v in without.items() if k != "loss"}}
 
 
-SETTINGS_TO_MATCH = (*RESUME_MUST_MATCH, "epochs", "data_path")  # never another dataset's model
-
-
 def reusable(best: Path, history_file: Path, config: TrainConfig) -> bool:
     """True when a run's checkpoint and history exist, still load, and were made as CONFIG says."""
     if not (best.exists() and history_file.exists()):
@@ -175,7 +177,11 @@ def reusable(best: Path, history_file: Path, config: TrainConfig) -> bool:
         return False
     saved = state.get("config", {})
     changed = [f"{k}={saved.get(k)!r} (now {getattr(config, k)!r})"
-               for k in SETTINGS_TO_MATCH if saved_setting(saved, k) != getattr(config, k)]
+               for k in RESUME_MUST_MATCH if saved_setting(saved, k) != getattr(config, k)]
+    if not epochs_match(saved, config):
+        changed.append(f"epochs={saved.get('epochs')!r} (now {config.epochs!r})")
+    if not same_folder(saved.get("data_path"), config.data_path):  # never another dataset's
+        changed.append(f"data_path={saved.get('data_path')!r} (now {config.data_path!r})")
     if changed:
         print(f"{config.run_name}: retrained, its checkpoint was made with {', '.join(changed)}")
         return False
@@ -328,6 +334,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--recipe", choices=sorted(RECIPES),
                         help="train every configuration with a recipe's settings (config.py)")
     add_seeds(parser)
+    add_time_budget(parser, RECIPE_SECONDS)
     parser.add_argument("--lr_schedule", choices=LR_SCHEDULES, default=None,
                         help="the schedule of every run (default: the settings' own)")
     parser.add_argument("--augment_level", choices=AUGMENT_LEVELS, default=None,
@@ -348,6 +355,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise ValueError("--quick and --recipe each choose the settings: give one of them")
     shared = {k: args[k] for k in ("data_path", "epochs", "image_size", "limit", "lr_schedule",
                                    "augment_level", "aux_weight") if args[k] is not None}
+    if args["time_budget"] is not None:
+        shared["time_budget"] = time_budget_value(args["time_budget"])
     aux_tasks = tuple(None if t == "none" else t for t in dict.fromkeys(args["aux_task"]))
     writable_folder(args["output_dir"])
     writable_folder(args["checkpoint_dir"])

@@ -90,6 +90,21 @@ def add_amp(parser: argparse.ArgumentParser) -> None:
                              "bfloat16")
 
 
+def add_time_budget(parser: argparse.ArgumentParser, recipe_seconds: float,
+                    default=None) -> None:
+    """--time_budget SECONDS: train only the epochs that fit (training/time_budget.py); 0: all."""
+    parser.add_argument("--time_budget", type=float, default=default,
+                        help="seconds of training per run: it times its epochs and trains only "
+                             "those that fit, its schedule ending with them (default: the "
+                             f"settings' own: {recipe_seconds:g} with --recipe laptop, else "
+                             "none; 0: every epoch)")
+
+
+def time_budget_value(seconds: float | None) -> float | None:
+    """The TrainConfig.time_budget of --time_budget SECONDS: 0 means no budget (None)."""
+    return None if seconds == 0 else seconds
+
+
 def add_data_path(parser: argparse.ArgumentParser) -> None:
     """--data_path: the dataset folder (oxford_pet.find_dataset)."""
     parser.add_argument("--data_path", default=None,

@@ -56,6 +56,7 @@ from .training.lr_finder import find_learning_rate
 from .training.multitask import class_accuracy, correct_guesses, with_aux_head
 from .training.schedules import make_scheduler
 from .training.step import forward_loss, make_optimizer, optimizer_step
+from .training.time_budget import TimeBudget
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module,
@@ -141,8 +142,11 @@ def train(config: TrainConfig, on_epoch_end=None, train_set: Dataset | None = No
                        Path(config.output_dir) / "logs", config.run_name)
     shown = first_samples(valid_loader.dataset)  # the images TensorBoard shows each epoch
     valid = {}  # the last epoch's validation scores
+    budget = TimeBudget(config.time_budget)  # may cut the epochs to fit (time_budget.py)
     with keep_freed_memory(fast["keep_memory"]), log:
         for epoch in epochs:
+            if epoch == config.epochs:  # the time budget cut the run short
+                break
             learning_rate = scheduler.get_last_lr()[0]  # the rate this epoch trains with
             distributed.begin_epoch(train_loader, epoch)  # torchrun: this epoch's shuffle
             train_loss, train_dice, *train_accuracy = distributed.mean_over_processes(
@@ -156,6 +160,7 @@ def train(config: TrainConfig, on_epoch_end=None, train_set: Dataset | None = No
                 valid["accuracy"] = distributed.mean_over_processes(
                     (class_accuracy(net, valid_loader, device, fast["amp"]),))[0]
             record_epoch(history, train_loss, train_dice, valid, *train_accuracy)
+            scheduler = budget.fit(config, optimizer, scheduler, epoch + 1)
             log.epoch(epoch + 1, history, learning_rate, model, shown)
             epochs.set_postfix(valid_dice=f"{valid['dice']:.4f}")
             improved, best_dice = valid["dice"] > best_dice, max(best_dice, valid["dice"])

@@ -1,5 +1,7 @@
 """The four-configuration comparison, on tiny runs of the sample dataset."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -213,11 +215,28 @@ def test_compare_command_line_grid(sample_root, tmp_path, capsys, monkeypatch):
 
 def test_a_run_trained_on_another_dataset_is_not_reused(tmp_path, capsys):
     config = TrainConfig(data_path=str(tmp_path / "real"), model_kwargs={"base_channels": 4})
-    saved = {name: getattr(config, name) for name in compare.SETTINGS_TO_MATCH}
+    saved = dataclasses.asdict(config)
     best = write_checkpoint(tmp_path / "unet_best.pth", config=saved)
     history = tmp_path / "unet_history.json"
     history.write_text("{}")
     assert compare.reusable(best, history, config)
+    (tmp_path / "real").mkdir()  # the same folder, spelled another way: still the same run
+    respelled = TrainConfig(data_path=str(tmp_path / "real" / ".." / "real"),
+                            model_kwargs={"base_channels": 4})
+    assert compare.reusable(best, history, respelled)
     other = TrainConfig(data_path=str(tmp_path / "sample"), model_kwargs={"base_channels": 4})
     assert not compare.reusable(best, history, other)
     assert "retrained, its checkpoint was made with data_path=" in capsys.readouterr().out
+
+
+def test_a_run_its_time_budget_cut_short_is_reused_under_the_same_budget(tmp_path, capsys):
+    config = TrainConfig(model_kwargs={"base_channels": 4}, epochs=60, time_budget=600)
+    best = write_checkpoint(tmp_path / "unet_best.pth",
+                            config=dict(dataclasses.asdict(config), epochs=44))
+    history = tmp_path / "unet_history.json"
+    history.write_text("{}")
+    assert compare.reusable(best, history, config)
+    for other in (dict(time_budget=None), dict(time_budget=300), dict(epochs=40)):
+        changed = TrainConfig(**{**dataclasses.asdict(config), **other})
+        assert not compare.reusable(best, history, changed)
+        assert "epochs=44 (now" in capsys.readouterr().out

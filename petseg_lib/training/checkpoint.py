@@ -265,12 +265,24 @@ def resume_problem(saved: dict, config) -> str | None:
         if saved_setting(saved, name) != getattr(config, name):
             return (f"it was trained with {name}={saved.get(name)!r}, not "
                     f"{getattr(config, name)!r}")
-    if config.lr_schedule != "constant" and saved.get("epochs") != config.epochs:
+    if config.lr_schedule != "constant" and not epochs_match(saved, config):
         return (f"its {config.lr_schedule} schedule ends at epoch {saved.get('epochs')}, not "
                 f"{config.epochs}")
     if not same_folder(saved.get("data_path"), config.data_path):
         return f"it was trained on {saved.get('data_path')!r}, not {config.data_path!r}"
     return None
+
+
+def epochs_match(saved: dict, config) -> bool:
+    """True when a run saved with SAVED settings trains CONFIG's epochs, or fewer because
+    its time budget, the same as CONFIG's, cut them (time_budget.py)."""
+    return saved.get("epochs") == config.epochs or cut_by_budget(saved, config)
+
+
+def cut_by_budget(saved: dict, config) -> bool:
+    """True when CONFIG's time budget cut the epochs of the run saved with SAVED settings."""
+    return (config.time_budget is not None and saved.get("time_budget") == config.time_budget
+            and isinstance(saved.get("epochs"), int) and saved["epochs"] < config.epochs)
 
 
 def same_folder(a: str | None, b: str | None) -> bool:
@@ -300,9 +312,10 @@ def restore_training(path: Path, config, model: nn.Module, optimizer, scheduler,
     device their model lives on.
     """
     state = read_checkpoint(path)
+    saved = state.get("config", {})
     missing = [key for key in RESUME_KEYS if key not in state]
     problem = (f"it lacks {', '.join(missing)} (saved by an older petseg_lib?)" if missing
-               else resume_problem(state.get("config", {}), config))
+               else resume_problem(saved, config))
     if problem is not None:
         raise CheckpointError(f"Cannot resume from {path}: {problem}. Resume with the same "
                               "settings, or start a new run (another --run_name, or delete "
@@ -315,6 +328,8 @@ def restore_training(path: Path, config, model: nn.Module, optimizer, scheduler,
     scheduler.load_state_dict(state["scheduler"])
     if state["scaler"]:  # empty when the run had no gradient scaler
         scaler.load_state_dict(state["scaler"])
+    if cut_by_budget(saved, config):
+        config.epochs = saved["epochs"]  # as many as the time budget let it train
     torch.set_rng_state(state["rng"])  # random states are CPU tensors
     generator.set_state(state["loader_rng"])
     print(f"Resuming {config.run_name} after epoch {state['epoch']}.")

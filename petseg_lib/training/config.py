@@ -9,6 +9,7 @@ notebooks train when PETSEG_QUICK=1: course.py), and `recipe_config` gives the l
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -18,7 +19,15 @@ from ..data.augment import AUGMENT_LEVELS
 from ..data.pet_labels import AUX_TASKS, check_aux_task
 from ..models import MODELS, one_image_batch_problem, pretrained_kwargs, settings_problem
 from ..models.classes import CLASS_COUNTS
-from ..options import MAX_IMAGE_SIZE, add_amp, add_data_path, add_device, add_quick
+from ..options import (
+    MAX_IMAGE_SIZE,
+    add_amp,
+    add_data_path,
+    add_device,
+    add_quick,
+    add_time_budget,
+    time_budget_value,
+)
 from .losses import LOSSES
 from .multitask import AUX_MODELS, AUX_WEIGHT
 
@@ -50,6 +59,7 @@ class TrainConfig:
     limit: int | None = None  # use only this many training images (quick runs)
     epoch_samples: int | None = None  # draw this many training samples per epoch; None: all
     valid_limit: int | None = None  # validate on this many images spread over the split
+    time_budget: float | None = None  # seconds: train only the epochs that fit (time_budget.py)
     model_kwargs: dict = field(default_factory=dict)  # e.g. {"base_channels": 32}
     resume: bool = False  # continue from <run_name>_last.pth when it exists
     progress: bool = True  # tqdm progress bars
@@ -192,12 +202,14 @@ def quick_config(**overrides) -> TrainConfig:
 # RECIPES: settings for real photos on a laptop CPU (python -m petseg_lib.train --recipe
 # laptop), chosen by validation Dice on the real photos beside the project
 # (benchmarks/README.md) and sized to train within 10 minutes on 2 CPU cores (those of
-# 2026-12-05; a slower CPU takes longer: README, "Results to expect"). Like quick
-# mode, an epoch is a fixed number of samples, so the time does not grow with the dataset.
+# 2026-12-05). A slower CPU trains fewer epochs: the recipe's time budget (RECIPE_SECONDS,
+# time_budget.py) cuts them to what fits in the 10 minutes. Like quick mode, an epoch is
+# a fixed number of samples, so the time does not grow with the dataset.
 # With --augment every sample is augmented with the report's set: it reached a higher
 # validation Dice than the "strong" set (0.8395 against 0.8313, one seed each). The UNet's
 # rate: 1.5e-3 and 1e-3 both beat 3e-3 on validation (two seeds each); the ResNet34-UNet's
 # validation Dice was the same at 1e-3 as at 3e-3.
+RECIPE_SECONDS = 600  # the laptop recipe's time budget: 10 minutes of training
 RECIPES = {
     "laptop": {
         "unet": dict(model_kwargs={"base_channels": 16}, image_size=128, epochs=48,
@@ -206,7 +218,7 @@ RECIPES = {
                               learning_rate=3e-3),
         "all": dict(batch_size=16, lr_schedule="cosine", epoch_samples=640,
                     augment_level="report", keep_originals=False, weight_decay=0.05,
-                    loss="bce_dice"),
+                    loss="bce_dice", time_budget=RECIPE_SECONDS),
     },
 }
 
@@ -252,6 +264,10 @@ def check_settings(config: TrainConfig) -> None:
                              f"not {value!r}")
     if isinstance(config.image_size, int) and config.image_size > MAX_IMAGE_SIZE:
         raise ValueError(f"image_size must be at most {MAX_IMAGE_SIZE}, not {config.image_size}")
+    if config.time_budget is not None and not (isinstance(config.time_budget, int | float)
+                                               and 0 < config.time_budget < math.inf):
+        raise ValueError(f"time_budget must be a number of seconds above 0, or None for no "
+                         f"budget, not {config.time_budget!r}")
     if not (isinstance(config.learning_rate, int | float) and 0 < config.learning_rate < 10):
         raise ValueError(f"learning_rate must be a number between 0 and 10, not "
                          f"{config.learning_rate!r}")
@@ -306,6 +322,7 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
                         "at each level (64 in the report and in ResNet34; 8 to 32 on a CPU)")):
         option(name, text, type=int)
     option("learning_rate", "Adam learning rate", type=float)
+    add_time_budget(parser, RECIPE_SECONDS, default=argparse.SUPPRESS)
     option("weight_decay", "decoupled weight decay of Adam (AdamW)", type=float)
     option("keep_originals", "with --augment: keep each image's plain copy beside its "
            "augmented one (the report's doubling, the default); --no-keep_originals augments "
@@ -348,7 +365,7 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
            show_default=False, action=argparse.BooleanOptionalAction)
     add_quick(parser)
     parser.add_argument("--recipe", choices=sorted(RECIPES), help="settings for real photos on "
-                        "a laptop CPU (within 10 minutes on 2 cores), for whatever is not "
+                        "a laptop CPU (at most 10 minutes on 2 cores), for whatever is not "
                         "given explicitly")
     parser.add_argument("--find_lr", action="store_true", help="instead of training: the "
                         "learning-rate range test (a short run with a growing rate; prints a "
@@ -356,6 +373,8 @@ def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     given = vars(parser.parse_args(argv))
     find_lr = given.pop("find_lr")
     given.setdefault("progress", sys.stderr.isatty())  # one line per epoch in a log file
+    if "time_budget" in given:
+        given["time_budget"] = time_budget_value(given["time_budget"])
     if "base_channels" in given:
         given["model_kwargs"] = {"base_channels": given.pop("base_channels")}
     if given.pop("pretrained"):

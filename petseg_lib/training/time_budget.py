@@ -1,0 +1,68 @@
+"""A time budget for a training run (--time_budget): as many epochs as fit in it.
+
+The laptop recipe promises ten minutes of training on 2 CPU cores, but laptops' CPUs differ
+by two or three times, and one CPU slows down as it warms up or gets busy. With a budget,
+the run times its epochs from the second on (the first one also warms up the kernels and
+fills the resized-image cache). From the end of epoch PACED_EPOCHS + 1 on, after each epoch,
+it works out how many epochs fit in the budget at the mean pace so far. When that is fewer
+than the run means to train, it trains that many: the learning-rate schedule is drawn again
+to end at the new last epoch, so the rate still comes down to its end. A printed line says
+so each time. The epochs are only ever cut, never added (a budget is a limit), and a resumed
+run keeps its cut (checkpoint.epochs_match).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from . import distributed
+from .config import TrainConfig
+from .schedules import make_scheduler
+
+PACED_EPOCHS = 3  # epochs timed before the first cut: one slow epoch does not decide alone
+
+
+def epochs_that_fit(budget: float, elapsed: float, epoch_seconds: float, done: int,
+                    asked: int) -> int:
+    """How many epochs fit in BUDGET seconds: DONE took ELAPSED, each next one EPOCH_SECONDS."""
+    more = math.floor((budget - elapsed) / max(epoch_seconds, 1e-9))
+    return max(done, min(asked, done + more))
+
+
+def redraw_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, done: int):
+    """CONFIG's schedule from its first rate, ending at CONFIG.epochs, stepped DONE epochs on."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"]
+    scheduler = make_scheduler(optimizer, config)
+    for _ in range(done):
+        scheduler.step()
+    return scheduler
+
+
+class TimeBudget:
+    """The stopwatch of one run's training; `fit` cuts its epochs to what fits (None: never)."""
+
+    def __init__(self, seconds: float | None, clock=time.perf_counter):
+        self.seconds, self.clock = seconds, clock
+        self.laps = [clock()]  # the start, then the end of each epoch
+
+    def fit(self, config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler, done: int):
+        """After epoch DONE: CONFIG.epochs cut to what fits, and the schedule to go on with."""
+        self.laps.append(self.clock())
+        paced = len(self.laps) - 2  # epochs timed, after the first one, which warms up
+        if self.seconds is None or paced < PACED_EPOCHS:
+            return scheduler
+        elapsed = self.laps[-1] - self.laps[0]
+        pace = (self.laps[-1] - self.laps[1]) / paced  # seconds an epoch, once warm
+        elapsed, pace = distributed.mean_over_processes((elapsed, pace))  # torchrun: agree
+        epochs = epochs_that_fit(self.seconds, elapsed, pace, done, config.epochs)
+        if epochs == config.epochs:
+            return scheduler
+        print(f"Time budget {self.seconds:g} s: at {pace:.1f} s an epoch, this run trains "
+              f"{epochs} epochs instead of {config.epochs}, its learning rate coming down "
+              "over them (--time_budget 0 trains every epoch).")
+        config.epochs = epochs
+        return redraw_schedule(optimizer, config, done)
