@@ -101,6 +101,7 @@ def train(config: TrainConfig, on_epoch_end=None, train_set: Dataset | None = No
     """Train one model as CONFIG says; returns the history of the four curves per epoch.
 
     TRAIN_SET, when given, replaces CONFIG's training split (e.g. pseudo_labels.py's photos).
+    With a time budget, CONFIG.epochs is cut to the epochs that fit (time_budget.py).
     """
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
