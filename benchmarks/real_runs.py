@@ -156,6 +156,13 @@ PLANS["dropout"] = {
 PLANS["resnet_size"] = {f"{name}_{size}px": (base, dict(settings, image_size=size))
                         for name, (base, settings) in PLANS["quick"].items()
                         if name.startswith("resnet") for size in (96, 112)}
+# The quick ResNet34-UNet at 160 px for about the same time, and with fewer epochs (the
+# stochastic-depth rows of benchmarks/README.md ran on a copy of the model that is not kept).
+PLANS["resnet_more"] = {
+    "resnet34_unet": PLANS["quick"]["resnet34_unet"],
+    "resnet34_unet_160px_e13": ("quick", dict(model="resnet34_unet", image_size=160, epochs=13)),
+    "resnet34_unet_e14": ("quick", dict(model="resnet34_unet", epochs=14)),
+}
 PLANS["laptop_epochs"] = {"unet_aug_e60": ("laptop", dict(model="unet", augment=True, epochs=60))}
 
 
