@@ -315,6 +315,14 @@ print(f"{best_path.name} (best of {len(history['train_loss'])} epochs) on the va
 # has already finished; a run saved with other settings or on other data (say, before you
 # changed a setting or downloaded the dataset) is not resumed: a line says why, and the run
 # starts afresh.
+#
+# Between QUICK mode and the report's run lies the laptop recipe, `python -m
+# petseg_lib.train --recipe laptop --augment`: settings chosen on real photos for 2 CPU
+# cores, with a **time budget** of ten minutes (`time_budget=600` in a `TrainConfig`). The
+# run times its epochs and, when they are too slow for all of them to fit, trains fewer,
+# drawing its learning-rate schedule again so that the rate still comes down to its end; a
+# printed line says so. A slower CPU gets fewer epochs, and a somewhat lower Dice, instead of
+# a longer wait (README, "Results to expect").
 
 # %%
 full_config = course_config("unet", data_path=str(DATA), resume=True, progress=False)

@@ -17,7 +17,7 @@ def run(*args: str, cwd: Path | None = None, env: dict | None = None):
     """Run `python -m petseg_lib.<args>` in a fresh process; return the finished process."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "PETSEG_DEBUG": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=environment, timeout=120)
+                          cwd=cwd or ROOT, env=environment, timeout=300)  # a hang guard
 
 
 def assert_one_line_error(result, *words: str) -> None:
@@ -79,6 +79,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, 
     ("--batch_size", "-3", ("batch_size",)),
     ("--base_channels", "-3", ("base_channels", "at least 1")),
     ("--device", "gpu", ("--device gpu", "not a device name")),
+    ("--time_budget", "-5", ("time_budget must be a number of seconds above 0", "-5")),
 ])
 def test_train_refuses_impossible_values(option, value, words):
     assert_one_line_error(run("petseg_lib.train", "--quick", option, value), *words)
