@@ -73,7 +73,8 @@ def test_the_epochs_are_cut_to_the_pace_of_the_warm_epochs_and_only_ever_cut(cap
     next_epoch(optimizer, scheduler)
     scheduler = budget.fit(config, optimizer, scheduler, 5)
     assert config.epochs == 5 + math.floor((600 - 68) / 12)  # 49
-    assert "at 12.0 s an epoch, this run trains 49 epochs instead of 60" in capsys.readouterr().out
+    assert ("after epoch 5, at 12.0 s an epoch, this run trains 49 epochs instead of 60"
+            in capsys.readouterr().out)
     clock.now += 1  # faster again: the run is not lengthened
     next_epoch(optimizer, scheduler)
     assert budget.fit(config, optimizer, scheduler, 6) is scheduler and config.epochs == 49
@@ -101,7 +102,7 @@ def test_a_run_trains_the_epochs_its_budget_allows_and_resumes_with_them(sample_
     history = train(spent)
     cut = 1 + PACED_EPOCHS  # the budget was spent before the first cut: it ends the run there
     assert len(history["valid_dice"]) == cut and spent.epochs == cut
-    assert "Time budget 1e-06 s: at " in capsys.readouterr().out
+    assert f"Time budget 1e-06 s: after epoch {cut}, at " in capsys.readouterr().out
     last = tmp_path / "ckpt" / "b_last.pth"
     assert read_checkpoint(last)["config"]["epochs"] == cut
     again = train(tiny_config(sample_root, tmp_path, time_budget=1e-6, resume=True, **settings))

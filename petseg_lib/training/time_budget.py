@@ -61,8 +61,8 @@ class TimeBudget:
         epochs = epochs_that_fit(self.seconds, elapsed, pace, done, config.epochs)
         if epochs == config.epochs:
             return scheduler
-        print(f"Time budget {self.seconds:g} s: at {pace:.1f} s an epoch, this run trains "
-              f"{epochs} epochs instead of {config.epochs}, its learning rate coming down "
-              "over them (--time_budget 0 trains every epoch).")
+        print(f"Time budget {self.seconds:g} s: after epoch {done}, at {pace:.1f} s an epoch, "
+              f"this run trains {epochs} epochs instead of {config.epochs}, its learning rate "
+              "coming down over them (--time_budget 0 trains every epoch).")
         config.epochs = epochs
         return redraw_schedule(optimizer, config, done)
