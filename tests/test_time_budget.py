@@ -15,12 +15,11 @@ from petseg_lib.training.config import (
     parse_args,
     recipe_config,
 )
-from petseg_lib.training.schedules import learning_rates, make_scheduler
+from petseg_lib.training.schedules import learning_rates, make_scheduler, schedule_from
 from petseg_lib.training.time_budget import (
     PACED_EPOCHS,
     TimeBudget,
     epochs_that_fit,
-    redraw_schedule,
 )
 
 from .conftest import tiny_config
@@ -88,7 +87,7 @@ def test_a_cut_redraws_the_schedule_to_end_at_the_new_last_epoch(schedule):
     for _ in range(2):
         next_epoch(optimizer, scheduler)
     config.epochs = 5
-    scheduler = redraw_schedule(optimizer, config, done=2)
+    scheduler = schedule_from(optimizer, config, epoch=2)
     rates = [next_epoch(optimizer, scheduler) for _ in range(3)]
     # The rates of a run asked for 5 epochs from the start, from its third epoch on.
     assert rates == pytest.approx(learning_rates(TrainConfig(epochs=5, lr_schedule=schedule,

@@ -2,8 +2,9 @@
 
 `constant` is the design report's; `cosine` anneals the rate to 0 over the run; `one_cycle`
 warms up over the first 30 % of the epochs, then anneals; `step` trains the last third at a
-tenth of the rate. `make_scheduler` builds the one a run asks for, and `learning_rates` lists
-its rate per epoch, for a figure.
+tenth of the rate. `make_scheduler` builds the one a run asks for, `schedule_from` draws it
+again part way (a time budget's cut), and `learning_rates` lists its rate per epoch, for a
+figure.
 """
 
 from __future__ import annotations
@@ -30,6 +31,17 @@ def make_scheduler(optimizer: torch.optim.Optimizer,
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda epoch: one_cycle(epoch, config.epochs))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def schedule_from(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                  epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """CONFIG's schedule drawn again from its first rate and stepped to EPOCH (time_budget.py)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"]  # the chained schedules go on from the current rate
+    scheduler = make_scheduler(optimizer, config)
+    for _ in range(epoch):
+        scheduler.step()
+    return scheduler
 
 
 def one_cycle(epoch: int, epochs: int, warmup: float = 0.3, start: float = 0.04) -> float:

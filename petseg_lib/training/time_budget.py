@@ -20,7 +20,7 @@ import torch
 
 from . import distributed
 from .config import TrainConfig
-from .schedules import make_scheduler
+from .schedules import schedule_from
 
 PACED_EPOCHS = 3  # epochs timed before the first cut: one slow epoch does not decide alone
 
@@ -30,16 +30,6 @@ def epochs_that_fit(budget: float, elapsed: float, epoch_seconds: float, done: i
     """How many epochs fit in BUDGET seconds: DONE took ELAPSED, each next one EPOCH_SECONDS."""
     more = math.floor((budget - elapsed) / max(epoch_seconds, 1e-9))
     return max(done, min(asked, done + more))
-
-
-def redraw_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, done: int):
-    """CONFIG's schedule from its first rate, ending at CONFIG.epochs, stepped DONE epochs on."""
-    for group in optimizer.param_groups:
-        group["lr"] = group["initial_lr"]
-    scheduler = make_scheduler(optimizer, config)
-    for _ in range(done):
-        scheduler.step()
-    return scheduler
 
 
 class TimeBudget:
@@ -65,4 +55,4 @@ class TimeBudget:
               f"this run trains {epochs} epochs instead of {config.epochs}, its learning rate "
               "coming down over them (--time_budget 0 trains every epoch).")
         config.epochs = epochs
-        return redraw_schedule(optimizer, config, done)
+        return schedule_from(optimizer, config, done)  # the same kind, ending at EPOCHS
