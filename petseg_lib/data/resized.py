@@ -16,7 +16,9 @@ reads one pair; `ResizedDataset` does the rest, the same way for every format:
 - the resized-image cache (cache.py), for a format that names the files it depends on: plain
   samples come from it, bit for bit the ones decoded; augmented samples are always cut from the
   photo, so their zoomed-in crops keep every detail. When the cache folder cannot be written,
-  the dataset warns and decodes as without it;
+  the dataset warns and decodes as without it. Photos that are decoded again each epoch
+  (augmented, or without the cache) are kept in memory after the first time, up to a bound
+  (photo_memory.py);
 - `originals()`: the same split at each image's own size (`original_size_dataset`);
 - labels, when asked (`use_labels`, for multi-task runs): each sample then also has "label",
   its class of the task (pet_labels.py), read by name, so augmented copies keep it.
@@ -42,6 +44,7 @@ from ..threads import limit_threads
 from .augment import SquareResize, augmentations, cut_mix, mix_up, model_sample, to_tv_tensors
 from .cache import ResizedCache, open_cache
 from .masks import trimap_to_mask
+from .photo_memory import MEMORY_BYTES, PhotoMemory
 
 
 def original_sample(dataset: Dataset, name: str) -> dict:
@@ -84,6 +87,8 @@ class ResizedDataset(Dataset):
         self.resize = SquareResize(image_size)
         self.augmentations = augmentations(image_size, augment_level)
         self.cache = self._open_cache() if cache else None
+        # Photos decoded more than once a run (augmented, or no cache) stay in memory.
+        self.memory = PhotoMemory(MEMORY_BYTES if self.augment or self.cache is None else 0)
 
     @classmethod
     def detect(cls, root: str | Path) -> bool:
@@ -128,8 +133,15 @@ class ResizedDataset(Dataset):
     def _decode(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask | None, str]:
         """Image (3, h, w) and trimap (1, h, w) (or None) of name INDEX as read, and the name."""
         name = self.names[index]
-        image, trimap = self.read(name)
+        image, trimap = self._read_kept(name)
         return (*to_tv_tensors({"image": image, "trimap": trimap}), name)
+
+    def _read_kept(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """NAME's image and trimap as `read` gives them, from memory after the first time."""
+        if (arrays := self.memory.get(name)) is None:
+            arrays = self.read(name)
+            self.memory.add(name, arrays)
+        return arrays
 
     def _decode_resized(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """What the cache stores for name INDEX: the resized image and trimap (or None)."""
