@@ -163,6 +163,15 @@ PLANS["resnet_more"] = {
     "resnet34_unet_160px_e13": ("quick", dict(model="resnet34_unet", image_size=160, epochs=13)),
     "resnet34_unet_e14": ("quick", dict(model="resnet34_unet", epochs=14)),
 }
+# The one-cycle schedule (a warm-up, then down) for the quick ResNet34-UNets, at their rate of
+# 1e-3 (the quick_sweep3 rows ran at 3e-3, before the mask and decoder fixes).
+PLANS["resnet_cycle"] = {
+    "resnet34_unet": PLANS["quick"]["resnet34_unet"],
+    "resnet34_unet_one_cycle": ("quick", dict(model="resnet34_unet", lr_schedule="one_cycle")),
+    "resnet34_unet_aug": PLANS["quick"]["resnet34_unet_aug"],
+    "resnet34_unet_aug_one_cycle": ("quick", dict(model="resnet34_unet", augment=True,
+                                                  lr_schedule="one_cycle")),
+}
 PLANS["laptop_epochs"] = {"unet_aug_e60": ("laptop", dict(model="unet", augment=True, epochs=60))}
 
 

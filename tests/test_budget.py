@@ -83,12 +83,17 @@ def test_each_quick_model_trains_at_its_own_rate_unless_told_otherwise():
 
 def test_settings_chosen_per_configuration_and_explicit_values_win():
     plain, augmented = quick_config(model="unet"), quick_config(model="unet", augment=True)
-    chosen = {key: settings["weight_decay"] for key, settings in CONFIGURATION_SETTINGS.items()}
-    assert plain.weight_decay == chosen["quick", "unet", False] > augmented.weight_decay
+    chosen = CONFIGURATION_SETTINGS
+    assert (plain.weight_decay == chosen["quick", "unet", False]["weight_decay"]
+            > augmented.weight_decay)
     assert quick_config(model="resnet34_unet").weight_decay == augmented.weight_decay
+    schedules = {augment: quick_config(model="resnet34_unet", augment=augment).lr_schedule
+                 for augment in (False, True)}
+    assert schedules == {False: chosen["quick", "resnet34_unet", False]["lr_schedule"],
+                         True: plain.lr_schedule} and plain.lr_schedule != schedules[False]
     laptop = {(m, a): recipe_config("laptop", model=m, augment=a).weight_decay
               for m in ("unet", "resnet34_unet") for a in (False, True)}
-    assert laptop.pop(("unet", True)) == chosen["laptop", "unet", True]
+    assert laptop.pop(("unet", True)) == chosen["laptop", "unet", True]["weight_decay"]
     assert set(laptop.values()) == {RECIPES["laptop"]["all"]["weight_decay"]}
     assert quick_config(model="unet", weight_decay=0.1).weight_decay == 0.1  # explicit wins
     assert parse_args(["--quick", "--weight_decay", "0"]).weight_decay == 0
