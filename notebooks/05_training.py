@@ -319,10 +319,11 @@ print(f"{best_path.name} (best of {len(history['train_loss'])} epochs) on the va
 # Between QUICK mode and the report's run lies the laptop recipe, `python -m
 # petseg_lib.train --recipe laptop --augment`: settings chosen on real photos for 2 CPU
 # cores, with a **time budget** of ten minutes (`time_budget=600` in a `TrainConfig`). The
-# run times its epochs and, when they are too slow for all of them to fit, trains fewer,
-# drawing its learning-rate schedule again so that the rate still comes down to its end; a
-# printed line says so. A slower CPU gets fewer epochs, and a somewhat lower Dice, instead of
-# a longer wait (README, "Results to expect").
+# run times its epochs and, when they are too slow for all of them to fit, trains fewer
+# (and more again, up to those asked, if the pace picks up), drawing its learning-rate
+# schedule again so that the rate still comes down to its end; a printed line says so. A
+# slower CPU gets fewer epochs, and a somewhat lower Dice, instead of a longer wait (README,
+# "Results to expect").
 
 # %%
 full_config = course_config("unet", data_path=str(DATA), resume=True, progress=False)
@@ -438,7 +439,9 @@ print(f"{len(found['rates'])} batches; suggested learning rate {found['suggested
 # small ones to settle at the end. The **one-cycle** schedule (`lr_schedule="one_cycle"`)
 # first warms up from a twenty-fifth of the rate over the first 30 % of the epochs, which
 # spares a fresh model the largest steps while its BatchNorm statistics and Adam's running
-# estimates are still unsettled, then anneals like the cosine. The step schedule
+# estimates are still unsettled, then anneals like the cosine. QUICK mode's ResNet34-UNet
+# without augmentation trains with it: its validation Dice was higher with the warm-up in five
+# folds of the real training photos out of five (benchmarks/README.md). The step schedule
 # (`lr_schedule="step"`) divides the rate by 10 for the last third. Each is one setting of
 # `TrainConfig`; the figure shows the rate each epoch trains with.
 

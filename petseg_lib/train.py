@@ -143,7 +143,7 @@ def train(config: TrainConfig, on_epoch_end=None, train_set: Dataset | None = No
                        Path(config.output_dir) / "logs", config.run_name)
     shown = first_samples(valid_loader.dataset)  # the images TensorBoard shows each epoch
     valid = {}  # the last epoch's validation scores
-    budget = TimeBudget(config.time_budget)  # may cut the epochs to fit (time_budget.py)
+    budget = TimeBudget(config.time_budget, config.epochs)  # epochs that fit (time_budget.py)
     with keep_freed_memory(fast["keep_memory"]), log:
         for epoch in epochs:
             if epoch == config.epochs:  # the time budget cut the run short

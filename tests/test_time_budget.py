@@ -56,11 +56,11 @@ def next_epoch(optimizer, scheduler) -> float:
     return rate
 
 
-def test_the_epochs_are_cut_to_the_pace_of_the_warm_epochs_and_only_ever_cut(capsys):
+def test_the_epochs_follow_the_pace_of_the_warm_epochs_never_beyond_those_asked(capsys):
     config = TrainConfig(epochs=60, lr_schedule="cosine", time_budget=600)
     optimizer, scheduler = fresh_run(config)
     clock = Clock()
-    budget = TimeBudget(config.time_budget, clock)
+    budget = TimeBudget(config.time_budget, config.epochs, clock)
     for done, seconds in enumerate([20, 9, 9, 9], start=1):  # a slow first epoch
         clock.now += seconds
         next_epoch(optimizer, scheduler)
@@ -74,10 +74,22 @@ def test_the_epochs_are_cut_to_the_pace_of_the_warm_epochs_and_only_ever_cut(cap
     assert config.epochs == 5 + math.floor((600 - 68) / 12)  # 49
     assert ("after epoch 5, at 12.0 s an epoch, this run trains 49 epochs instead of 60"
             in capsys.readouterr().out)
-    clock.now += 1  # faster again: the run is not lengthened
+    clock.now += 3  # faster again: 10.2 s an epoch since the first, room for 52
     next_epoch(optimizer, scheduler)
-    assert budget.fit(config, optimizer, scheduler, 6) is scheduler and config.epochs == 49
-    assert TimeBudget(None, clock).fit(config, optimizer, scheduler, 6) is scheduler
+    scheduler = budget.fit(config, optimizer, scheduler, 6)
+    assert config.epochs == 6 + math.floor((600 - 71) / 10.2)  # 57
+    assert "after epoch 6, at 10.2 s an epoch, this run trains 57 epochs instead of 49" in (
+        capsys.readouterr().out)
+    rate = next_epoch(optimizer, scheduler)  # epoch 7 trains at a 57-epoch run's rate
+    assert rate == pytest.approx(learning_rates(TrainConfig(epochs=57, lr_schedule="cosine"))[6])
+    clock.now += 10  # room for 58: one more is too few to grow (no flapping by one)
+    assert budget.fit(config, optimizer, scheduler, 7) is scheduler and config.epochs == 57
+    clock.now += 1  # very fast now: room for more than were asked, which stays the most
+    next_epoch(optimizer, scheduler)
+    scheduler = budget.fit(config, optimizer, scheduler, 8)
+    assert config.epochs == 60
+    assert budget.fit(config, optimizer, scheduler, 9) is scheduler  # no change, no new schedule
+    assert TimeBudget(None, 60, clock).fit(config, optimizer, scheduler, 6) is scheduler
 
 
 @pytest.mark.parametrize("schedule", LR_SCHEDULES)

@@ -207,7 +207,7 @@ def quick_config(**overrides) -> TrainConfig:
 # laptop), chosen by validation Dice on the real photos beside the project
 # (benchmarks/README.md) and sized to train within 10 minutes on 2 CPU cores (those of
 # 2026-12-05). A slower CPU trains fewer epochs: the recipe's time budget (RECIPE_SECONDS,
-# time_budget.py) cuts them to what fits in the 10 minutes. Like quick mode, an epoch is
+# time_budget.py) sets them to what fits in the 10 minutes. Like quick mode, an epoch is
 # a fixed number of samples, so the time does not grow with the dataset.
 # With --augment every sample is augmented with the report's set: it reached a higher
 # validation Dice than the "strong" set (0.8395 against 0.8313, one seed each). The UNet's

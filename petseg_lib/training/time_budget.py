@@ -1,14 +1,16 @@
 """A time budget for a training run (--time_budget): as many epochs as fit in it.
 
 The laptop recipe promises ten minutes of training on 2 CPU cores, but laptops' CPUs differ
-by two or three times, and one CPU slows down as it warms up or gets busy. With a budget,
-the run times its epochs from the second on (the first one also warms up the kernels and
-fills the resized-image cache). From the end of epoch PACED_EPOCHS + 1 on, after each epoch,
-it works out how many epochs fit in the budget at the mean pace so far. When that is fewer
-than the run means to train, it trains that many: the learning-rate schedule is drawn again
-to end at the new last epoch, so the rate still comes down to its end. A printed line says
-so each time. The epochs are only ever cut, never added (a budget is a limit), and a resumed
-run keeps its cut (checkpoint.epochs_match).
+by two or three times, and one CPU slows down or speeds up as its neighbours come and go.
+With a budget, the run times its epochs from the second on (the first one also warms up the
+kernels and fills the caches). From the end of epoch PACED_EPOCHS + 1 on, after each epoch,
+it works out how many epochs fit in the budget at the mean pace so far, never more than it
+was asked for, and trains that many: fewer when the pace is slow, more again (up to the
+epochs asked, and only when GROW_BY more fit) when it picks up, so a few slow epochs early
+on do not cost the whole run. The
+learning-rate schedule is drawn again to end at the new last epoch, so the rate still comes
+down to its end. A printed line says so each time. A resumed run starts from the epochs it
+was saved with (checkpoint.epochs_match).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .config import TrainConfig
 from .schedules import schedule_from
 
 PACED_EPOCHS = 3  # epochs timed before the first cut: one slow epoch does not decide alone
+GROW_BY = 2  # a cut run grows again when at least this many more epochs fit: no flapping by one
 
 
 def epochs_that_fit(budget: float, elapsed: float, epoch_seconds: float, done: int,
@@ -33,14 +36,14 @@ def epochs_that_fit(budget: float, elapsed: float, epoch_seconds: float, done: i
 
 
 class TimeBudget:
-    """The stopwatch of one run's training; `fit` cuts its epochs to what fits (None: never)."""
+    """The stopwatch of one run's training; `fit` sets its epochs to what fits (None: never)."""
 
-    def __init__(self, seconds: float | None, clock=time.perf_counter):
-        self.seconds, self.clock = seconds, clock
+    def __init__(self, seconds: float | None, asked: int, clock=time.perf_counter):
+        self.seconds, self.asked, self.clock = seconds, asked, clock  # ASKED: the most epochs
         self.laps = [clock()]  # the start, then the end of each epoch
 
     def fit(self, config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler, done: int):
-        """After epoch DONE: CONFIG.epochs cut to what fits, and the schedule to go on with."""
+        """After epoch DONE: CONFIG.epochs set to what fits, and the schedule to go on with."""
         self.laps.append(self.clock())
         paced = len(self.laps) - 2  # epochs timed, after the first one, which warms up
         if self.seconds is None or paced < PACED_EPOCHS:
@@ -48,9 +51,9 @@ class TimeBudget:
         elapsed = self.laps[-1] - self.laps[0]
         pace = (self.laps[-1] - self.laps[1]) / paced  # seconds an epoch, once warm
         elapsed, pace = distributed.mean_over_processes((elapsed, pace))  # torchrun: agree
-        epochs = epochs_that_fit(self.seconds, elapsed, pace, done, config.epochs)
-        if epochs == config.epochs:
-            return scheduler
+        epochs = epochs_that_fit(self.seconds, elapsed, pace, done, self.asked)
+        if 0 <= epochs - config.epochs < GROW_BY:
+            return scheduler  # as many as planned fit, or too few more to grow
         print(f"Time budget {self.seconds:g} s: after epoch {done}, at {pace:.1f} s an epoch, "
               f"this run trains {epochs} epochs instead of {config.epochs}, its learning rate "
               "coming down over them (--time_budget 0 trains every epoch).")
