@@ -7,10 +7,9 @@ kernels and fills the caches). From the end of epoch PACED_EPOCHS + 1 on, after 
 it works out how many epochs fit in the budget at the mean pace so far, never more than it
 was asked for, and trains that many: fewer when the pace is slow, more again (up to the
 epochs asked, and only when GROW_BY more fit) when it picks up, so a few slow epochs early
-on do not cost the whole run. The
-learning-rate schedule is drawn again to end at the new last epoch, so the rate still comes
-down to its end. A printed line says so each time. A resumed run starts from the epochs it
-was saved with (checkpoint.epochs_match).
+on do not cost the whole run. The learning-rate schedule is drawn again to end at the new
+last epoch, so the rate still comes down to its end. A printed line says so each time. A
+resumed run starts from the epochs it was saved with (checkpoint.epochs_match).
 """
 
 from __future__ import annotations
