@@ -246,7 +246,7 @@ def score_run(config: TrainConfig, retrain: bool, test_limit: int | None, bounda
     scores = test_scores(best, find_dataset(config.data_path), pick_device(config.device),
                          test_limit, config.batch_size, boundary, original_size, tta)
     return {"run_name": config.run_name, "status": status, "train_seconds": seconds,
-            "weight_decay": config.weight_decay,
+            "weight_decay": config.weight_decay, "lr_schedule": config.lr_schedule,
             "history": json.loads(history_file.read_text()), **scores}
 
 
@@ -287,10 +287,12 @@ def cell(row: dict, key: str) -> str:
 
 
 def trained(row: dict) -> str:
-    """How a row's model was trained: '24 epochs at 64 px, weight decay 0.05' (test size)."""
+    """How a row's model was trained: '24 epochs at 64 px, cosine, weight decay 0.05'."""
     epochs = len(row["history"]["train_loss"]) if "history" in row else "?"
+    schedule = f", {row['lr_schedule']}" if "lr_schedule" in row else ""
     decay = f", weight decay {row['weight_decay']:g}" if "weight_decay" in row else ""
-    return f"{epochs} epoch{'' if epochs == 1 else 's'} at {row.get('image_size', '?')} px{decay}"
+    return (f"{epochs} epoch{'' if epochs == 1 else 's'} at {row.get('image_size', '?')} px"
+            f"{schedule}{decay}")
 
 
 def training_time(row: dict) -> str:

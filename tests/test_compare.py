@@ -42,9 +42,10 @@ def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path,
     assert len(table) == 8 and table[4].startswith("| UNet |")
     assert f"{rows[0]['dice']:.4f}" in table[4]
     assert all(r["train_seconds"] > 0 for r in rows)  # all trained just now, and timed
-    assert table[4].endswith(f" | 1 epoch at 32 px, weight decay 0.5 | "
+    assert table[4].endswith(f" | 1 epoch at 32 px, cosine, weight decay 0.5 | "
                              f"{rows[0]['train_seconds']:.0f} s |")  # the plain quick UNet
-    assert " | 1 epoch at 32 px, weight decay 0.05 | " in table[6]  # with augmentation
+    assert " | 1 epoch at 32 px, one_cycle, weight decay 0.05 | " in table[5]  # ResNet34-UNet
+    assert " | 1 epoch at 32 px, cosine, weight decay 0.05 | " in table[6]  # with augmentation
     for name in ("test_scores.png", "validation_curves.png"):
         assert (tmp_path / "cmp" / name).stat().st_size > 1000
 
