@@ -24,6 +24,7 @@ from .test_inference import write_checkpoint, write_mask_folder
 
 def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path, monkeypatch):
     shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
+                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
                   checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
                   progress=False)
     rows = compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,
@@ -63,6 +64,7 @@ def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path,
 def test_a_checkpoint_that_no_longer_fits_is_trained_again(sample_root, tmp_path, monkeypatch,
                                                            capsys):
     shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
+                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
                   checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
                   progress=False)
     compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4, **shared)
@@ -105,6 +107,7 @@ def test_test_scores_use_the_fast_paths_and_give_the_same_scores(pets, tmp_path)
 def test_a_run_is_reused_only_when_trained_with_the_same_settings(sample_root, tmp_path,
                                                                   monkeypatch, capsys):
     shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
+                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
                   checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
                   progress=False)
     compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4, **shared)
@@ -163,6 +166,7 @@ def test_scores_at_original_size_on_your_own_mask_folder(tmp_path):
 
 def test_a_grid_of_models_losses_and_seeds_reports_mean_and_spread(sample_root, tmp_path):
     shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
+                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
                   checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
                   progress=False)
     rows = compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,

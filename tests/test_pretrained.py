@@ -106,6 +106,7 @@ def test_train_pretrained_flag_sets_the_models_own_setting():
 
 def compare_with_pretrained(sample_root, tmp_path):
     shared = dict(data_path=str(sample_root), image_size=64, epochs=1, limit=8, batch_size=4,
+                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
                   checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
                   progress=False)
     return compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,

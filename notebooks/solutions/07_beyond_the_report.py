@@ -44,7 +44,7 @@ from petseg_lib.training.losses import build_loss
 FOLDER = Path(tempfile.mkdtemp(prefix="petseg-solutions-07-"))
 TINY = dict(data_path=str(find_dataset()), checkpoint_dir=str(FOLDER / "checkpoints"),
             output_dir=str(FOLDER / "outputs"), progress=False, image_size=32, epochs=2,
-            limit=24, batch_size=4)
+            limit=24, epoch_samples=None, batch_size=4)  # an epoch: the 24 images, once
 
 # %% [markdown]
 # ## Exercise 1 — the Focal loss in the grid
