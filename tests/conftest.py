@@ -140,6 +140,13 @@ def pets(tmp_path, sample_root) -> Path:
                                 ignore=shutil.ignore_patterns("cache")))
 
 
+def tiny_comparison(root, tmp_path, image_size: int = 32) -> dict:
+    """run_comparison(quick=True) settings of seconds: 8 images once an epoch, not 256 draws."""
+    return dict(data_path=str(root), image_size=image_size, epochs=1, limit=8, batch_size=4,
+                epoch_samples=None, checkpoint_dir=str(tmp_path / "ckpt"),
+                output_dir=str(tmp_path / "out"), progress=False)
+
+
 def tiny_config(root, tmp_path, **overrides) -> TrainConfig:
     settings = dict(data_path=str(root), model="unet", model_kwargs={"base_channels": 4},
                     image_size=32, epochs=2, batch_size=4, limit=8, learning_rate=1e-3,

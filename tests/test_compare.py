@@ -19,14 +19,12 @@ from petseg_lib.train import train
 from petseg_lib.training.config import TrainConfig
 from petseg_lib.utils import plot_scores
 
+from .conftest import tiny_comparison
 from .test_inference import write_checkpoint, write_mask_folder
 
 
 def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path, monkeypatch):
-    shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
-                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
-                  checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
-                  progress=False)
+    shared = tiny_comparison(sample_root, tmp_path)
     rows = compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,
                                   **shared)
     assert [r["label"] for r in rows] == ["UNet", "ResNet34-UNet", "UNet + augmentation",
@@ -63,10 +61,7 @@ def test_comparison_trains_scores_and_reports_then_reuses(sample_root, tmp_path,
 
 def test_a_checkpoint_that_no_longer_fits_is_trained_again(sample_root, tmp_path, monkeypatch,
                                                            capsys):
-    shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
-                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
-                  checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
-                  progress=False)
+    shared = tiny_comparison(sample_root, tmp_path)
     compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4, **shared)
     # As if saved by an older version whose UNet was wider: the weights no longer fit.
     path = tmp_path / "ckpt" / "unet_quick_best.pth"
@@ -106,10 +101,7 @@ def test_test_scores_use_the_fast_paths_and_give_the_same_scores(pets, tmp_path)
 
 def test_a_run_is_reused_only_when_trained_with_the_same_settings(sample_root, tmp_path,
                                                                   monkeypatch, capsys):
-    shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
-                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
-                  checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
-                  progress=False)
+    shared = tiny_comparison(sample_root, tmp_path)
     compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4, **shared)
     trained, real_train = [], compare.train
     monkeypatch.setattr(compare, "train", lambda c: trained.append(c.run_name) or real_train(c))
@@ -165,10 +157,7 @@ def test_scores_at_original_size_on_your_own_mask_folder(tmp_path):
 
 
 def test_a_grid_of_models_losses_and_seeds_reports_mean_and_spread(sample_root, tmp_path):
-    shared = dict(data_path=str(sample_root), image_size=32, epochs=1, limit=8, batch_size=4,
-                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
-                  checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
-                  progress=False)
+    shared = tiny_comparison(sample_root, tmp_path)
     rows = compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,
                                   models=("unet",), losses=("bce", "dice"), seeds=2, **shared)
     assert [r["label"] for r in rows] == ["UNet", "UNet + augmentation", "UNet + Dice loss",

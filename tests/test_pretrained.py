@@ -15,6 +15,8 @@ from petseg_lib.models import ResNet34_UNet, imagenet_weights_problem, pretraine
 from petseg_lib.models import resnet34_unet as resnet34_module
 from petseg_lib.training.config import parse_command
 
+from .conftest import tiny_comparison
+
 
 @pytest.fixture
 def weights_server(tmp_path, monkeypatch):
@@ -105,10 +107,7 @@ def test_train_pretrained_flag_sets_the_models_own_setting():
 
 
 def compare_with_pretrained(sample_root, tmp_path):
-    shared = dict(data_path=str(sample_root), image_size=64, epochs=1, limit=8, batch_size=4,
-                  epoch_samples=None,  # an epoch: the 8 images once, not quick mode's 256
-                  checkpoint_dir=str(tmp_path / "ckpt"), output_dir=str(tmp_path / "out"),
-                  progress=False)
+    shared = tiny_comparison(sample_root, tmp_path, image_size=64)
     return compare.run_comparison(quick=True, report_dir=tmp_path / "cmp", test_limit=4,
                                   models=("unet",), augments=(False,), pretrained=True,
                                   **shared)
